@@ -1,0 +1,72 @@
+"""One Settings object: flags > environment > tidsmith.toml > defaults.
+
+API keys are not settings: providers read them from the environment when
+they are built, so they are never copied into this object, logs or records.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import ConfigError
+
+CONFIG_FILE = "tidsmith.toml"
+
+# Environment variable → setting.
+_ENV = {
+    "TIDSMITH_MODEL": "model",
+    "TIDSMITH_TEMPLATE": "template",
+    "TIDSMITH_CONCURRENCY": "concurrency",
+    "TIDSMITH_MAX_TOKENS": "max_tokens",
+    "TIDSMITH_TIMEOUT": "timeout",
+}
+
+
+class Settings(BaseModel):
+    """What a run uses, whichever place each value came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="provider:model id; None picks by keys")
+    template: str = "tid"
+    concurrency: int = Field(default=4, ge=1, le=64)
+    max_tokens: int = Field(default=1800, ge=64, le=32_000)
+    timeout: float = Field(default=600.0, gt=0)
+    base_url: str | None = None
+
+
+def load_settings(
+    flags: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merge the layers; a bad value is a ConfigError naming where it came from."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    path = config_path or Path.cwd() / CONFIG_FILE
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path} is not valid TOML: {e}") from None
+        section = data.get("tidsmith", data)
+        unknown = set(section) - set(Settings.model_fields) - {"research", "mcp"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
+        values.update({k: v for k, v in section.items() if k in Settings.model_fields})
+    for var, field in _ENV.items():
+        if env.get(var):
+            values[field] = env[var]
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"setting {field}: {first['msg']}") from None

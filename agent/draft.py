@@ -1,0 +1,270 @@
+"""Draft: one structured-output call per template section, run concurrently.
+
+The first call goes alone so the provider caches the shared prefix; the rest
+fan out under one concurrency limit. Every reply is validated against the
+section's pydantic model; an invalid reply is asked again once with the error,
+then the section fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from agent.cost import call_cost
+from agent.errors import OutputValidationError
+from agent.prompting import (
+    load_prompt,
+    retry_message,
+    section_heading,
+    section_message,
+    system_message,
+)
+from agent.providers.base import Message, Provider, Reply, Request
+from agent.tdd import Tdd, excerpt
+from agent.templates import Section, Template, section_model
+from agent.tokens import count_tokens
+
+PROMPT_ID = "draft_section"
+# tiktoken counts are an estimate for other tokenizers (SmolLM2's and Qwen's
+# run up to ~25% longer on markdown), so leave headroom when fitting.
+_TOKENIZER_SLACK = 1.3
+
+
+class CallRecord(BaseModel):
+    """One request to the model, as the run record shows it."""
+
+    section: str
+    prompt_id: str
+    prompt_version: str
+    attempt: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    latency_s: float
+    cost_usd: float | None
+    finish_reason: str
+    ok: bool
+    error: str = ""
+
+
+class SectionDraft(BaseModel):
+    """A validated section: `content` validated against section_model(section)."""
+
+    section_id: str
+    content: dict[str, Any]
+    tdd_refs: list[str] = Field(default_factory=list)
+    calls: list[CallRecord] = Field(default_factory=list)
+
+
+class Event(BaseModel):
+    kind: Literal["start", "done", "retry", "failed", "info"]
+    section: str = ""
+    detail: str = ""
+
+
+Progress = Callable[[Event], None]
+
+
+def _quiet(_: Event) -> None:
+    pass
+
+
+class DraftPlan(BaseModel):
+    """The messages each section call starts from (saved for inspection)."""
+
+    shared_prefix: bool
+    tdd_tokens: int
+    requests: dict[str, list[Message]]
+
+
+def plan_messages(
+    template: Template,
+    tdd: Tdd,
+    provider: Provider,
+    *,
+    max_tokens: int,
+    schema_in_text: bool,
+    sections: list[Section] | None = None,
+) -> DraftPlan:
+    """Build each section's messages, fitting the TDD into the context window.
+
+    When the whole TDD fits, every section gets it in the same system message.
+    When it does not (small embedded models), each section gets the TDD parts
+    most relevant to it instead, and only the template text stays shared.
+    """
+    sections = sections if sections is not None else template.sections
+    tdd_tokens = count_tokens(tdd.text)
+    users = {
+        s.id: section_message(
+            template, s, tdd.feature, section_model(s).model_json_schema(),
+            schema_in_text=schema_in_text,
+        )
+        for s in sections
+    }
+    empty_system = system_message(template, tdd.path, tdd.title, "")
+    overhead = count_tokens(empty_system.content) + max(
+        count_tokens(m.content) for m in users.values()
+    )
+    budget = int((provider.context_window - max_tokens - overhead) / _TOKENIZER_SLACK) - 64
+    fits = tdd_tokens <= budget
+    requests: dict[str, list[Message]] = {}
+    shared = system_message(template, tdd.path, tdd.title, tdd.text) if fits else None
+    for s in sections:
+        if shared is not None:
+            system = shared
+        else:
+            query = f"{s.title} {s.guidance} " + " ".join(p.title for p in s.parts)
+            system = system_message(template, tdd.path, tdd.title, excerpt(tdd, query, budget))
+        requests[s.id] = [system, users[s.id]]
+    return DraftPlan(shared_prefix=fits, tdd_tokens=tdd_tokens, requests=requests)
+
+
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n```\s*$", re.DOTALL)
+
+
+def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
+    """The reply as a validated model, or ValueError saying what is wrong."""
+    if reply.refusal:
+        raise ValueError(f"the model refused: {reply.refusal[:200]}")
+    text = reply.text.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    elif not text.startswith("{") and "{" in text:
+        # JSON-in-text models sometimes chat before or after the object.
+        text = text[text.index("{") : text.rindex("}") + 1]
+    try:
+        # Small models' grammars let raw newlines into strings: accept them.
+        data = json.loads(text, strict=False)
+    except json.JSONDecodeError as e:
+        if reply.finish_reason == "length":
+            raise ValueError("the reply was cut off at max_tokens before the JSON ended") from e
+        raise ValueError(f"the reply is not valid JSON ({e.msg} at char {e.pos})") from e
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise ValueError(f"field {loc}: {first['msg']} ({e.error_count()} problems)") from e
+
+
+async def draft_section(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    messages: list[Message],
+    *,
+    max_tokens: int,
+    on_event: Progress = _quiet,
+) -> SectionDraft:
+    """One section: call, validate, ask again once with the error, or fail."""
+    prompt = load_prompt(PROMPT_ID)
+    model = section_model(section)
+    schema = model.model_json_schema()
+    calls: list[CallRecord] = []
+    convo = list(messages)
+    error = ""
+    for attempt in (1, 2):
+        request = Request(
+            prompt_id=PROMPT_ID,
+            prompt_version=prompt.version,
+            label=section.id,
+            messages=convo,
+            schema_name=f"section_{section.id}",
+            json_schema=schema,
+            max_tokens=max_tokens,
+        )
+        started = time.perf_counter()
+        reply = await provider.complete(request)
+        latency = time.perf_counter() - started
+        record = CallRecord(
+            section=section.id,
+            prompt_id=PROMPT_ID,
+            prompt_version=prompt.version,
+            attempt=attempt,
+            input_tokens=reply.usage.input_tokens,
+            output_tokens=reply.usage.output_tokens,
+            cached_tokens=reply.usage.cached_tokens,
+            latency_s=round(latency, 3),
+            cost_usd=call_cost(provider, reply.usage),
+            finish_reason=reply.finish_reason,
+            ok=False,
+        )
+        try:
+            parsed = parse_reply(model, reply)
+        except ValueError as e:
+            error = str(e)
+            calls.append(record.model_copy(update={"error": error}))
+            if attempt == 1:
+                on_event(Event(kind="retry", section=section.id, detail=error))
+                convo = [
+                    *messages,
+                    Message(role="assistant", content=reply.text[:4000]),
+                    retry_message(error),
+                ]
+            continue
+        calls.append(record.model_copy(update={"ok": True}))
+        content = parsed.model_dump()
+        refs = [str(r) for r in content.get("tdd_refs", [])]
+        return SectionDraft(section_id=section.id, content=content, tdd_refs=refs, calls=calls)
+    heading = section_heading(template, section)
+    raise SectionFailed(
+        f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version}): the model's reply was not "
+        f"usable after 2 attempts: {error}; try a larger model or raise --max-tokens",
+        calls,
+    )
+
+
+class SectionFailed(OutputValidationError):
+    """A section whose replies never validated; keeps the calls for the record."""
+
+    def __init__(self, message: str, calls: list[CallRecord]) -> None:
+        super().__init__(message)
+        self.calls = calls
+
+
+async def draft_all(
+    provider: Provider,
+    template: Template,
+    plan: DraftPlan,
+    *,
+    concurrency: int,
+    max_tokens: int,
+    on_event: Progress = _quiet,
+) -> list[SectionDraft]:
+    """Draft every planned section; the first alone, the rest concurrently."""
+    order = [s for s in template.sections if s.id in plan.requests]
+    limit = asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
+
+    async def one(section: Section) -> SectionDraft:
+        async with limit:
+            on_event(Event(kind="start", section=section.id))
+            try:
+                draft = await draft_section(
+                    provider, template, section, plan.requests[section.id],
+                    max_tokens=max_tokens, on_event=on_event,
+                )
+            except OutputValidationError as e:
+                on_event(Event(kind="failed", section=section.id, detail=str(e)))
+                raise
+            tokens = sum(c.output_tokens for c in draft.calls)
+            on_event(Event(kind="done", section=section.id, detail=f"{tokens} tokens"))
+            return draft
+
+    if not order:
+        return []
+    first = await one(order[0])
+    # Let the other sections finish even when one fails, so their calls are
+    # recorded and nothing is left running; then report the first failure.
+    rest = await asyncio.gather(*(one(s) for s in order[1:]), return_exceptions=True)
+    for result in rest:
+        if isinstance(result, BaseException):
+            raise result
+    return [first, *(r for r in rest if isinstance(r, SectionDraft))]

@@ -1,0 +1,259 @@
+"""The only module that knows the order of stages.
+
+load → plan → draft (one call per section, concurrent) → assemble → write.
+Research and review stages slot in here as they are built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent import __version__
+from agent.assemble import DocumentHeader, RelatedDoc, assemble
+from agent.config import Settings
+from agent.draft import CallRecord, Event, Progress, SectionDraft, draft_all, plan_messages
+from agent.prompting import load_prompt
+from agent.providers import open_provider
+from agent.providers.base import Provider
+from agent.tdd import Tdd, load_tdd
+from agent.templates import Template, get_template
+from agent.write import default_output_path, write_atomic, write_json_atomic
+
+
+class Totals(BaseModel):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+
+class RunRecord(BaseModel):
+    """What produced a document: model, template and prompt versions, every call."""
+
+    tool_version: str = __version__
+    model: str
+    template: str
+    template_version: str
+    prompts: dict[str, str]
+    tdd_path: str
+    tdd_sha256: str
+    output_path: str | None = None
+    started_at: str
+    wall_s: float = 0.0
+    shared_prefix: bool = True
+    tdd_tokens: int = 0
+    calls: list[CallRecord] = Field(default_factory=list)
+    totals: Totals = Field(default_factory=Totals)
+
+
+class Document(BaseModel):
+    """The result of a run: the markdown, its section models and the record."""
+
+    markdown: str
+    sections: list[SectionDraft]
+    record: RunRecord
+    path: str | None = None
+
+
+def totals(calls: list[CallRecord]) -> Totals:
+    costs = [c.cost_usd for c in calls]
+    return Totals(
+        calls=len(calls),
+        input_tokens=sum(c.input_tokens for c in calls),
+        output_tokens=sum(c.output_tokens for c in calls),
+        cached_tokens=sum(c.cached_tokens for c in calls),
+        cost_usd=None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
+    )
+
+
+def _relative(target: Path, start: Path) -> str:
+    try:
+        return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+    except ValueError:  # another drive on Windows
+        return target.resolve().as_posix()
+
+
+def related_docs(tdd: Tdd, out_dir: Path) -> list[RelatedDoc]:
+    """The TDD's own links, re-pointed relative to the output folder."""
+    docs: list[RelatedDoc] = []
+    base = Path(tdd.path).parent
+    for link in tdd.links:
+        if link.kind == "other" or "://" in link.target:
+            continue
+        docs.append(RelatedDoc(text=link.text, target=_relative(base / link.target, out_dir)))
+    return docs
+
+
+def _model_label(provider: Provider) -> str:
+    return f"{provider.name}:{provider.model}"
+
+
+async def run_generate(
+    tdd_path: Path,
+    *,
+    settings: Settings,
+    provider: Provider | None = None,
+    template: Template | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    safe_names: bool = False,
+    write: bool = True,
+    today: str | None = None,
+    on_event: Progress | None = None,
+) -> Document:
+    """Run the whole pipeline for one TDD. Opens (and closes) a provider if none is given."""
+    emit: Progress = on_event or (lambda _e: None)
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # Cheap checks first: a bad TDD, template or output path costs no tokens.
+    tdd = load_tdd(tdd_path)
+    template = template or get_template(settings.template)
+    path = default_output_path(tdd, template.doc_kind, out, safe_names) if write else None
+    if path is not None and path.exists() and not force:
+        from agent.errors import InputError
+
+        raise InputError(f"{path} exists; pass --force to overwrite it or --out to choose another")
+
+    own = provider is None
+    if provider is None:
+        provider = await open_provider(
+            settings.model,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            progress=lambda msg: emit(Event(kind="info", detail=msg)),
+        )
+    try:
+        plan = plan_messages(
+            template, tdd, provider,
+            max_tokens=settings.max_tokens, schema_in_text=provider.schema_in_text,
+        )
+        if not plan.shared_prefix:
+            emit(Event(kind="info", detail="the TDD is larger than the model's context: "
+                       "each section gets the TDD parts most relevant to it"))
+        drafts = await draft_all(
+            provider, template, plan,
+            concurrency=settings.concurrency, max_tokens=settings.max_tokens, on_event=emit,
+        )
+    finally:
+        if own:
+            await provider.aclose()
+
+    out_dir = path.parent if path is not None else Path.cwd()
+    header = DocumentHeader(
+        title=template.doc_title.replace("{feature}", tdd.feature),
+        doc_id=path.stem if path is not None else f"{tdd.number or '000'}_F{template.doc_kind}",
+        source_tdd=Path(tdd.path).stem,
+        source_link=_relative(Path(tdd.path), out_dir),
+        template=template.name,
+        template_version=template.version,
+        model=_model_label(provider),
+        date=today or dt.date.today().isoformat(),
+    )
+    markdown = assemble(
+        template, header, {d.section_id: d.content for d in drafts}, related_docs(tdd, out_dir)
+    )
+    calls = [c for d in drafts for c in d.calls]
+    record = RunRecord(
+        model=_model_label(provider),
+        template=template.name,
+        template_version=template.version,
+        prompts={"draft_section": load_prompt("draft_section").version},
+        tdd_path=tdd.path,
+        tdd_sha256=tdd.sha256,
+        output_path=str(path) if path is not None else None,
+        started_at=started_at,
+        wall_s=round(time.perf_counter() - started, 3),
+        shared_prefix=plan.shared_prefix,
+        tdd_tokens=plan.tdd_tokens,
+        calls=calls,
+        totals=totals(calls),
+    )
+    if path is not None:
+        write_atomic(path, markdown, force=force)
+        write_json_atomic(run_record_path(path), record)
+    return Document(markdown=markdown, sections=drafts, record=record, path=str(path) if path else None)
+
+
+def run_record_path(output: Path) -> Path:
+    """Run records sit in a hidden folder beside the documents they describe."""
+    return output.parent / ".tidsmith" / f"{output.stem}.run.json"
+
+
+def generate(
+    tdd: str | Path,
+    *,
+    template: str | Template = "tid",
+    model: str | Any | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    write: bool = True,
+    settings: Settings | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Document:
+    """Generate a TID or Spec from a TDD file. The library's main entry point.
+
+    Args:
+        tdd: path to the TDD markdown file.
+        template: `tid`, `spec`, a path to a template YAML, or a Template.
+        model: a `provider:model` id, a Provider, or a LangChain chat model object.
+        out: output file or folder; default follows the `0xcc/tids/` convention.
+        force: overwrite an existing output file.
+        write: False returns the document without writing anything.
+        settings: the remaining settings (concurrency, max_tokens, ...).
+        on_event: called with progress events.
+    """
+    return asyncio.run(
+        agenerate(
+            tdd, template=template, model=model, out=out, force=force, write=write,
+            settings=settings, on_event=on_event,
+        )
+    )
+
+
+async def agenerate(
+    tdd: str | Path,
+    *,
+    template: str | Template = "tid",
+    model: str | Any | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    write: bool = True,
+    settings: Settings | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Document:
+    """The async form of `generate`."""
+    settings = settings or Settings()
+    provider: Provider | None = None
+    if isinstance(template, str):
+        template = get_template(template)
+    if isinstance(model, str):
+        settings = settings.model_copy(update={"model": model})
+    elif model is not None:
+        provider = _as_provider(model)
+    return await run_generate(
+        Path(tdd), settings=settings, provider=provider, template=template,
+        out=Path(out) if out is not None else None, force=force, write=write, on_event=on_event,
+    )
+
+
+def _as_provider(model: Any) -> Provider:
+    if isinstance(model, Provider):
+        return model
+    if hasattr(model, "ainvoke"):
+        from agent.providers.langchain import LangChainProvider
+
+        return LangChainProvider(model)
+    from agent.errors import ConfigError
+
+    raise ConfigError(
+        f"model must be a provider:model id, a Provider or a LangChain chat model, not {type(model).__name__}"
+    )

@@ -1,0 +1,117 @@
+"""Prompt files → messages. Prompts are versioned data in `prompts/`.
+
+Every section call of a run starts with the same system message (template
+system text + TDD), byte for byte, so provider prompt caches hit; only the
+user message that follows differs per section.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from string import Template as Subst
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import ConfigError
+from agent.providers.base import Message
+from agent.templates import Section, Template
+
+
+class PromptFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    version: str = Field(pattern=r"^\d+(\.\d+)*$")
+    system: str
+    user: str
+    format_structured: str
+    format_in_text: str
+    retry: str
+
+
+@cache
+def load_prompt(prompt_id: str) -> PromptFile:
+    path = Path(str(resources.files("prompts"))) / f"{prompt_id}.yaml"
+    try:
+        return PromptFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as e:
+        raise ConfigError(f"prompt file {path} is broken: {str(e).splitlines()[0]}") from None
+
+
+def fill(text: str, **values: str) -> str:
+    """$name substitution that fails loudly on a missing variable."""
+    try:
+        return Subst(text).substitute(values)
+    except KeyError as e:
+        raise ConfigError(f"prompt text uses ${e.args[0]} which the caller does not provide") from None
+
+
+def section_heading(template: Template, section: Section) -> str:
+    number = template.number(section.id)
+    return f"{number}. {section.title}" if number is not None else section.title
+
+
+def describe_fields(section: Section) -> str:
+    lines: list[str] = []
+    for part in section.parts:
+        if part.kind == "text":
+            shape = f"markdown text, at most {part.max_chars} characters"
+        elif part.kind == "list":
+            shape = f"a list of 1 to {part.max_items} short items"
+        elif part.kind == "code":
+            shape = (
+                f"an object with intro (1-2 sentences), path (file path or empty) and code "
+                f"({part.language} only, at most {part.max_chars} characters)"
+            )
+        else:
+            cols = ", ".join(part.columns)
+            shape = f"a table: a list of 1 to {part.max_items} rows with columns {cols}"
+        lines.append(f"- {part.id} ({part.title}): {shape}. {part.guidance}")
+    return "\n".join(lines)
+
+
+def system_message(template: Template, tdd_source: str, tdd_title: str, tdd_text: str) -> Message:
+    prompt = load_prompt("draft_section")
+    text = fill(
+        prompt.system,
+        template_system=template.system.strip(),
+        tdd_source=tdd_source,
+        tdd_title=tdd_title,
+        tdd_text=tdd_text.strip(),
+    )
+    return Message(role="system", content=text)
+
+
+def section_message(
+    template: Template,
+    section: Section,
+    feature: str,
+    schema: dict[str, Any],
+    *,
+    schema_in_text: bool,
+) -> Message:
+    prompt = load_prompt("draft_section")
+    note = (
+        fill(prompt.format_in_text, schema=json.dumps(schema, separators=(",", ":")))
+        if schema_in_text
+        else prompt.format_structured
+    )
+    text = fill(
+        prompt.user,
+        section_heading=section_heading(template, section),
+        doc_name=template.title,
+        feature=feature,
+        section_guidance=section.guidance.strip(),
+        fields=describe_fields(section),
+        format_note=note.strip(),
+    )
+    return Message(role="user", content=text)
+
+
+def retry_message(error: str) -> Message:
+    return Message(role="user", content=fill(load_prompt("draft_section").retry, error=error))

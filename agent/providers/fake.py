@@ -1,0 +1,101 @@
+"""A provider for tests and dry runs: replies come from a queue or a schema.
+
+No network, no SDK. Every request is kept in `requests` so tests can check
+what the pipeline sent (the shared prefix, the retry message, call counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from agent.providers.base import Reply, Request, Usage
+
+Responder = Callable[[Request], "str | Reply"]
+
+
+def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
+    """A small value valid for a pydantic JSON schema (deterministic)."""
+    defs = schema.get("$defs", {})
+
+    def build(node: dict[str, Any], name: str) -> Any:
+        if "$ref" in node:
+            return build(defs[node["$ref"].split("/")[-1]], name)
+        if "anyOf" in node:
+            return build(node["anyOf"][0], name)
+        kind = node.get("type")
+        if kind == "object":
+            return {k: build(v, k) for k, v in node.get("properties", {}).items()}
+        if kind == "array":
+            count = max(1, node.get("minItems", 1))
+            return [build(node.get("items", {}), f"{name} {i + 1}") for i in range(count)]
+        if kind == "integer":
+            return 1
+        if kind == "number":
+            return 1.0
+        if kind == "boolean":
+            return True
+        if "enum" in node:
+            return node["enum"][0]
+        text = f"{label} {name}".replace("_", " ")
+        return text[: node.get("maxLength", len(text))]
+
+    return build(schema, label)
+
+
+class FakeProvider:
+    """Replies from a queue of texts/Replies, a callable, or schema samples."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        replies: list[str | Reply] | None = None,
+        *,
+        responder: Responder | None = None,
+        model: str = "fake",
+        context_window: int = 128_000,
+        max_concurrency: int = 8,
+        delay: float = 0.0,
+        schema_in_text: bool = False,
+    ) -> None:
+        self.model = model
+        self.schema_in_text = schema_in_text
+        self.context_window = context_window
+        self.max_concurrency = max_concurrency
+        self.requests: list[Request] = []
+        self._queue: deque[str | Reply] = deque(replies or [])
+        self._responder = responder
+        self._delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def complete(self, request: Request) -> Reply:
+        self.requests.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            if self._queue:
+                answer: str | Reply = self._queue.popleft()
+            elif self._responder is not None:
+                answer = self._responder(request)
+            else:
+                answer = json.dumps(sample_instance(request.json_schema, request.label))
+        finally:
+            self.in_flight -= 1
+        if isinstance(answer, Reply):
+            return answer
+        words = sum(len(m.content.split()) for m in request.messages)
+        return Reply(
+            text=answer,
+            usage=Usage(input_tokens=words, output_tokens=len(answer.split())),
+            model=self.model,
+        )
+
+    async def aclose(self) -> None:
+        pass

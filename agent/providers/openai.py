@@ -1,0 +1,143 @@
+"""OpenAI and every OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio).
+
+The only module that imports the `openai` SDK.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import openai
+
+from agent.errors import ProviderError
+from agent.providers.base import Reply, Request, Usage
+from agent.redact import redact
+
+StructuredMode = Literal["json_schema", "grammar", "json_object"]
+
+# Keywords OpenAI's strict structured outputs reject; our pydantic validation
+# still enforces them after the reply arrives.
+_STRICT_UNSUPPORTED = ("maxLength", "minLength", "title", "default")
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a pydantic JSON schema in the subset OpenAI's strict mode accepts."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items() if k not in _STRICT_UNSUPPORTED}
+            if out.get("type") == "object" and "properties" in out:
+                out["additionalProperties"] = False
+                out["required"] = list(out["properties"])
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(copy.deepcopy(schema))
+
+
+class OpenAIProvider:
+    """Chat completions with structured output, by schema, grammar or JSON mode."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        structured: StructuredMode = "json_schema",
+        max_concurrency: int = 8,
+        context_window: int = 128_000,
+        timeout: float = 600.0,
+        max_retries: int = 2,
+        name: str = "openai",
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.context_window = context_window
+        self.structured: StructuredMode = structured
+        self.base_url = base_url
+        self.schema_in_text = structured == "json_object"
+        self.label = f"{name}:{model}" if base_url is None else f"{name}:{model} at {base_url}"
+        # The key goes to the SDK client only; it is never stored elsewhere.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    async def complete(self, request: Request) -> Reply:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if self.structured == "json_schema":
+            schema = (
+                strict_schema(request.json_schema)
+                if self.base_url is None
+                else request.json_schema
+            )
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "schema": schema,
+                    "strict": self.base_url is None,
+                },
+            }
+        elif self.structured == "grammar":
+            from agent.providers.grammar import json_schema_to_gbnf
+
+            kwargs["extra_body"] = {"grammar": json_schema_to_gbnf(request.json_schema)}
+        else:
+            kwargs["response_format"] = {"type": "json_object"}
+        try:
+            completion = await self._client.chat.completions.create(**kwargs)
+        except openai.APIError as e:
+            raise map_error(e, self.label, request) from e
+        choice = completion.choices[0]
+        usage = Usage()
+        if completion.usage is not None:
+            details = getattr(completion.usage, "prompt_tokens_details", None)
+            usage = Usage(
+                input_tokens=completion.usage.prompt_tokens,
+                output_tokens=completion.usage.completion_tokens,
+                cached_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+            )
+        return Reply(
+            text=choice.message.content or "",
+            usage=usage,
+            finish_reason=choice.finish_reason or "stop",
+            refusal=getattr(choice.message, "refusal", None),
+            model=completion.model or self.model,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError:
+    """An SDK error as one line the user can act on."""
+    where = f"{label}, section {request.label!r}"
+    if isinstance(e, openai.AuthenticationError):
+        return ProviderError(f"{where}: the API key was rejected (401); check OPENAI_API_KEY")
+    if isinstance(e, openai.PermissionDeniedError):
+        return ProviderError(f"{where}: access denied (403); check the key's project and model")
+    if isinstance(e, openai.NotFoundError):
+        return ProviderError(f"{where}: model or endpoint not found (404); check --model/--base-url")
+    if isinstance(e, openai.RateLimitError):
+        body = str(getattr(e, "body", "") or e)
+        if "insufficient_quota" in body:
+            return ProviderError(f"{where}: the account has no quota left; add credit or change key")
+        return ProviderError(f"{where}: rate limited (429) after retries; lower --concurrency")
+    if isinstance(e, openai.APITimeoutError):
+        return ProviderError(f"{where}: the request timed out; raise --timeout or use a faster model")
+    if isinstance(e, openai.APIConnectionError):
+        return ProviderError(f"{where}: cannot connect ({redact(str(e))}); is the server running?")
+    if isinstance(e, openai.APIStatusError):
+        msg = redact(str(e.message))[:300]
+        return ProviderError(f"{where}: the server answered {e.status_code}: {msg}")
+    return ProviderError(f"{where}: {redact(str(e))[:300]}")

@@ -1,0 +1,176 @@
+"""Output naming convention and atomic writes.
+
+A TDD at `0xcc/tdds/002_FTDD|Model_Management.md` becomes a TID at
+`0xcc/tids/002_FTID|Model_Management.md`. Writes go to a temp file in the
+target folder and are renamed into place, so a failed run never leaves half a
+document, and an existing file is never replaced without `force`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel
+
+from agent.errors import ConfigError, InputError
+from agent.tdd import Tdd
+
+MAX_NAME_BYTES = 200
+
+# Characters Windows forbids in file names; `/` and `\` separate paths everywhere.
+_WINDOWS_INVALID = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_ALWAYS_INVALID = re.compile(r"[/\\\x00-\x1f\x7f]")
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
+_KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_SCOPE = re.compile(r"(?:^|[\W_])([FP])TDD(?:[\W_]|$)", re.IGNORECASE)
+_NUMBERED = re.compile(r"^(\d+)_")
+
+
+def default_output_path(
+    tdd: Tdd, doc_kind: str, out: Path | None = None, safe_names: bool = False
+) -> Path:
+    """Where the `doc_kind` (TID, SPEC, ...) document for `tdd` goes under the naming convention.
+
+    `out` ending in `.md` is the file itself; any other `out` is the folder. With no
+    `out`, a TDD in a `tdds` folder gets a sibling `<kind>s` folder, any other TDD a
+    `<kind>s` folder beside it. A TDD without a number takes the next free one there.
+    """
+    kind = doc_kind.strip().upper()
+    if not _KIND.match(kind):
+        raise ConfigError(f"document kind {doc_kind!r} is not a word like TID or SPEC")
+    if out is not None and out.suffix.lower() == ".md":
+        return _check_file_path(out)
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out} is a file, not a folder; pass a folder or a .md path")
+        folder = out
+    else:
+        tdd_path = Path(tdd.path)
+        parent = tdd_path.parent
+        in_tdds = parent.name.lower() == "tdds"
+        folder = (parent.parent if in_tdds else parent) / f"{kind.lower()}s"
+    number = (tdd.number or _next_number(folder)).zfill(3)
+    scope = _scope(tdd)
+    name = f"{number}_{scope}{kind}|{tdd.feature_slug}.md"
+    return folder / safe_filename(name, safe_names=safe_names)
+
+
+def safe_filename(name: str, safe_names: bool = False) -> str:
+    """A single file name that cannot leave its folder, or a Windows-safe one with `safe_names`.
+
+    Path separators, control characters and `..` become `_`; reserved device names
+    (CON, COM1, ...) get a `_` suffix; leading and trailing dots and spaces go; the
+    result is at most 200 UTF-8 bytes and keeps its extension.
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = (_WINDOWS_INVALID if safe_names else _ALWAYS_INVALID).sub("_", name).strip(" .")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or not re.fullmatch(r"[A-Za-z0-9]{1,10}", ext):
+        stem, ext = name, ""
+    # The extension is split off first so a title ending in dots cannot eat it.
+    stem = re.sub(r"\.{2,}", "_", stem).strip(" .") or "untitled"
+    first, dot, rest = stem.partition(".")
+    if first.strip(" ").upper() in _RESERVED:
+        stem = f"{first}_{dot}{rest}"
+    suffix = f".{ext}" if ext else ""
+    budget = MAX_NAME_BYTES - len(suffix.encode())
+    # Cut on bytes, then drop a character split by the cut.
+    stem = stem.encode()[:budget].decode("utf-8", errors="ignore").rstrip(" .") or "untitled"
+    return stem + suffix
+
+
+def _check_file_path(path: Path) -> Path:
+    """An explicit `.md` output path, refused when it cannot be a file we write."""
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; pass a file path ending in .md or a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{parent} is a file, so {path} cannot be created; fix --out")
+            break
+    if "\x00" in str(path) or len(path.name.encode()) > 255:
+        raise InputError(f"{path.name[:60]!r} is not a usable file name; choose a shorter one")
+    return path
+
+
+def _scope(tdd: Tdd) -> str:
+    """`F` for a feature TDD, `P` for a project one (`000_PTDD|...`), from its name or id."""
+    for name in (Path(tdd.path).stem, tdd.doc_id):
+        match = _SCOPE.search(name)
+        if match:
+            return match.group(1).upper()
+    return "F"
+
+
+def _next_number(folder: Path) -> str:
+    """One more than the highest `NNN_` prefix in `folder`, or 001 when none."""
+    numbers = [0]
+    if folder.is_dir():
+        for child in folder.iterdir():
+            match = _NUMBERED.match(child.name)
+            if match:
+                numbers.append(int(match.group(1)))
+    return f"{max(numbers) + 1:03d}"
+
+
+def write_atomic(path: Path, text: str, force: bool = False) -> None:
+    """Write `text` to `path` through a temp file and a rename; refuse to overwrite without force."""
+    write_bytes_atomic(path, text.encode(), force=force)
+
+
+def write_json_atomic(path: Path, model_or_obj: BaseModel | Any, force: bool = True) -> None:
+    """Write a pydantic model (or anything pydantic can serialise) as indented JSON."""
+    if isinstance(model_or_obj, BaseModel):
+        data = model_or_obj.model_dump_json(indent=2)
+    else:
+        data = pydantic_core.to_json(model_or_obj, indent=2).decode()
+    write_atomic(path, data + "\n", force=force)
+
+
+def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
+    """Write `data` to `path` atomically; the old file (if any) stays intact on failure."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; pass a file path")
+    existed = path.exists()
+    if existed and not force:
+        raise InputError(f"{path} exists; pass --force to overwrite")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise InputError(f"cannot create the folder for {path}: a file is in the way") from e
+    except OSError as e:
+        raise InputError(f"cannot create {path.parent} ({e.strerror}); choose another --out") from e
+    # Same folder, so the rename cannot cross file systems; hidden, so tools that
+    # watch the folder ignore it while it is incomplete.
+    tmp = path.with_name(f".{path.name[:100]}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        # O_EXCL with mode 0o666 lets the umask decide permissions, as for a plain open().
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if existed:
+            # Overwriting keeps the file's permissions, as an in-place write would.
+            with contextlib.suppress(OSError):
+                shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise InputError(f"cannot write {path} ({e.strerror or e}); check the folder") from e
+        raise
