@@ -33,14 +33,16 @@ is set, else local."""
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tidsmith", description=DESCRIPTION,
+        prog="tidsmith",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser(
-        "generate", help="write a TID or Spec from one TDD",
+        "generate",
+        help="write a TID or Spec from one TDD",
         description="Write a TID (or, with --template spec, an Implementation Spec) from a TDD. "
         "A TDD at 0xcc/tdds/002_FTDD|Name.md is written to 0xcc/tids/002_FTID|Name.md "
         "unless --out says otherwise; an existing file is never overwritten without --force.",
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--out", type=Path, help="output file (.md) or folder")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.add_argument(
-        "--safe-names", action="store_true",
+        "--safe-names",
+        action="store_true",
         help="replace characters Windows forbids in file names (| becomes _)",
     )
     gen.add_argument("--concurrency", type=int, help="sections drafted at once (default 4)")
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(handler=cmd_generate)
 
     tpl = commands.add_parser(
-        "templates", help="list the built-in templates",
+        "templates",
+        help="list the built-in templates",
         description="List built-in templates, or validate and describe a template file.",
     )
     tpl.add_argument("path", nargs="?", type=Path, help="a template YAML to validate and show")
@@ -142,8 +146,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         doc = asyncio.run(
             run_generate(
-                args.tdd, settings=settings, template=template, out=args.out,
-                force=args.force, safe_names=args.safe_names, on_event=progress,
+                args.tdd,
+                settings=settings,
+                template=template,
+                out=args.out,
+                force=args.force,
+                safe_names=args.safe_names,
+                on_event=progress,
             )
         )
     finally:

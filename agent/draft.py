@@ -103,7 +103,10 @@ def plan_messages(
     tdd_tokens = count_tokens(tdd.text)
     users = {
         s.id: section_message(
-            template, s, tdd.feature, section_model(s).model_json_schema(),
+            template,
+            s,
+            tdd.feature,
+            section_model(s).model_json_schema(),
             schema_in_text=schema_in_text,
         )
         for s in sections
@@ -248,8 +251,12 @@ async def draft_all(
             on_event(Event(kind="start", section=section.id))
             try:
                 draft = await draft_section(
-                    provider, template, section, plan.requests[section.id],
-                    max_tokens=max_tokens, on_event=on_event,
+                    provider,
+                    template,
+                    section,
+                    plan.requests[section.id],
+                    max_tokens=max_tokens,
+                    on_event=on_event,
                 )
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))

@@ -133,15 +133,27 @@ async def run_generate(
         )
     try:
         plan = plan_messages(
-            template, tdd, provider,
-            max_tokens=settings.max_tokens, schema_in_text=provider.schema_in_text,
+            template,
+            tdd,
+            provider,
+            max_tokens=settings.max_tokens,
+            schema_in_text=provider.schema_in_text,
         )
         if not plan.shared_prefix:
-            emit(Event(kind="info", detail="the TDD is larger than the model's context: "
-                       "each section gets the TDD parts most relevant to it"))
+            emit(
+                Event(
+                    kind="info",
+                    detail="the TDD is larger than the model's context: "
+                    "each section gets the TDD parts most relevant to it",
+                )
+            )
         drafts = await draft_all(
-            provider, template, plan,
-            concurrency=settings.concurrency, max_tokens=settings.max_tokens, on_event=emit,
+            provider,
+            template,
+            plan,
+            concurrency=settings.concurrency,
+            max_tokens=settings.max_tokens,
+            on_event=emit,
         )
     finally:
         if own:
@@ -180,7 +192,9 @@ async def run_generate(
     if path is not None:
         write_atomic(path, markdown, force=force)
         write_json_atomic(run_record_path(path), record)
-    return Document(markdown=markdown, sections=drafts, record=record, path=str(path) if path else None)
+    return Document(
+        markdown=markdown, sections=drafts, record=record, path=str(path) if path else None
+    )
 
 
 def run_record_path(output: Path) -> Path:
@@ -213,8 +227,14 @@ def generate(
     """
     return asyncio.run(
         agenerate(
-            tdd, template=template, model=model, out=out, force=force, write=write,
-            settings=settings, on_event=on_event,
+            tdd,
+            template=template,
+            model=model,
+            out=out,
+            force=force,
+            write=write,
+            settings=settings,
+            on_event=on_event,
         )
     )
 
@@ -240,8 +260,14 @@ async def agenerate(
     elif model is not None:
         provider = _as_provider(model)
     return await run_generate(
-        Path(tdd), settings=settings, provider=provider, template=template,
-        out=Path(out) if out is not None else None, force=force, write=write, on_event=on_event,
+        Path(tdd),
+        settings=settings,
+        provider=provider,
+        template=template,
+        out=Path(out) if out is not None else None,
+        force=force,
+        write=write,
+        on_event=on_event,
     )
 
 
@@ -255,5 +281,6 @@ def _as_provider(model: Any) -> Provider:
     from agent.errors import ConfigError
 
     raise ConfigError(
-        f"model must be a provider:model id, a Provider or a LangChain chat model, not {type(model).__name__}"
+        "model must be a provider:model id, a Provider or a LangChain chat model, "
+        f"not {type(model).__name__}"
     )

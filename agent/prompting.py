@@ -48,7 +48,9 @@ def fill(text: str, **values: str) -> str:
     try:
         return Subst(text).substitute(values)
     except KeyError as e:
-        raise ConfigError(f"prompt text uses ${e.args[0]} which the caller does not provide") from None
+        raise ConfigError(
+            f"prompt text uses ${e.args[0]} which the caller does not provide"
+        ) from None
 
 
 def section_heading(template: Template, section: Section) -> str:

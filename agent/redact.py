@@ -13,7 +13,5 @@ _PATTERNS = (
 def redact(text: str) -> str:
     """Text with API keys and bearer tokens replaced by `[redacted]`."""
     for pattern in _PATTERNS:
-        text = pattern.sub(
-            lambda m: (m.group(1) if m.re.groups else "") + "[redacted]", text
-        )
+        text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + "[redacted]", text)
     return text

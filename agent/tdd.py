@@ -143,9 +143,13 @@ def _code_mask(lines: list[str]) -> list[bool]:
             continue
         mask.append(True)
         # A fence closes on the same character, at least as long, with nothing after.
-        if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-            if not line.strip().lstrip(fence[0]):
-                fence = ""
+        if (
+            match
+            and match.group(1)[0] == fence[0]
+            and len(match.group(1)) >= len(fence)
+            and not line.strip().lstrip(fence[0])
+        ):
+            fence = ""
     return mask
 
 
@@ -240,7 +244,7 @@ def _number(name: str) -> str | None:
 
 
 def _feature(stem: str, doc_id: str, title: str) -> tuple[str, str]:
-    """Feature name and slug: from `NNN_FTDD|Name`, else the doc id, a plain file name, the title."""
+    """Feature name and slug from `NNN_FTDD|Name`, else the doc id, a plain file name, the title."""
     for name in (stem, doc_id):
         match = _TDD_NAME.match(name.strip())
         if match and match.group(2) and _words(match.group(2)):
@@ -266,8 +270,8 @@ def _from_words(words: list[str]) -> tuple[str, str]:
 
 # Words that carry no topic; leaving them out keeps scores about the subject.
 _STOPWORDS = frozenset(
-    "a an and are as at be by for from how in into is it of on or that the this to "
-    "what when which with".split()
+    {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in", "into", "is"}
+    | {"it", "of", "on", "or", "that", "the", "this", "to", "what", "when", "which", "with"}
 )
 
 

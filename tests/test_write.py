@@ -205,7 +205,9 @@ def test_hostile_slugs_stay_in_the_output_folder(
         assert not WINDOWS_INVALID & set(name)
 
 
-@pytest.mark.parametrize("title", ["../x", "/etc/passwd", "CON", "a|b", "x" * 300, "???", "数据导出"])
+@pytest.mark.parametrize(
+    "title", ["../x", "/etc/passwd", "CON", "a|b", "x" * 300, "???", "数据导出"]
+)
 def test_hostile_titles_through_load_tdd(tmp_path: Path, title: str) -> None:
     tdd = _tdd_file(tmp_path / "tdd.md", title=title)
 
@@ -225,7 +227,7 @@ def test_hostile_titles_through_load_tdd(tmp_path: Path, title: str) -> None:
         ("COM1.tar.gz", "COM1_.tar.gz"),
         ("NUL .md", "NUL_.md"),
         ("CONSOLE.md", "CONSOLE.md"),
-        ("../x.md", "__x.md"),
+        ("../x.md", "_x.md"),
         ("/etc/passwd", "_etc_passwd"),
         (" .hidden. ", "hidden"),
         ("a|b.md", "a|b.md"),

@@ -73,7 +73,7 @@ async def open_provider(
     model_id: str | None,
     *,
     base_url: str | None = None,
-    timeout: float = 600.0,
+    timeout: float = 600.0,  # noqa: ASYNC109 (passed to the SDK client, per call)
     env: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Provider:
@@ -95,9 +95,7 @@ async def open_provider(
         from agent.providers.openai import OpenAIProvider
 
         # Compatible servers often need no key; the SDK insists on a non-empty one.
-        return OpenAIProvider(
-            name, api_key=key or "unused", base_url=base_url, timeout=timeout
-        )
+        return OpenAIProvider(name, api_key=key or "unused", base_url=base_url, timeout=timeout)
     if provider == "anthropic":
         base_url = base_url or env.get("ANTHROPIC_BASE_URL") or None
         key = env.get("ANTHROPIC_API_KEY")

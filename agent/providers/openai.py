@@ -76,9 +76,7 @@ class OpenAIProvider:
         }
         if self.structured == "json_schema":
             schema = (
-                strict_schema(request.json_schema)
-                if self.base_url is None
-                else request.json_schema
+                strict_schema(request.json_schema) if self.base_url is None else request.json_schema
             )
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -127,14 +125,20 @@ def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError
     if isinstance(e, openai.PermissionDeniedError):
         return ProviderError(f"{where}: access denied (403); check the key's project and model")
     if isinstance(e, openai.NotFoundError):
-        return ProviderError(f"{where}: model or endpoint not found (404); check --model/--base-url")
+        return ProviderError(
+            f"{where}: model or endpoint not found (404); check --model/--base-url"
+        )
     if isinstance(e, openai.RateLimitError):
         body = str(getattr(e, "body", "") or e)
         if "insufficient_quota" in body:
-            return ProviderError(f"{where}: the account has no quota left; add credit or change key")
+            return ProviderError(
+                f"{where}: the account has no quota left; add credit or change key"
+            )
         return ProviderError(f"{where}: rate limited (429) after retries; lower --concurrency")
     if isinstance(e, openai.APITimeoutError):
-        return ProviderError(f"{where}: the request timed out; raise --timeout or use a faster model")
+        return ProviderError(
+            f"{where}: the request timed out; raise --timeout or use a faster model"
+        )
     if isinstance(e, openai.APIConnectionError):
         return ProviderError(f"{where}: cannot connect ({redact(str(e))}); is the server running?")
     if isinstance(e, openai.APIStatusError):

@@ -1,0 +1,186 @@
+"""Anthropic's Messages API, and Anthropic-compatible servers (llama.cpp's llama-server).
+
+The only module that imports the `anthropic` SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import anthropic
+
+from agent.errors import ProviderError
+from agent.providers.base import Reply, Request, Usage
+from agent.redact import redact
+
+if TYPE_CHECKING:
+    import httpx2
+
+StructuredMode = Literal["native", "json_in_text"]
+
+# Anthropic stop reasons in the vocabulary the pipeline checks ("length" = truncated).
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "refusal",
+}
+
+
+def output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a pydantic JSON schema in the subset Anthropic's structured outputs accept.
+
+    The SDK's own transform sets `additionalProperties: false` on every object
+    and moves what the API rejects (`maxLength`, `maxItems`, `minItems` > 1,
+    numeric bounds, unknown string formats) into the field's description, so the
+    model still reads the bound; our pydantic validation enforces it afterwards.
+    It does not modify its argument.
+    """
+    return anthropic.transform_schema(schema)
+
+
+class AnthropicProvider:
+    """Messages API with native structured output, or the schema in the prompt."""
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        structured: StructuredMode = "native",
+        max_concurrency: int = 8,
+        context_window: int = 200_000,
+        timeout: float = 600.0,
+        max_retries: int = 2,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        """Build the client; `http_client` (an `httpx2.AsyncClient`) is for tests and proxies."""
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.context_window = context_window
+        self.structured: StructuredMode = structured
+        self.base_url = base_url
+        # llama-server's /v1/messages drops output_config: the schema must travel in the prompt.
+        self.schema_in_text = structured == "json_in_text"
+        self.label = f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {base_url}"
+        # The key goes to the SDK client only; it is never stored elsewhere.
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+        )
+
+    async def complete(self, request: Request) -> Reply:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
+            ],
+            # anthropic 2.x dropped `temperature` from create(); the API still takes it.
+            "extra_body": {"temperature": request.temperature},
+        }
+        if system:
+            # One breakpoint after system + TDD: every section call shares that prefix,
+            # so all but the first read it from the cache at a tenth of the price.
+            kwargs["system"] = [
+                {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+            ]
+        if self.structured == "native":
+            kwargs["output_config"] = {
+                "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}
+            }
+        try:
+            message = await self._client.messages.create(**kwargs)
+        except anthropic.AnthropicError as e:
+            raise map_error(e, self.label, request) from e
+        text = "".join(block.text for block in message.content if block.type == "text")
+        stop = message.stop_reason or "end_turn"
+        refusal = None
+        if stop == "refusal":
+            refusal = text.strip() or "the model declined to answer (stop_reason: refusal)"
+        return Reply(
+            text=text,
+            usage=usage_of(message.usage),
+            finish_reason=_FINISH.get(stop, stop),
+            refusal=refusal,
+            model=message.model or self.model,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def usage_of(usage: anthropic.types.Usage) -> Usage:
+    """Anthropic's usage in our terms: input counts cache reads and writes, like OpenAI's."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return Usage(
+        input_tokens=usage.input_tokens + read + written,
+        output_tokens=usage.output_tokens,
+        cached_tokens=read,
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(redact(text).split())[:300]
+
+
+def _out_of_credit(e: anthropic.APIStatusError) -> bool:
+    # Billing failures arrive as 402, as 429 with a spend-limit code, or as a 400
+    # whose message says the credit balance is too low; none is fixed by waiting.
+    if isinstance(e, anthropic.PaymentRequiredError) or e.type == "billing_error":
+        return True
+    if "spend_limit" in (e.error_code or ""):
+        return True
+    return "credit balance" in (e.api_message or "").lower()
+
+
+def map_error(e: anthropic.AnthropicError, label: str, request: Request) -> ProviderError:
+    """An SDK error as one line the user can act on."""
+    where = f"{label}, section {request.label!r}"
+    if isinstance(e, anthropic.APITimeoutError):
+        return ProviderError(
+            f"{where}: the request timed out; raise --timeout or use a faster model"
+        )
+    if isinstance(e, anthropic.APIConnectionError):
+        return ProviderError(
+            f"{where}: cannot connect ({_one_line(e.message)}); "
+            "check the network or --base-url (is the server running?)"
+        )
+    if not isinstance(e, anthropic.APIStatusError):
+        return ProviderError(f"{where}: {_one_line(str(e))}")
+    detail = _one_line(e.api_message or e.message)
+    if _out_of_credit(e):
+        return ProviderError(
+            f"{where}: the account is out of credit or over its spend limit ({e.status_code}); "
+            "add credit, raise the limit, or use another ANTHROPIC_API_KEY"
+        )
+    if isinstance(e, anthropic.AuthenticationError):
+        return ProviderError(f"{where}: the API key was rejected (401); check ANTHROPIC_API_KEY")
+    if isinstance(e, anthropic.PermissionDeniedError):
+        return ProviderError(
+            f"{where}: access denied (403); check that ANTHROPIC_API_KEY may use this model"
+        )
+    if isinstance(e, anthropic.NotFoundError):
+        return ProviderError(
+            f"{where}: model or endpoint not found (404); check --model/--base-url"
+        )
+    if isinstance(e, anthropic.RateLimitError):
+        return ProviderError(f"{where}: rate limited (429) after retries; lower --concurrency")
+    if isinstance(e, anthropic.OverloadedError):
+        return ProviderError(
+            f"{where}: Anthropic is overloaded (529) after retries; try again in a few minutes"
+        )
+    if isinstance(e, anthropic.BadRequestError):
+        return ProviderError(f"{where}: the request was rejected (400): {detail}")
+    return ProviderError(f"{where}: the server answered {e.status_code}: {detail}")
