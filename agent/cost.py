@@ -14,6 +14,7 @@ PRICES: dict[str, tuple[float, float, float]] = {
     "openai:gpt-4.1-nano": (0.10, 0.025, 0.40),
     "openai:gpt-4o": (2.50, 1.25, 10.00),
     "openai:gpt-4o-mini": (0.15, 0.075, 0.60),
+    "anthropic:claude-sonnet-4-6": (3.00, 0.30, 15.00),
     "anthropic:claude-sonnet-4-5": (3.00, 0.30, 15.00),
     "anthropic:claude-haiku-4-5": (1.00, 0.10, 5.00),
     "anthropic:claude-opus-4-1": (15.00, 1.50, 75.00),

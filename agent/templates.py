@@ -236,13 +236,12 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         )
         return (block, Field(description=desc))
     cell = max(20, min(200, limit // (part.max_items * len(part.columns))))
+    cells: dict[str, Any] = {
+        key: (str, Field(description=col, max_length=cell))
+        for key, col in zip(column_keys(part), part.columns, strict=True)
+    }
     row = create_model(
-        f"{section.id}_{part.id}_row",
-        __config__=ConfigDict(extra="forbid"),
-        **{
-            key: (str, Field(description=col, max_length=cell))
-            for key, col in zip(column_keys(part), part.columns, strict=True)
-        },
+        f"{section.id}_{part.id}_row", __config__=ConfigDict(extra="forbid"), **cells
     )
     return (list[row], Field(description=desc, min_length=1, max_length=part.max_items))
 

@@ -21,7 +21,12 @@ import pytest
 from pydantic import BaseModel, Field
 
 from agent.errors import ProviderError
-from agent.providers.anthropic import AnthropicProvider, StructuredMode, output_schema
+from agent.providers.anthropic import (
+    AnthropicProvider,
+    StructuredMode,
+    output_schema,
+    takes_temperature,
+)
 from agent.providers.base import Message, Provider, Reply, Request
 
 KEY = "sk-ant-api03-FAKE-test-key-0123456789abcdef"
@@ -93,10 +98,13 @@ class Endpoint:
 
 
 def make_provider(
-    endpoint: Endpoint, structured: StructuredMode = "native", base_url: str | None = None
+    endpoint: Endpoint,
+    structured: StructuredMode = "native",
+    base_url: str | None = None,
+    model: str = "claude-sonnet-4-6",
 ) -> AnthropicProvider:
     return AnthropicProvider(
-        "claude-sonnet-4-6",
+        model,
         api_key=KEY,
         base_url=base_url,
         structured=structured,
@@ -147,9 +155,7 @@ def test_native_request_body() -> None:
     assert sent["system"] == [
         {"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}
     ]
-    assert sent["messages"] == [
-        {"role": "user", "content": "Write the Key Algorithms section."}
-    ]
+    assert sent["messages"] == [{"role": "user", "content": "Write the Key Algorithms section."}]
     # anthropic 2.x create() has no temperature parameter; extra_body puts it top-level.
     assert sent["temperature"] == 0.3
     schema = sent["output_config"]["format"]["schema"]
@@ -183,6 +189,32 @@ def test_json_in_text_mode_sends_no_structured_output_fields() -> None:
     assert "tools" not in sent
     assert sent["temperature"] == 0.3
     assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        ("claude-sonnet-4-5", True),
+        ("claude-sonnet-4-5-20250929", True),
+        ("claude-sonnet-4-20250514", True),
+        ("claude-opus-4-6", True),
+        ("claude-haiku-4-5-20251001", True),
+        ("claude-3-7-sonnet-latest", True),
+        ("claude-opus-4-7", False),
+        ("claude-opus-4-8", False),
+        ("claude-sonnet-5", False),
+        ("claude-sonnet-5-5", False),
+        ("claude-fable-5", False),
+        ("SmolLM2-135M-Instruct", True),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_temperature_only_where_the_model_takes_it(model: str, sent: bool) -> None:
+    # Claude models after Opus 4.6 answer 400 "temperature is deprecated for this model".
+    assert takes_temperature(model) is sent
+    endpoint = Endpoint()
+    call(make_provider(endpoint, model=model))
+    assert ("temperature" in endpoint.sent) is sent
 
 
 def test_retry_conversation_keeps_roles_and_joins_system_messages() -> None:

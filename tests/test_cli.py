@@ -96,7 +96,7 @@ def test_unknown_model_and_missing_key(tdd: Path, capsys: pytest.CaptureFixture[
     assert "unknown model id" in capsys.readouterr().err
     assert main(["generate", str(tdd), "-m", "openai:gpt-4.1-mini", "-q"]) == 2
     assert "OPENAI_API_KEY" in capsys.readouterr().err
-    assert main(["generate", str(tdd), "-m", "anthropic:claude-sonnet-4-5", "-q"]) == 2
+    assert main(["generate", str(tdd), "-m", "anthropic:claude-sonnet-4-6", "-q"]) == 2
     assert "ANTHROPIC_API_KEY" in capsys.readouterr().err
     assert not (tdd.parent.parent / "tids").exists()
 

@@ -233,6 +233,11 @@ LIST = Part(
 )
 
 
+# Small enough that a 135M model can often close the JSON within 400 tokens.
+SHORT_LIST = LIST.model_copy(update={"max_items": 3, "max_chars": 240})
+SHORT_CODE = CODE.model_copy(update={"max_chars": 300})
+
+
 def _section(sid: str, *parts: Part) -> Section:
     return Section(id=sid, title=sid.title(), guidance="Hand-made for the tests.", parts=list(parts))
 
@@ -434,8 +439,7 @@ def test_section_grammar_rejects_invalid_documents() -> None:
     too_long = {**_valid_everything(), "overview": "x" * 6001}
     assert not r.accepts(json.dumps(too_long))
     assert r.accepts(json.dumps({**too_long, "overview": "x" * 6000}))
-    assert not r.accepts(text + " x")
-    assert not r.accepts(text + " " * 21)
+    assert not r.accepts(text + " ")  # the reply ends with the document
 
 
 @pytest.mark.parametrize(
@@ -609,7 +613,7 @@ def _check_generated(model: type[BaseModel], recognizer: Recognizer, result: dic
 @pytest.mark.model
 def test_smollm2_writes_schema_valid_json() -> None:
     path = _smollm2()
-    section = _section("design", SHORT_TEXT, LIST, CODE)
+    section = _section("design", SHORT_TEXT, SHORT_LIST, SHORT_CODE)
     model = section_model(section)
     schema = model.model_json_schema()
     grammar = json_schema_to_gbnf(schema)

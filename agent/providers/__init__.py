@@ -16,7 +16,7 @@ from agent.errors import ConfigError, ProviderError
 from agent.providers.base import Provider, Reply, Request
 
 DEFAULT_OPENAI = "gpt-4.1-mini"
-DEFAULT_ANTHROPIC = "claude-sonnet-4-5"
+DEFAULT_ANTHROPIC = "claude-sonnet-4-6"
 ID_FORMS = "openai:MODEL, anthropic:MODEL, local, local:smollm2|qwen-0.5b|qwen-1.5b|FILE.gguf, fake"
 
 

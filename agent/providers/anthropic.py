@@ -5,6 +5,7 @@ The only module that imports the `anthropic` SDK.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 import anthropic
@@ -26,6 +27,15 @@ _FINISH = {
     "model_context_window_exceeded": "length",
     "refusal": "refusal",
 }
+
+# Anthropic deprecated sampling parameters from Opus 4.7 on: newer Claude models answer
+# 400 "temperature is deprecated for this model". These older ones still take it.
+_TAKES_TEMPERATURE = re.compile(r"claude-3|claude-(opus|sonnet|haiku)-4(-[0-6])?(-\d{8})?$")
+
+
+def takes_temperature(model: str) -> bool:
+    """Whether to send `temperature`: older Claude models and any non-Claude server model."""
+    return not model.startswith("claude-") or _TAKES_TEMPERATURE.match(model) is not None
 
 
 def output_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +76,9 @@ class AnthropicProvider:
         self.base_url = base_url
         # llama-server's /v1/messages drops output_config: the schema must travel in the prompt.
         self.schema_in_text = structured == "json_in_text"
-        self.label = f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {base_url}"
+        self.label = (
+            f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {base_url}"
+        )
         # The key goes to the SDK client only; it is never stored elsewhere.
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
@@ -86,9 +98,10 @@ class AnthropicProvider:
                 for m in request.messages
                 if m.role != "system"
             ],
-            # anthropic 2.x dropped `temperature` from create(); the API still takes it.
-            "extra_body": {"temperature": request.temperature},
         }
+        if takes_temperature(self.model):
+            # anthropic 2.x's create() has no `temperature`; extra_body puts it in the body.
+            kwargs["extra_body"] = {"temperature": request.temperature}
         if system:
             # One breakpoint after system + TDD: every section call shares that prefix,
             # so all but the first read it from the cache at a tenth of the price.

@@ -11,8 +11,9 @@ Facts about llama.cpp's grammar parser (`src/llama-grammar.cpp`) this relies on:
 
 - `x{m,n}` with n above 2000 silently becomes `x{m,}` (unbounded) and m above
   2000 is an error, so longer bounds are built from chunks of 2000.
-- In one sequence the product of the repetition counts may not pass 2000
-  (`x{0,300} y{0,10}` fails), so every counted repetition gets a rule of its own.
+- Repeating a group costs (rules made inside the group) × count against the
+  same 2000 limit (`(x{0,100}){0,30}` fails), so a repeated group here never
+  holds a repetition itself, and every counted repetition is a rule of its own.
 - Ambiguous grammars multiply the parser's stacks per character, so each rule
   here has at most one way to match a given text.
 """
@@ -134,9 +135,8 @@ class _Builder:
         self._used: set[str] = set()
 
     def grammar(self) -> str:
-        root = self._value(self._root, "doc", "#")
-        self._use("ws")
-        lines = [f"root ::= {_seq(root, 'ws')}"]
+        # Nothing after the document: the model's next token must end the reply.
+        lines = [f"root ::= {self._value(self._root, 'doc', '#')}"]
         lines += [f"{name} ::= {body}" for name, body in self._rules.items()]
         lines += [f"{name} ::= {body}" for name, body in _FIXED_RULES.items() if name in self._used]
         return "\n".join(lines) + "\n"

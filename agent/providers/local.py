@@ -269,10 +269,13 @@ def ensure_joined(
         return dest
     try:
         # A file placed there by hand (or whose marker was lost) is checked, not redone.
-        if dest.is_file() and dest.stat().st_size == entry.size:
-            if hash_file(dest, on_bytes=on_bytes) == entry.sha256:
-                _write_marker(dest, entry.sha256)
-                return dest
+        if (
+            dest.is_file()
+            and dest.stat().st_size == entry.size
+            and hash_file(dest, on_bytes=on_bytes) == entry.sha256
+        ):
+            _write_marker(dest, entry.sha256)
+            return dest
         parts = find_parts(entry)
         join_parts(parts, dest, size=entry.size, sha256=entry.sha256, on_bytes=on_bytes)
     except JoinMismatchError as e:
@@ -327,7 +330,7 @@ def join_parts(
                 f"got {done:,} bytes with sha256 {got[:16]}..., "
                 f"expected {size:,} bytes with sha256 {sha256[:16]}..."
             )
-        os.replace(tmp, dest)
+        tmp.replace(dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -474,18 +477,7 @@ def free_port(host: str = HOST) -> int:
 # name (pydantic-settings, any case), and HOST, PORT and CONFIG_FILE override its
 # flags outright: a stray PORT, API_KEY or N_CTX would move, lock or resize it.
 _SERVER_SETTINGS = frozenset(
-    """
-    model model_alias n_gpu_layers split_mode main_gpu tensor_split vocab_only use_mmap
-    use_mlock kv_overrides rpc_servers seed n_ctx n_batch n_ubatch n_threads
-    n_threads_batch rope_scaling_type rope_freq_base rope_freq_scale yarn_ext_factor
-    yarn_attn_factor yarn_beta_fast yarn_beta_slow yarn_orig_ctx mul_mat_q logits_all
-    embedding offload_kqv flash_attn last_n_tokens_size lora_base lora_path numa
-    chat_format chat_template_kwargs clip_model_path cache cache_type cache_size
-    hf_tokenizer_config_path hf_pretrained_model_name_or_path hf_model_repo_id
-    draft_model draft_model_num_pred_tokens type_k type_v verbose host port
-    ssl_keyfile ssl_certfile api_key interrupt_requests disable_ping_events root_path
-    models config_file
-    """.split()
+    ["model", "model_alias", "n_gpu_layers", "split_mode", "main_gpu", "tensor_split", "vocab_only", "use_mmap", "use_mlock", "kv_overrides", "rpc_servers", "seed", "n_ctx", "n_batch", "n_ubatch", "n_threads", "n_threads_batch", "rope_scaling_type", "rope_freq_base", "rope_freq_scale", "yarn_ext_factor", "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_orig_ctx", "mul_mat_q", "logits_all", "embedding", "offload_kqv", "flash_attn", "last_n_tokens_size", "lora_base", "lora_path", "numa", "chat_format", "chat_template_kwargs", "clip_model_path", "cache", "cache_type", "cache_size", "hf_tokenizer_config_path", "hf_pretrained_model_name_or_path", "hf_model_repo_id", "draft_model", "draft_model_num_pred_tokens", "type_k", "type_v", "verbose", "host", "port", "ssl_keyfile", "ssl_certfile", "api_key", "interrupt_requests", "disable_ping_events", "root_path", "models", "config_file"]
 )
 # Modules `python -m llama_cpp.server` needs (llama-cpp-python[server]).
 _SERVER_MODULES = (
@@ -567,7 +559,8 @@ def describe_exit(code: int) -> str:
         signal.SIGSEGV: "segfault",
         signal.SIGABRT: "aborted",
         signal.SIGKILL: "killed, perhaps for lack of memory",
-        signal.SIGILL: "illegal instruction: a build for another CPU?",
+        # Seen with llama.cpp built natively on AMX CPUs, and with builds for another CPU.
+        signal.SIGILL: "illegal instruction: rebuild llama-cpp-python with GGML_NATIVE=OFF",
         signal.SIGBUS: "bus error",
     }
     return f"exit code {code}: {names.get(sig, sig.name)}"
@@ -712,8 +705,8 @@ class LocalServer:
             return server
         raise ProviderError(f"could not find a free port for the embedded model server on {HOST}")
 
-    async def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    async def _wait_ready(self, within: float) -> None:
+        deadline = time.monotonic() + within
         # trust_env=False: a proxy from the environment must not see loopback traffic.
         async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
             while True:
@@ -733,7 +726,7 @@ class LocalServer:
                         return
                 if time.monotonic() > deadline:
                     raise ProviderError(
-                        f"the embedded model server did not answer within {timeout:.0f} s; "
+                        f"the embedded model server did not answer within {within:.0f} s; "
                         f"see {self.log_path}"
                     )
                 await asyncio.sleep(0.2)
@@ -779,8 +772,8 @@ class LocalServer:
         await self.aclose()
 
 
-async def _exited(process: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+async def _exited(process: subprocess.Popen[bytes], within: float) -> bool:
+    deadline = time.monotonic() + within
     while process.poll() is None:
         if time.monotonic() > deadline:
             return False
