@@ -41,7 +41,7 @@ def test_generate_on_smollm2_writes_every_section(
     tdd: Path, template: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["generate", str(tdd), "-m", "local:smollm2", "-t", template, "-q", "--max-tokens", "700"]
+        ["generate", str(tdd), "-m", "local:smollm2", "-t", template, "-q", "--max-tokens", "500"]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -674,3 +674,22 @@ def test_smollm2_writes_schema_valid_json() -> None:
         f"\nSmolLM2: {sum(valid)}/{len(valid)} schema-valid ({summary}); "
         f"load {lines[0]['load_seconds']:.1f}s"
     )
+
+
+def test_fit_schema_lowers_bounds_to_the_budget_and_keeps_valid_replies_valid() -> None:
+    from agent.providers.grammar import fit_schema, worst_case_chars
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "maxLength": 3000},
+            "b": {"type": "array", "maxItems": 4, "items": {"type": "string", "maxLength": 250}},
+        },
+        "required": ["a", "b"],
+    }
+    assert worst_case_chars(schema) == 4000
+    fitted = fit_schema(schema, 1000)
+    assert worst_case_chars(fitted) <= 1000
+    assert fitted["properties"]["a"]["maxLength"] <= 3000 // 4
+    assert schema["properties"]["a"]["maxLength"] == 3000  # the original is untouched
+    assert fit_schema(schema, 5000) is schema

@@ -355,3 +355,51 @@ class _Builder:
                 body = f"{body} | {first}" if first else f"({body})?"
             first = self._rule(f"{hint}-from-{i}", body)
         return first
+
+
+def worst_case_chars(schema: dict[str, Any]) -> int:
+    """The most string characters a reply valid for the schema can hold."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: dict[str, Any], depth: int = 0) -> int:
+        if depth > 20:
+            return 0
+        if "$ref" in node:
+            return walk(defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {}), depth + 1)
+        kind = node.get("type")
+        if kind == "object":
+            return sum(walk(v, depth + 1) for v in node.get("properties", {}).values())
+        if kind == "array":
+            return int(node.get("maxItems", 1)) * walk(node.get("items", {}), depth + 1)
+        if kind == "string":
+            return int(node.get("maxLength", 0))
+        return 0
+
+    return walk(schema)
+
+
+def fit_schema(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """A copy whose string bounds shrink so the worst case holds at most `max_chars`.
+
+    A grammar built from it always lets the model close the JSON before its
+    token limit: small models fill every bound they are given, and a reply cut
+    off at max_tokens is unusable. Replies valid for the copy stay valid for
+    the original, whose bounds are only ever lowered.
+    """
+    worst = worst_case_chars(schema)
+    if worst <= max_chars or worst == 0:
+        return schema
+    ratio = max_chars / worst
+
+    def shrink(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: shrink(v) for k, v in node.items()}
+            if out.get("type") == "string" and "maxLength" in out:
+                floor = int(out.get("minLength", 0))
+                out["maxLength"] = max(floor, 8, int(int(out["maxLength"]) * ratio))
+            return out
+        if isinstance(node, list):
+            return [shrink(v) for v in node]
+        return node
+
+    return shrink(schema)

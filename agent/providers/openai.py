@@ -87,9 +87,13 @@ class OpenAIProvider:
                 },
             }
         elif self.structured == "grammar":
-            from agent.providers.grammar import json_schema_to_gbnf
+            from agent.providers.grammar import fit_schema, json_schema_to_gbnf
 
-            kwargs["extra_body"] = {"grammar": json_schema_to_gbnf(request.json_schema)}
+            # Leave room for keys, quotes and escapes: ~2 characters per token
+            # is what small models' JSON averages at worst.
+            budget = max(200, request.max_tokens * 2 - 200)
+            schema = fit_schema(request.json_schema, budget)
+            kwargs["extra_body"] = {"grammar": json_schema_to_gbnf(schema)}
         else:
             kwargs["response_format"] = {"type": "json_object"}
         try:
