@@ -61,6 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--concurrency", type=int, help="sections drafted at once (default 4)")
     gen.add_argument("--max-tokens", type=int, help="reply limit per section call (default 1800)")
     gen.add_argument("--timeout", type=float, help="seconds per model call (default 600)")
+    tape = gen.add_mutually_exclusive_group()
+    tape.add_argument(
+        "--record",
+        type=Path,
+        metavar="CASSETTE",
+        help="record every HTTP exchange of the run into a vcrpy cassette (keys scrubbed)",
+    )
+    tape.add_argument(
+        "--replay",
+        type=Path,
+        metavar="CASSETTE",
+        help="answer every model call from a recorded cassette: no network, no key, same document",
+    )
+    gen.add_argument(
+        "--record-mode",
+        choices=["new", "once", "append"],
+        default="new",
+        help="with --record: new (default; a fresh cassette, --force to replace one), "
+        "once (record only if the cassette is missing), append (add unseen requests)",
+    )
     gen.add_argument("--stdout", action="store_true", help="also print the document")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     gen.set_defaults(handler=cmd_generate)
@@ -127,7 +147,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import time
 
     from agent.config import load_settings
-    from agent.pipeline import run_generate
+    from agent.pipeline import Recording, run_generate
     from agent.templates import get_template
 
     settings = load_settings(
@@ -141,6 +161,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         }
     )
     template = get_template(settings.template)
+    recording = None
+    if args.replay is not None:
+        recording = Recording(path=args.replay, mode="replay")
+    elif args.record is not None:
+        recording = Recording(path=args.record, mode=args.record_mode)
     progress = _Progress(len(template.sections), args.quiet)
     started = time.perf_counter()
     try:
@@ -152,6 +177,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 out=args.out,
                 force=args.force,
                 safe_names=args.safe_names,
+                recording=recording,
                 on_event=progress,
             )
         )

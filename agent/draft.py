@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -111,20 +112,23 @@ def plan_messages(
         )
         for s in sections
     }
-    empty_system = system_message(template, tdd.path, tdd.title, "")
+    # The file name, not the path: prompts (and cassettes) must not depend on
+    # where the TDD sits on this machine.
+    source = Path(tdd.path).name
+    empty_system = system_message(template, source, tdd.title, "")
     overhead = count_tokens(empty_system.content) + max(
         count_tokens(m.content) for m in users.values()
     )
     budget = int((provider.context_window - max_tokens - overhead) / _TOKENIZER_SLACK) - 64
     fits = tdd_tokens <= budget
     requests: dict[str, list[Message]] = {}
-    shared = system_message(template, tdd.path, tdd.title, tdd.text) if fits else None
+    shared = system_message(template, source, tdd.title, tdd.text) if fits else None
     for s in sections:
         if shared is not None:
             system = shared
         else:
             query = f"{s.title} {s.guidance} " + " ".join(p.title for p in s.parts)
-            system = system_message(template, tdd.path, tdd.title, excerpt(tdd, query, budget))
+            system = system_message(template, source, tdd.title, excerpt(tdd, query, budget))
         requests[s.id] = [system, users[s.id]]
     return DraftPlan(shared_prefix=fits, tdd_tokens=tdd_tokens, requests=requests)
 

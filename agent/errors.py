@@ -33,3 +33,25 @@ class OutputValidationError(TidsmithError):
 
 class RetrievalError(TidsmithError):
     """A research source failed (only raised when research is strict)."""
+
+
+def is_unrecorded(error: BaseException) -> bool:
+    """True when an error, or what caused it, is a cassette refusing an unrecorded request.
+
+    Checked by name so that provider modules need not import vcrpy.
+    """
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if type(seen).__name__ == "CannotOverwriteExistingCassetteException":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def unrecorded_message(where: str, prompt_id: str, prompt_version: str) -> str:
+    return (
+        f"{where}: this request (prompt {prompt_id} v{prompt_version}) is not in the cassette; "
+        "the TDD, template, prompts, model or settings differ from the recording: re-record it"
+    )

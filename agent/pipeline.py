@@ -10,9 +10,10 @@ import asyncio
 import datetime as dt
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,9 +21,11 @@ from agent import __version__
 from agent.assemble import DocumentHeader, RelatedDoc, assemble
 from agent.config import Settings
 from agent.draft import CallRecord, Event, Progress, SectionDraft, draft_all, plan_messages
+from agent.errors import ConfigError, InputError
 from agent.prompting import load_prompt
 from agent.providers import open_provider
 from agent.providers.base import Provider
+from agent.recording import CassetteMeta, cassette, meta_path, read_meta
 from agent.tdd import Tdd, load_tdd
 from agent.templates import Template, get_template
 from agent.write import default_output_path, write_atomic, write_json_atomic
@@ -53,6 +56,7 @@ class RunRecord(BaseModel):
     tdd_tokens: int = 0
     calls: list[CallRecord] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
+    replayed_from: str | None = None
 
 
 class Document(BaseModel):
@@ -97,6 +101,13 @@ def _model_label(provider: Provider) -> str:
     return f"{provider.name}:{provider.model}"
 
 
+class Recording(BaseModel):
+    """Record this run's HTTP into a cassette, or replay one with no network."""
+
+    path: Path
+    mode: Literal["new", "once", "append", "replay"] = "new"
+
+
 async def run_generate(
     tdd_path: Path,
     *,
@@ -108,56 +119,70 @@ async def run_generate(
     safe_names: bool = False,
     write: bool = True,
     today: str | None = None,
+    recording: Recording | None = None,
     on_event: Progress | None = None,
 ) -> Document:
     """Run the whole pipeline for one TDD. Opens (and closes) a provider if none is given."""
     emit: Progress = on_event or (lambda _e: None)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    # Cheap checks first: a bad TDD, template or output path costs no tokens.
+    # Cheap checks first: a bad TDD, template, cassette or output path costs no tokens.
     tdd = load_tdd(tdd_path)
     template = template or get_template(settings.template)
     path = default_output_path(tdd, template.doc_kind, out, safe_names) if write else None
     if path is not None and path.exists() and not force:
-        from agent.errors import InputError
-
         raise InputError(f"{path} exists; pass --force to overwrite it or --out to choose another")
-
-    own = provider is None
-    if provider is None:
-        provider = await open_provider(
-            settings.model,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            progress=lambda msg: emit(Event(kind="info", detail=msg)),
-        )
-    try:
-        plan = plan_messages(
-            template,
-            tdd,
-            provider,
-            max_tokens=settings.max_tokens,
-            schema_in_text=provider.schema_in_text,
-        )
-        if not plan.shared_prefix:
-            emit(
-                Event(
-                    kind="info",
-                    detail="the TDD is larger than the model's context: "
-                    "each section gets the TDD parts most relevant to it",
-                )
+    replay = recording is not None and recording.mode == "replay"
+    if recording is not None:
+        if replay:
+            meta = check_replay(recording.path, tdd, template)
+            today = today or meta.date
+        elif recording.mode == "new" and recording.path.exists() and not force:
+            raise InputError(
+                f"cassette {recording.path} exists; pass --force to re-record it, "
+                "or --record-mode append"
             )
-        drafts = await draft_all(
-            provider,
-            template,
-            plan,
-            concurrency=settings.concurrency,
-            max_tokens=settings.max_tokens,
-            on_event=emit,
-        )
-    finally:
-        if own:
-            await provider.aclose()
+    today = today or dt.date.today().isoformat()
+
+    session = _recording_session(recording)
+    with session as tape:
+        own = provider is None
+        if provider is None:
+            provider = await open_provider(
+                settings.model,
+                base_url=settings.base_url,
+                timeout=settings.timeout,
+                replay=replay,
+                progress=lambda msg: emit(Event(kind="info", detail=msg)),
+            )
+        try:
+            plan = plan_messages(
+                template,
+                tdd,
+                provider,
+                max_tokens=settings.max_tokens,
+                schema_in_text=provider.schema_in_text,
+            )
+            if not plan.shared_prefix:
+                emit(
+                    Event(
+                        kind="info",
+                        detail="the TDD is larger than the model's context: "
+                        "each section gets the TDD parts most relevant to it",
+                    )
+                )
+            drafts = await draft_all(
+                provider,
+                template,
+                plan,
+                concurrency=settings.concurrency,
+                max_tokens=settings.max_tokens,
+                on_event=emit,
+            )
+        finally:
+            if own:
+                await provider.aclose()
+        interactions = len(tape) if tape is not None else 0
 
     out_dir = path.parent if path is not None else Path.cwd()
     header = DocumentHeader(
@@ -168,7 +193,7 @@ async def run_generate(
         template=template.name,
         template_version=template.version,
         model=_model_label(provider),
-        date=today or dt.date.today().isoformat(),
+        date=today,
     )
     markdown = assemble(
         template, header, {d.section_id: d.content for d in drafts}, related_docs(tdd, out_dir)
@@ -178,7 +203,7 @@ async def run_generate(
         model=_model_label(provider),
         template=template.name,
         template_version=template.version,
-        prompts={"draft_section": load_prompt("draft_section").version},
+        prompts=prompt_versions(),
         tdd_path=tdd.path,
         tdd_sha256=tdd.sha256,
         output_path=str(path) if path is not None else None,
@@ -188,13 +213,80 @@ async def run_generate(
         tdd_tokens=plan.tdd_tokens,
         calls=calls,
         totals=totals(calls),
+        replayed_from=str(recording.path) if replay and recording else None,
     )
+    if recording is not None and not replay:
+        write_json_atomic(
+            meta_path(recording.path),
+            CassetteMeta(
+                tool_version=__version__,
+                model=record.model,
+                template=template.name,
+                template_version=template.version,
+                prompts=record.prompts,
+                tdd_sha256=tdd.sha256,
+                date=today,
+                recorded_wall_s=record.wall_s,
+                interactions=interactions,
+            ),
+        )
     if path is not None:
         write_atomic(path, markdown, force=force)
         write_json_atomic(run_record_path(path), record)
     return Document(
         markdown=markdown, sections=drafts, record=record, path=str(path) if path else None
     )
+
+
+def prompt_versions() -> dict[str, str]:
+    return {"draft_section": load_prompt("draft_section").version}
+
+
+def check_replay(cassette_path: Path, tdd: Tdd, template: Template) -> CassetteMeta:
+    """The cassette's metadata, after checking it can replay this run."""
+    if not cassette_path.is_file():
+        raise InputError(
+            f"cassette {cassette_path} does not exist; record it first with --record {cassette_path}"
+        )
+    meta = read_meta(cassette_path)
+    now = prompt_versions()
+    stale = {k: v for k, v in meta.prompts.items() if now.get(k) != v}
+    if stale:
+        which = ", ".join(f"{k} v{v} (now v{now.get(k)})" for k, v in stale.items())
+        raise InputError(f"cassette {cassette_path} was recorded with prompt {which}; re-record it")
+    if (meta.template, meta.template_version) != (template.name, template.version):
+        raise InputError(
+            f"cassette {cassette_path} was recorded with template {meta.template} "
+            f"{meta.template_version}, not {template.name} {template.version}; pass --template "
+            f"{meta.template} or re-record"
+        )
+    if meta.tdd_sha256 != tdd.sha256:
+        raise InputError(
+            f"cassette {cassette_path} was recorded from a different TDD (sha256 "
+            f"{meta.tdd_sha256[:12]}…, this one {tdd.sha256[:12]}…); re-record it"
+        )
+    return meta
+
+
+@contextmanager
+def _recording_session(recording: Recording | None) -> Iterator[Any]:
+    if recording is None:
+        yield None
+        return
+    target = recording.path
+    if recording.mode == "new":
+        # Record into a temporary file: a failed run leaves no half cassette.
+        scratch = target.with_name(f".{target.name}.recording")
+        scratch.unlink(missing_ok=True)
+        try:
+            with cassette(scratch, "new") as tape:
+                yield tape
+            scratch.replace(target)
+        finally:
+            scratch.unlink(missing_ok=True)
+        return
+    with cassette(target, recording.mode) as tape:
+        yield tape
 
 
 def run_record_path(output: Path) -> Path:
@@ -278,8 +370,6 @@ def _as_provider(model: Any) -> Provider:
         from agent.providers.langchain import LangChainProvider
 
         return LangChainProvider(model)
-    from agent.errors import ConfigError
-
     raise ConfigError(
         "model must be a provider:model id, a Provider or a LangChain chat model, "
         f"not {type(model).__name__}"

@@ -50,8 +50,7 @@ def test_generate_on_smollm2_writes_every_section(
     [written] = list(folder.glob("*.md"))
     text = written.read_text(encoding="utf-8")
     headings = [
-        f"## {tpl.number(s.id)}. {s.title}" if s.numbered else f"## {s.title}"
-        for s in tpl.sections
+        f"## {tpl.number(s.id)}. {s.title}" if s.numbered else f"## {s.title}" for s in tpl.sections
     ]
     positions = [text.index(h) for h in headings]
     assert positions == sorted(positions)

@@ -75,10 +75,16 @@ async def open_provider(
     base_url: str | None = None,
     timeout: float = 600.0,  # noqa: ASYNC109 (passed to the SDK client, per call)
     env: dict[str, str] | None = None,
+    replay: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Provider:
-    """Build the provider for a model id; the caller must `aclose()` it."""
+    """Build the provider for a model id; the caller must `aclose()` it.
+
+    With `replay`, answers come from a cassette: no key is needed, no local
+    server starts, and nothing is retried (a miss is final).
+    """
     env = dict(os.environ) if env is None else env
+    retries = 0 if replay else 2
     model_id = model_id or default_model_id(env)
     provider, name = parse_model_id(model_id)
     if provider == "fake":
@@ -88,7 +94,7 @@ async def open_provider(
     if provider == "openai":
         base_url = base_url or env.get("OPENAI_BASE_URL") or None
         key = env.get("OPENAI_API_KEY")
-        if not key and base_url is None:
+        if not key and base_url is None and not replay:
             raise ConfigError(
                 f"{model_id} needs OPENAI_API_KEY set (or --base-url for a compatible server)"
             )
@@ -99,7 +105,7 @@ async def open_provider(
     if provider == "anthropic":
         base_url = base_url or env.get("ANTHROPIC_BASE_URL") or None
         key = env.get("ANTHROPIC_API_KEY")
-        if not key and base_url is None:
+        if not key and base_url is None and not replay:
             raise ConfigError(f"{model_id} needs ANTHROPIC_API_KEY set")
         from agent.providers.anthropic import AnthropicProvider
 
@@ -110,9 +116,28 @@ async def open_provider(
             # Compatible servers (llama.cpp) ignore structured output: schema in text.
             structured="native" if base_url is None else "json_in_text",
             timeout=timeout,
+            max_retries=retries,
+        )
+    from agent.providers.openai import OpenAIProvider
+
+    if replay:
+        from agent.providers.local import replay_identity
+
+        alias, window = replay_identity(name or "local")
+        # The recorded requests went to a server on a port that no longer
+        # exists; the cassette answers them, matched on path and body.
+        return OpenAIProvider(
+            alias,
+            api_key="local",
+            base_url="http://127.0.0.1:9/v1",
+            structured="grammar",
+            max_concurrency=1,
+            context_window=window,
+            timeout=timeout,
+            max_retries=0,
+            name="local",
         )
     from agent.providers.local import LocalServer
-    from agent.providers.openai import OpenAIProvider
 
     server = await LocalServer.start(name or "qwen-1.5b", progress=progress)
     inner = OpenAIProvider(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anthropic
 
-from agent.errors import ProviderError
+from agent.errors import ProviderError, is_unrecorded, unrecorded_message
 from agent.providers.base import Reply, Request, Usage
 from agent.redact import redact
 
@@ -116,6 +116,14 @@ class AnthropicProvider:
             message = await self._client.messages.create(**kwargs)
         except anthropic.AnthropicError as e:
             raise map_error(e, self.label, request) from e
+        except Exception as e:
+            # A replayed cassette refuses unrecorded requests from inside the
+            # HTTP transport, below the SDK's own error types.
+            if is_unrecorded(e):
+                where = f"{self.label}, section {request.label!r}"
+                message = unrecorded_message(where, request.prompt_id, request.prompt_version)
+                raise ProviderError(message) from None
+            raise
         text = "".join(block.text for block in message.content if block.type == "text")
         stop = message.stop_reason or "end_turn"
         refusal = None
@@ -161,6 +169,8 @@ def _out_of_credit(e: anthropic.APIStatusError) -> bool:
 def map_error(e: anthropic.AnthropicError, label: str, request: Request) -> ProviderError:
     """An SDK error as one line the user can act on."""
     where = f"{label}, section {request.label!r}"
+    if is_unrecorded(e):
+        return ProviderError(unrecorded_message(where, request.prompt_id, request.prompt_version))
     if isinstance(e, anthropic.APITimeoutError):
         return ProviderError(
             f"{where}: the request timed out; raise --timeout or use a faster model"

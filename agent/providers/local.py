@@ -192,6 +192,26 @@ def resolve_model(
     )
 
 
+def replay_identity(spec: str) -> tuple[str, int]:
+    """The (server alias, context window) a run on this model had, without the model.
+
+    Replaying a recorded local run must rebuild the same requests, and those
+    carry the alias; the model file itself is not needed.
+    """
+    key = model_key(spec)
+    if _looks_like_path(key):
+        path = Path(key).expanduser()
+        if path.is_file():
+            resolved = _resolve_file(path)
+            return resolved.name, resolved.context_window
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem) or "model", MAX_CONTEXT
+    entry = MODELS.get(key)
+    if entry is None:
+        names = ", ".join(f"local:{name}" for name in MODELS)
+        raise ConfigError(f"unknown embedded model {key!r}: use one of {names}")
+    return entry.name, entry.context_window
+
+
 def _looks_like_path(key: str) -> bool:
     return "/" in key or os.sep in key or key.startswith(("~", ".")) or key.endswith(".gguf")
 

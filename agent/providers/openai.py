@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import openai
 
-from agent.errors import ProviderError
+from agent.errors import ProviderError, is_unrecorded, unrecorded_message
 from agent.providers.base import Reply, Request, Usage
 from agent.redact import redact
 
@@ -100,6 +100,14 @@ class OpenAIProvider:
             completion = await self._client.chat.completions.create(**kwargs)
         except openai.APIError as e:
             raise map_error(e, self.label, request) from e
+        except Exception as e:
+            # A replayed cassette refuses unrecorded requests from inside the
+            # HTTP transport, below the SDK's own error types.
+            if is_unrecorded(e):
+                where = f"{self.label}, section {request.label!r}"
+                message = unrecorded_message(where, request.prompt_id, request.prompt_version)
+                raise ProviderError(message) from None
+            raise
         choice = completion.choices[0]
         usage = Usage()
         if completion.usage is not None:
@@ -124,6 +132,8 @@ class OpenAIProvider:
 def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError:
     """An SDK error as one line the user can act on."""
     where = f"{label}, section {request.label!r}"
+    if is_unrecorded(e):
+        return ProviderError(unrecorded_message(where, request.prompt_id, request.prompt_version))
     if isinstance(e, openai.AuthenticationError):
         return ProviderError(f"{where}: the API key was rejected (401); check OPENAI_API_KEY")
     if isinstance(e, openai.PermissionDeniedError):

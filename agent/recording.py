@@ -1,0 +1,138 @@
+"""Record a run's HTTP exchanges with vcrpy, and replay them with no network.
+
+The only module that imports `vcr`. A cassette is vcrpy's YAML file plus a
+sidecar `<cassette>.meta.json` saying what produced it (model, template and
+prompt versions, the TDD's sha256, the header date, the recorded wall time),
+so a replay can reproduce the document byte for byte and a stale cassette is
+visible. Secrets are scrubbed at record time: request credentials and every
+response header that identifies an account never reach the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agent.errors import ConfigError, InputError
+
+RecordMode = Literal["new", "once", "append"]
+
+# vcrpy's names for our modes: `new` records a fresh cassette, `once` records
+# only when the cassette is missing, `append` adds requests it has not seen.
+_VCR_MODES = {"new": "all", "once": "once", "append": "new_episodes", "replay": "none"}
+
+SCRUB_REQUEST_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "cookie",
+    "openai-organization",
+    "openai-project",
+    "anthropic-organization-id",
+)
+_ACCOUNT_HEADER = re.compile(
+    r"^(set-cookie|cookie|openai-organization|openai-project|anthropic-organization-id"
+    r"|x-request-id|request-id|cf-ray|x-ratelimit-.*|anthropic-ratelimit-.*|x-amz-.*"
+    r"|openai-processing-ms|x-envoy-.*|x-kong-.*)$",
+    re.IGNORECASE,
+)
+
+
+class CassetteMeta(BaseModel):
+    """What produced a cassette; checked before a replay."""
+
+    tool_version: str
+    model: str
+    template: str
+    template_version: str
+    prompts: dict[str, str]
+    tdd_sha256: str
+    date: str
+    recorded_wall_s: float = 0.0
+    interactions: int = 0
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+def meta_path(cassette: Path) -> Path:
+    return cassette.with_name(cassette.name + ".meta.json")
+
+
+def read_meta(cassette: Path) -> CassetteMeta:
+    path = meta_path(cassette)
+    try:
+        return CassetteMeta.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path} is missing: replay needs the metadata recorded with {cassette.name}"
+        ) from None
+    except ValueError as e:
+        raise InputError(
+            f"{path} is not valid cassette metadata: {str(e).splitlines()[0]}"
+        ) from None
+
+
+def _scrub_request(request: Any) -> Any:
+    for name in list(request.headers):
+        if name.lower() in SCRUB_REQUEST_HEADERS:
+            del request.headers[name]
+    return request
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if _ACCOUNT_HEADER.match(name):
+            del headers[name]
+    return response
+
+
+def _body(request: Any) -> Any:
+    raw = request.body
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _match_body(r1: Any, r2: Any) -> None:
+    # Compare parsed JSON, so key order and whitespace never cause a miss.
+    if _body(r1) != _body(r2):
+        raise AssertionError("request bodies differ")
+
+
+def _match_path(r1: Any, r2: Any) -> None:
+    # Host and port are ignored: a local server gets a new port every run.
+    if r1.path.rstrip("/") != r2.path.rstrip("/"):
+        raise AssertionError(f"paths differ: {r1.path} != {r2.path}")
+
+
+@contextmanager
+def cassette(path: Path, mode: RecordMode | Literal["replay"]) -> Iterator[Any]:
+    """Record into or replay from a cassette for the duration of the block."""
+    try:
+        import vcr
+    except ImportError:  # pragma: no cover - vcrpy is a core dependency
+        raise ConfigError("recording needs vcrpy: pip install vcrpy") from None
+    if mode == "replay" and not path.is_file():
+        raise InputError(f"cassette {path} does not exist; record it first with --record {path}")
+    recorder = vcr.VCR(
+        record_mode=_VCR_MODES[mode],
+        match_on=["method", "tidsmith_path", "tidsmith_body"],
+        before_record_request=_scrub_request,
+        before_record_response=_scrub_response,
+        decode_compressed_response=True,
+    )
+    recorder.register_matcher("tidsmith_path", _match_path)
+    recorder.register_matcher("tidsmith_body", _match_body)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with recorder.use_cassette(str(path), allow_playback_repeats=False) as cass:
+        yield cass
