@@ -246,7 +246,8 @@ def check_replay(cassette_path: Path, tdd: Tdd, template: Template) -> CassetteM
     """The cassette's metadata, after checking it can replay this run."""
     if not cassette_path.is_file():
         raise InputError(
-            f"cassette {cassette_path} does not exist; record it first with --record {cassette_path}"
+            f"cassette {cassette_path} does not exist; "
+            f"record it first with --record {cassette_path}"
         )
     meta = read_meta(cassette_path)
     now = prompt_versions()

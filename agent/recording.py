@@ -124,8 +124,10 @@ def cassette(path: Path, mode: RecordMode | Literal["replay"]) -> Iterator[Any]:
         raise ConfigError("recording needs vcrpy: pip install vcrpy") from None
     if mode == "replay" and not path.is_file():
         raise InputError(f"cassette {path} does not exist; record it first with --record {path}")
+    from vcr.record_mode import RecordMode as VcrMode
+
     recorder = vcr.VCR(
-        record_mode=_VCR_MODES[mode],
+        record_mode=VcrMode(_VCR_MODES[mode]),
         match_on=["method", "tidsmith_path", "tidsmith_body"],
         before_record_request=_scrub_request,
         before_record_response=_scrub_response,
