@@ -26,6 +26,7 @@ from agent.prompting import load_prompt
 from agent.providers import open_provider
 from agent.providers.base import Provider
 from agent.recording import CassetteMeta, cassette, meta_path, read_meta
+from agent.redact import redact
 from agent.tdd import Tdd, load_tdd
 from agent.templates import Template, get_template
 from agent.write import default_output_path, write_atomic, write_json_atomic
@@ -137,6 +138,14 @@ async def run_generate(
         if replay:
             meta = check_replay(recording.path, tdd, template)
             today = today or meta.date
+            # Replay the model and endpoint shape the cassette was recorded with,
+            # unless the user names them: the request bodies depend on both.
+            settings = settings.model_copy(
+                update={
+                    "model": settings.model or meta.model,
+                    "base_url": settings.base_url or meta.base_url or None,
+                }
+            )
         elif recording.mode == "new" and recording.path.exists() and not force:
             raise InputError(
                 f"cassette {recording.path} exists; pass --force to re-record it, "
@@ -226,6 +235,7 @@ async def run_generate(
                 prompts=record.prompts,
                 tdd_sha256=tdd.sha256,
                 date=today,
+                base_url=redact(settings.base_url or ""),
                 recorded_wall_s=record.wall_s,
                 interactions=interactions,
             ),

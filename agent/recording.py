@@ -53,6 +53,7 @@ class CassetteMeta(BaseModel):
     prompts: dict[str, str]
     tdd_sha256: str
     date: str
+    base_url: str = ""
     recorded_wall_s: float = 0.0
     interactions: int = 0
     extra: dict[str, str] = Field(default_factory=dict)

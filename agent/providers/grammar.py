@@ -403,3 +403,12 @@ def fit_schema(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
         return node
 
     return shrink(schema)
+
+
+def char_budget(max_tokens: int) -> int:
+    """String characters a reply can hold and still close within `max_tokens`.
+
+    Leaves room for keys, quotes and escapes: about 2 characters per token is
+    what small models' JSON averages at worst.
+    """
+    return max(200, max_tokens * 2 - 200)

@@ -12,6 +12,7 @@ import openai
 
 from agent.errors import ProviderError, is_unrecorded, unrecorded_message
 from agent.providers.base import Reply, Request, Usage
+from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
 from agent.redact import redact
 
 StructuredMode = Literal["json_schema", "grammar", "json_object"]
@@ -75,8 +76,12 @@ class OpenAIProvider:
             "temperature": request.temperature,
         }
         if self.structured == "json_schema":
+            # Compatible servers often run small models that fill every bound:
+            # lower the bounds so the JSON can close within max_tokens.
             schema = (
-                strict_schema(request.json_schema) if self.base_url is None else request.json_schema
+                strict_schema(request.json_schema)
+                if self.base_url is None
+                else fit_schema(request.json_schema, char_budget(request.max_tokens))
             )
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -87,12 +92,7 @@ class OpenAIProvider:
                 },
             }
         elif self.structured == "grammar":
-            from agent.providers.grammar import fit_schema, json_schema_to_gbnf
-
-            # Leave room for keys, quotes and escapes: ~2 characters per token
-            # is what small models' JSON averages at worst.
-            budget = max(200, request.max_tokens * 2 - 200)
-            schema = fit_schema(request.json_schema, budget)
+            schema = fit_schema(request.json_schema, char_budget(request.max_tokens))
             kwargs["extra_body"] = {"grammar": json_schema_to_gbnf(schema)}
         else:
             kwargs["response_format"] = {"type": "json_object"}

@@ -1,0 +1,126 @@
+"""The committed cassettes: replayed offline, scanned for secrets, none unused or stale.
+
+Every file under cassettes/ is a real HTTP recording made by
+scripts/record-cassettes against llama.cpp's llama-server on this project's
+machines (OpenAI and Anthropic protocols, an embedded GGUF model as the
+model). CI replays them with the network blocked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.prompting import load_prompt
+from agent.templates import get_template
+
+ROOT = Path(__file__).resolve().parent.parent
+CASSETTES = ROOT / "cassettes"
+EXAMPLE_TDD = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
+
+# Every committed cassette, and how to replay it. A cassette not listed here
+# fails test_every_cassette_is_used.
+REPLAYS: dict[str, tuple[Path, str]] = {
+    "openai-tid.yaml": (EXAMPLE_TDD, "tid"),
+    "openai-spec.yaml": (EXAMPLE_TDD, "spec"),
+    "anthropic-tid.yaml": (EXAMPLE_TDD, "tid"),
+}
+
+_KEY_PATTERNS = [
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]{6,}"),
+]
+_ACCOUNT_HEADERS = re.compile(
+    r"(?im)^\s*-?\s*['\"]?(authorization|x-api-key|cookie|set-cookie|openai-organization"
+    r"|openai-project|anthropic-organization-id)['\"]?\s*:"
+)
+
+
+def find_secrets(text: str) -> list[str]:
+    """What in a cassette's text looks like a key or an account header."""
+    found = [m.group(0) for p in _KEY_PATTERNS for m in p.finditer(text)]
+    found += [m.group(1) for m in _ACCOUNT_HEADERS.finditer(text)]
+    return found
+
+
+def committed() -> list[Path]:
+    return sorted(CASSETTES.glob("*.yaml"))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket connection fails: a replay must not need one."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError("network blocked in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.mark.parametrize("name", sorted(REPLAYS))
+def test_cassette_replays_offline_to_the_recorded_document(
+    name: str, tmp_path: Path, no_network: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cassette = CASSETTES / name
+    if not cassette.exists():
+        pytest.fail(f"{cassette} is missing: run scripts/record-cassettes")
+    tdd, template = REPLAYS[name]
+    work = tmp_path / "0xcc" / "tdds" / tdd.name
+    work.parent.mkdir(parents=True)
+    work.write_bytes(tdd.read_bytes())
+    code = main(["generate", str(work), "-t", template, "-q", "--replay", str(cassette)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    written = next((tmp_path / "0xcc" / f"{get_template(template).doc_kind.lower()}s").glob("*.md"))
+    expected = cassette.with_name(cassette.stem + ".md")
+    assert written.read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
+
+
+def test_every_cassette_is_used() -> None:
+    unused = [p.name for p in committed() if p.name not in REPLAYS]
+    assert unused == [], f"cassettes no test replays: {unused}"
+
+
+def test_no_cassette_is_stale() -> None:
+    """A prompt or template change must come with re-recorded cassettes."""
+    now = {"draft_section": load_prompt("draft_section").version}
+    for path in committed():
+        meta = json.loads(path.with_name(path.name + ".meta.json").read_text(encoding="utf-8"))
+        assert meta["prompts"] == now, f"{path.name} was recorded with prompts {meta['prompts']}"
+        tpl = get_template(meta["template"])
+        assert meta["template_version"] == tpl.version, f"{path.name}: template changed"
+
+
+def test_cassettes_hold_no_secrets() -> None:
+    problems = {
+        p.name: find_secrets(p.read_text(encoding="utf-8"))
+        for p in sorted(CASSETTES.glob("*"))
+        if p.is_file()
+    }
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "Authorization: Bearer sk-proj-abcdefghijklmnop",
+        "  x-api-key: sk-ant-api03-abcdefghijklmnop",
+        "    openai-organization: org-123",
+        "    - set-cookie: __cf_bm=abc",
+        "body: 'key sk-abcdef1234567890'",
+    ],
+)
+def test_the_scan_catches_a_planted_key(planted: str, tmp_path: Path) -> None:
+    fake = tmp_path / "planted.yaml"
+    fake.write_text(f"interactions:\n- request:\n    headers:\n{planted}\n", encoding="utf-8")
+    assert find_secrets(fake.read_text(encoding="utf-8"))
