@@ -59,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace characters Windows forbids in file names (| becomes _)",
     )
     gen.add_argument("--concurrency", type=int, help="sections drafted at once (default 4)")
-    gen.add_argument("--max-tokens", type=int, help="reply limit per section call (default 1800)")
+    gen.add_argument(
+        "--max-tokens",
+        type=int,
+        help="reply limit per section call (default 1800; 1000 on embedded models)",
+    )
     gen.add_argument("--timeout", type=float, help="seconds per model call (default 600)")
     tape = gen.add_mutually_exclusive_group()
     tape.add_argument(

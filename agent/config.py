@@ -35,7 +35,9 @@ class Settings(BaseModel):
     model: str | None = Field(default=None, description="provider:model id; None picks by keys")
     template: str = "tid"
     concurrency: int = Field(default=4, ge=1, le=64)
-    max_tokens: int = Field(default=1800, ge=64, le=32_000)
+    max_tokens: int | None = Field(
+        default=None, ge=64, le=32_000, description="per section call; None: the provider's default"
+    )
     timeout: float = Field(default=600.0, gt=0)
     base_url: str | None = None
 

@@ -144,6 +144,7 @@ async def run_generate(
                 update={
                     "model": settings.model or meta.model,
                     "base_url": settings.base_url or meta.base_url or None,
+                    "max_tokens": settings.max_tokens or meta.max_tokens,
                 }
             )
         elif recording.mode == "new" and recording.path.exists() and not force:
@@ -164,12 +165,13 @@ async def run_generate(
                 replay=replay,
                 progress=lambda msg: emit(Event(kind="info", detail=msg)),
             )
+        max_tokens = settings.max_tokens or provider_default_max_tokens(provider)
         try:
             plan = plan_messages(
                 template,
                 tdd,
                 provider,
-                max_tokens=settings.max_tokens,
+                max_tokens=max_tokens,
                 schema_in_text=provider.schema_in_text,
             )
             if not plan.shared_prefix:
@@ -185,7 +187,7 @@ async def run_generate(
                 template,
                 plan,
                 concurrency=settings.concurrency,
-                max_tokens=settings.max_tokens,
+                max_tokens=max_tokens,
                 on_event=emit,
             )
         finally:
@@ -236,6 +238,7 @@ async def run_generate(
                 tdd_sha256=tdd.sha256,
                 date=today,
                 base_url=redact(settings.base_url or ""),
+                max_tokens=max_tokens,
                 recorded_wall_s=record.wall_s,
                 interactions=interactions,
             ),
@@ -246,6 +249,14 @@ async def run_generate(
     return Document(
         markdown=markdown, sections=drafts, record=record, path=str(path) if path else None
     )
+
+
+DEFAULT_MAX_TOKENS = 1800
+
+
+def provider_default_max_tokens(provider: Provider) -> int:
+    """A provider may ask for a smaller reply limit (CPU models: shorter, faster drafts)."""
+    return int(getattr(provider, "default_max_tokens", DEFAULT_MAX_TOKENS))
 
 
 def prompt_versions() -> dict[str, str]:

@@ -54,6 +54,7 @@ class CassetteMeta(BaseModel):
     tdd_sha256: str
     date: str
     base_url: str = ""
+    max_tokens: int | None = None
     recorded_wall_s: float = 0.0
     interactions: int = 0
     extra: dict[str, str] = Field(default_factory=dict)

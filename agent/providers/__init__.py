@@ -47,6 +47,8 @@ class LocalProvider:
     schema_in_text = False
     # One CPU-bound server: parallel requests would only queue there.
     max_concurrency = 1
+    # ~10-25 tokens/s on a laptop CPU: 1000 tokens is about a minute a section.
+    default_max_tokens = 1000
 
     def __init__(self, server: Any, inner: Provider) -> None:
         self._server = server
