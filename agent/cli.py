@@ -225,6 +225,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _terminate_cleanly()
     debug = os.environ.get("TIDSMITH_DEBUG") not in (None, "", "0")
     try:
         return int(args.handler(args))
@@ -236,6 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tidsmith: interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+def _terminate_cleanly() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so servers stop and partial files are removed."""
+    import signal
+    import threading
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def run() -> None:
