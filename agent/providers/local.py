@@ -546,8 +546,8 @@ def find_llama_server() -> Path | None:
 
     Used only with TIDSMITH_LOCAL_SERVER=llama-server; looked for in
     $LLAMA_SERVER, on PATH, then where scripts/build-llama-server caches its
-    build. Not the default: with our grammars it generated 1-3 tokens/s on
-    Qwen2.5-Coder-1.5B here, against ~10 for llama-cpp-python's server.
+    build. Not the default: llama-cpp-python's server comes with the `local`
+    extra, while llama-server is a separate ~6-minute CMake build.
     """
     if os.environ.get("TIDSMITH_LOCAL_SERVER") != "llama-server":
         return None
