@@ -34,6 +34,15 @@ def _fence(code: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+_INNER_FENCE = re.compile(r"^\s*(`{3,}|~{3,})[\w+-]*[ \t]*\n(.*?)(?:\n\1\s*)?$", re.DOTALL)
+
+
+def _unfence(code: str) -> str:
+    """Code without a fence the model wrapped it in (we add our own)."""
+    match = _INNER_FENCE.match(code)
+    return match.group(2) if match else code
+
+
 def _cell(value: Any) -> str:
     text = " ".join(str(value).split())
     return text.replace("|", "\\|") or " "
@@ -48,7 +57,7 @@ def render_part(part: Part, value: Any) -> str:
     if part.kind == "code":
         intro = str(value.get("intro", "")).strip()
         path = str(value.get("path", "")).strip()
-        code = str(value.get("code", "")).strip("\n")
+        code = _unfence(str(value.get("code", ""))).strip("\n")
         fence = _fence(code)
         lines = [intro] if intro else []
         if path:

@@ -99,7 +99,7 @@ def test_known_sections_render_to_known_markdown() -> None:
 
 def test_code_containing_backticks_gets_a_longer_fence() -> None:
     part = Part(id="x", title="X", kind="code", language="markdown", guidance="g")
-    out = render_part(part, {"intro": "", "path": "", "code": "```python\nx = 1\n```"})
+    out = render_part(part, {"intro": "", "path": "", "code": "Use:\n```python\nx = 1\n```"})
     assert out.startswith("````markdown\n")
     assert out.endswith("\n````")
 
@@ -123,3 +123,11 @@ def test_spec_header_and_related_documents() -> None:
 def test_missing_section_content_is_an_error() -> None:
     with pytest.raises(ValueError, match="structure"):
         assemble(mini_template(), HEADER, {"overview": CONTENTS["overview"]})
+
+
+def test_a_fence_the_model_put_around_its_code_is_removed() -> None:
+    part = Part(id="x", title="X", kind="code", language="python", guidance="g")
+    out = render_part(part, {"intro": "", "path": "", "code": "```python\nx = 1\n```"})
+    assert out == "```python\nx = 1\n```"
+    cut = render_part(part, {"intro": "", "path": "", "code": "```python\nx = 1\ny = ("})
+    assert cut == "```python\nx = 1\ny = (\n```"
