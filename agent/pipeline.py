@@ -246,6 +246,11 @@ async def run_generate(
     if path is not None:
         write_atomic(path, markdown, force=force)
         write_json_atomic(run_record_path(path), record)
+        # The validated section models: what assemble turned into the document.
+        write_json_atomic(
+            run_record_path(path).with_name(f"{path.stem}.sections.json"),
+            {d.section_id: d.content for d in drafts},
+        )
     return Document(
         markdown=markdown, sections=drafts, record=record, path=str(path) if path else None
     )
