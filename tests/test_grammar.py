@@ -687,7 +687,8 @@ def test_fit_schema_lowers_bounds_to_the_budget_and_keeps_valid_replies_valid() 
         },
         "required": ["a", "b"],
     }
-    assert worst_case_chars(schema) == 4000
+    structure = worst_case_chars(schema, strings=False)
+    assert worst_case_chars(schema) == 4000 + structure
     fitted = fit_schema(schema, 1000)
     assert worst_case_chars(fitted) <= 1000
     assert fitted["properties"]["a"]["maxLength"] <= 3000 // 4

@@ -357,8 +357,13 @@ class _Builder:
         return first
 
 
-def worst_case_chars(schema: dict[str, Any]) -> int:
-    """The most string characters a reply valid for the schema can hold."""
+def worst_case_chars(schema: dict[str, Any], *, strings: bool = True) -> int:
+    """The most characters a reply valid for the schema can hold.
+
+    Counts keys, quotes and punctuation too (a table's keys repeat on every
+    row); with `strings=False`, only that structure, as if every string were
+    empty.
+    """
     defs = schema.get("$defs", {})
 
     def walk(node: dict[str, Any], depth: int = 0) -> int:
@@ -368,12 +373,13 @@ def worst_case_chars(schema: dict[str, Any]) -> int:
             return walk(defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {}), depth + 1)
         kind = node.get("type")
         if kind == "object":
-            return sum(walk(v, depth + 1) for v in node.get("properties", {}).values())
+            props = node.get("properties", {})
+            return 2 + sum(len(k) + 4 + walk(v, depth + 1) for k, v in props.items())
         if kind == "array":
-            return int(node.get("maxItems", 1)) * walk(node.get("items", {}), depth + 1)
+            return 2 + int(node.get("maxItems", 1)) * (1 + walk(node.get("items", {}), depth + 1))
         if kind == "string":
-            return int(node.get("maxLength", 0))
-        return 0
+            return 2 + (int(node.get("maxLength", 0)) if strings else 0)
+        return 8
 
     return walk(schema)
 
@@ -387,9 +393,13 @@ def fit_schema(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
     the original, whose bounds are only ever lowered.
     """
     worst = worst_case_chars(schema)
-    if worst <= max_chars or worst == 0:
+    if worst <= max_chars:
         return schema
-    ratio = max_chars / worst
+    structure = worst_case_chars(schema, strings=False)
+    text = worst - structure
+    if text <= 0:
+        return schema
+    ratio = max(0.0, (max_chars - structure) / text)
 
     def shrink(node: Any) -> Any:
         if isinstance(node, dict):
