@@ -694,3 +694,14 @@ def test_fit_schema_lowers_bounds_to_the_budget_and_keeps_valid_replies_valid() 
     assert fitted["properties"]["a"]["maxLength"] <= 3000 // 4
     assert schema["properties"]["a"]["maxLength"] == 3000  # the original is untouched
     assert fit_schema(schema, 5000) is schema
+
+
+def test_union_grammar_joins_every_section_of_a_template() -> None:
+    from agent.providers.grammar import union_gbnf
+    from agent.templates import get_template, section_model
+
+    sections = get_template("tid").sections
+    grammar = union_gbnf([section_model(s).model_json_schema() for s in sections], 1000)
+    assert grammar.startswith("root ::=")
+    for section in sections:
+        assert section.parts[0].id.replace("_", "-") in grammar

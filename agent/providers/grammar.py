@@ -423,3 +423,22 @@ def char_budget(max_tokens: int) -> int:
     count as one character), so budget 1.5.
     """
     return max(200, int(max_tokens * 1.5) - 150)
+
+
+def union_gbnf(schemas: list[dict[str, Any]], max_chars: int) -> str:
+    """One grammar accepting a reply valid for any of the schemas, each fitted to `max_chars`.
+
+    For servers that take a grammar only for the whole process (llama-server's
+    `--grammar-file`), where each request cannot bring its own: the prompt
+    says which object to write, the grammar keeps the reply well-formed.
+    """
+    defs: dict[str, Any] = {}
+    branches: list[dict[str, Any]] = []
+    for schema in schemas:
+        fitted = fit_schema(schema, max_chars)
+        for name, node in fitted.get("$defs", {}).items():
+            if name in defs and defs[name] != node:
+                raise ValueError(f"schemas define {name!r} differently; cannot join them")
+            defs[name] = node
+        branches.append({k: v for k, v in fitted.items() if k != "$defs"})
+    return json_schema_to_gbnf({"anyOf": branches, "$defs": defs})
