@@ -2,8 +2,8 @@
 
 Every file under cassettes/ is a real HTTP recording made by
 scripts/record-cassettes against llama.cpp's llama-server on this project's
-machines (OpenAI and Anthropic protocols, an embedded GGUF model as the
-model). CI replays them with the network blocked.
+machines (OpenAI protocol so far, an embedded GGUF model as the model). CI
+replays them with the network blocked.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ EXAMPLE_TDD = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.m
 REPLAYS: dict[str, tuple[Path, str]] = {
     "openai-tid.yaml": (EXAMPLE_TDD, "tid"),
     "openai-spec.yaml": (EXAMPLE_TDD, "spec"),
-    "anthropic-tid.yaml": (EXAMPLE_TDD, "tid"),
 }
 
 _KEY_PATTERNS = [
