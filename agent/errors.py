@@ -50,8 +50,13 @@ def is_unrecorded(error: BaseException) -> bool:
     return False
 
 
-def unrecorded_message(where: str, prompt_id: str, prompt_version: str) -> str:
-    return (
+def unrecorded_error(
+    error: BaseException, where: str, prompt_id: str, prompt_version: str
+) -> ProviderError | None:
+    """The one-line error for a request a replayed cassette lacks, or None if it is not that."""
+    if not is_unrecorded(error):
+        return None
+    return ProviderError(
         f"{where}: this request (prompt {prompt_id} v{prompt_version}) is not in the cassette; "
         "the TDD, template, prompts, model or settings differ from the recording: re-record it"
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anthropic
 
-from agent.errors import ProviderError, is_unrecorded, unrecorded_message
+from agent.errors import ProviderError, unrecorded_error
 from agent.providers.base import Reply, Request, Usage
 from agent.redact import redact
 
@@ -119,11 +119,11 @@ class AnthropicProvider:
         except Exception as e:
             # A replayed cassette refuses unrecorded requests from inside the
             # HTTP transport, below the SDK's own error types.
-            if is_unrecorded(e):
-                where = f"{self.label}, section {request.label!r}"
-                message = unrecorded_message(where, request.prompt_id, request.prompt_version)
-                raise ProviderError(message) from None
-            raise
+            where = f"{self.label}, section {request.label!r}"
+            missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+            if missing is None:
+                raise
+            raise missing from None
         text = "".join(block.text for block in message.content if block.type == "text")
         stop = message.stop_reason or "end_turn"
         refusal = None
@@ -169,8 +169,9 @@ def _out_of_credit(e: anthropic.APIStatusError) -> bool:
 def map_error(e: anthropic.AnthropicError, label: str, request: Request) -> ProviderError:
     """An SDK error as one line the user can act on."""
     where = f"{label}, section {request.label!r}"
-    if is_unrecorded(e):
-        return ProviderError(unrecorded_message(where, request.prompt_id, request.prompt_version))
+    missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+    if missing is not None:
+        return missing
     if isinstance(e, anthropic.APITimeoutError):
         return ProviderError(
             f"{where}: the request timed out; raise --timeout or use a faster model"

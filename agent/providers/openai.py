@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import openai
 
-from agent.errors import ProviderError, is_unrecorded, unrecorded_message
+from agent.errors import ProviderError, unrecorded_error
 from agent.providers.base import Reply, Request, Usage
 from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
 from agent.redact import redact
@@ -103,11 +103,11 @@ class OpenAIProvider:
         except Exception as e:
             # A replayed cassette refuses unrecorded requests from inside the
             # HTTP transport, below the SDK's own error types.
-            if is_unrecorded(e):
-                where = f"{self.label}, section {request.label!r}"
-                message = unrecorded_message(where, request.prompt_id, request.prompt_version)
-                raise ProviderError(message) from None
-            raise
+            where = f"{self.label}, section {request.label!r}"
+            missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+            if missing is None:
+                raise
+            raise missing from None
         choice = completion.choices[0]
         usage = Usage()
         if completion.usage is not None:
@@ -132,8 +132,9 @@ class OpenAIProvider:
 def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError:
     """An SDK error as one line the user can act on."""
     where = f"{label}, section {request.label!r}"
-    if is_unrecorded(e):
-        return ProviderError(unrecorded_message(where, request.prompt_id, request.prompt_version))
+    missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+    if missing is not None:
+        return missing
     if isinstance(e, openai.AuthenticationError):
         return ProviderError(f"{where}: the API key was rejected (401); check OPENAI_API_KEY")
     if isinstance(e, openai.PermissionDeniedError):
