@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     gen.set_defaults(handler=cmd_generate)
 
+    # [review/eval commands]
+    # [batch command]
+    # [chat/ask commands]
+
     tpl = commands.add_parser(
         "templates",
         help="list the built-in templates",
@@ -220,6 +224,11 @@ def cmd_templates(args: argparse.Namespace) -> int:
         if t.checklist:
             print(f"  checklist: {len(t.checklist)} items")
     return 0
+
+
+# [review/eval handlers]
+# [batch handler]
+# [chat/ask handlers]
 
 
 def main(argv: list[str] | None = None) -> int:
