@@ -17,6 +17,20 @@ from agent.errors import ConfigError
 
 CONFIG_FILE = "tidsmith.toml"
 
+
+def user_cache_dir() -> Path:
+    """$TIDSMITH_CACHE_DIR, else $XDG_CACHE_HOME/tidsmith, else ~/.cache/tidsmith.
+
+    Models, the llama-server build, token encodings, research indexes and
+    checkpoints all live under it, so one variable moves them all.
+    """
+    configured = os.environ.get("TIDSMITH_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(user_cache) / "tidsmith"
+
+
 # Environment variable → setting.
 _ENV = {
     "TIDSMITH_MODEL": "model",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import tiktoken
 
+from agent.config import user_cache_dir
 from agent.errors import ConfigError
 
 DEFAULT_ENCODING = "o200k_base"
@@ -47,8 +48,7 @@ def cache_dir() -> Path:
     # An empty value means "no cache" to tiktoken, which would force a download.
     if configured:
         return Path(configured)
-    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(user_cache) / "tidsmith" / "tiktoken"
+    return user_cache_dir() / "tiktoken"
 
 
 def cache_file(encoding: str) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent.config import user_cache_dir
 from agent.errors import ConfigError, ProviderError
 from agent.providers import local
 from agent.providers.local import LocalServer, ResolvedModel
@@ -251,7 +252,7 @@ def test_unwritable_cache_is_a_config_error(sliced, cache: Path) -> None:
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIDSMITH_CACHE_DIR", "/x/tid")
-    assert local.cache_dir() == Path("/x/tid")
+    assert user_cache_dir() == Path("/x/tid")
     monkeypatch.delenv("TIDSMITH_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", "/x/xdg")
     assert local.models_dir() == Path("/x/xdg/tidsmith/models")
@@ -410,7 +411,7 @@ def test_a_crash_while_starting_is_a_provider_error(tiny_gguf: str) -> None:
     assert time.monotonic() - began < 30
     message = str(caught.value)
     assert "exited while starting (exit code -6: aborted): loading model; see " in message
-    assert str(local.cache_dir() / "logs") in message
+    assert str(user_cache_dir() / "logs") in message
 
 
 def test_a_silent_server_times_out_and_is_stopped(

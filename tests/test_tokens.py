@@ -85,6 +85,7 @@ def test_default_cache_is_under_the_user_cache_and_env_is_restored(
 def test_home_cache_when_xdg_is_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("TIDSMITH_CACHE_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
 
     assert tokens.cache_dir() == tmp_path / ".cache" / "tidsmith" / "tiktoken"
@@ -95,9 +96,19 @@ def test_empty_tiktoken_cache_dir_is_treated_as_unset(
 ) -> None:
     # tiktoken reads "" as "no cache" and would then download.
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    monkeypatch.delenv("TIDSMITH_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
     assert tokens.cache_dir() == tmp_path / "tidsmith" / "tiktoken"
+
+
+def test_tidsmith_cache_dir_moves_the_encodings_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TIDSMITH_CACHE_DIR", str(tmp_path / "mine"))
+
+    assert tokens.cache_dir() == tmp_path / "mine" / "tiktoken"
 
 
 def test_user_tiktoken_cache_dir_is_used_and_kept(

@@ -38,6 +38,7 @@ from typing import BinaryIO, Self
 
 import httpx
 
+from agent.config import user_cache_dir
 from agent.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
@@ -147,17 +148,8 @@ def model_key(spec: str) -> str:
     return key.strip() or DEFAULT_MODEL
 
 
-def cache_dir() -> Path:
-    """$TIDSMITH_CACHE_DIR, else $XDG_CACHE_HOME/tidsmith, else ~/.cache/tidsmith."""
-    configured = os.environ.get("TIDSMITH_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(user_cache) / "tidsmith"
-
-
 def models_dir() -> Path:
-    return cache_dir() / "models"
+    return user_cache_dir() / "models"
 
 
 def resolve_model(
@@ -558,7 +550,7 @@ def find_llama_server() -> Path | None:
     found = shutil.which("llama-server")
     if found:
         return Path(found)
-    built = sorted(cache_dir().glob("llama-server/*/bin/llama-server"))
+    built = sorted(user_cache_dir().glob("llama-server/*/bin/llama-server"))
     return built[-1] if built else None
 
 
@@ -671,7 +663,7 @@ def log_tail(path: Path, *, lines: int = 3, width: int = 300) -> str:
 
 
 def _new_log_path(name: str, *, keep: int = 20) -> Path:
-    folder = cache_dir() / "logs"
+    folder = user_cache_dir() / "logs"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
