@@ -61,6 +61,7 @@ class SectionDraft(BaseModel):
     section_id: str
     content: dict[str, Any]
     tdd_refs: list[str] = Field(default_factory=list)
+    note_refs: list[str] = Field(default_factory=list)
     calls: list[CallRecord] = Field(default_factory=list)
 
 
@@ -83,6 +84,8 @@ class DraftPlan(BaseModel):
     shared_prefix: bool
     tdd_tokens: int
     requests: dict[str, list[Message]]
+    # With research notes in the prefix, section models also say which notes they used.
+    cites: bool = False
 
 
 def plan_messages(
@@ -93,6 +96,7 @@ def plan_messages(
     max_tokens: int,
     schema_in_text: bool,
     sections: list[Section] | None = None,
+    notes: str = "",
 ) -> DraftPlan:
     """Build each section's messages, fitting the TDD into the context window.
 
@@ -102,35 +106,37 @@ def plan_messages(
     """
     sections = sections if sections is not None else template.sections
     tdd_tokens = count_tokens(tdd.text)
+    cites = bool(notes)
     users = {
         s.id: section_message(
             template,
             s,
             tdd.feature,
-            section_model(s).model_json_schema(),
+            section_model(s, cites).model_json_schema(),
             schema_in_text=schema_in_text,
+            cites=cites,
         )
         for s in sections
     }
     # The file name, not the path: prompts (and cassettes) must not depend on
     # where the TDD sits on this machine.
     source = Path(tdd.path).name
-    empty_system = system_message(template, source, tdd.title, "")
+    empty_system = system_message(template, source, tdd.title, "", notes)
     overhead = count_tokens(empty_system.content) + max(
         count_tokens(m.content) for m in users.values()
     )
     budget = int((provider.context_window - max_tokens - overhead) / _TOKENIZER_SLACK) - 64
     fits = tdd_tokens <= budget
     requests: dict[str, list[Message]] = {}
-    shared = system_message(template, source, tdd.title, tdd.text) if fits else None
+    shared = system_message(template, source, tdd.title, tdd.text, notes) if fits else None
     for s in sections:
         if shared is not None:
             system = shared
         else:
             query = f"{s.title} {s.guidance} " + " ".join(p.title for p in s.parts)
-            system = system_message(template, source, tdd.title, excerpt(tdd, query, budget))
+            system = system_message(template, source, tdd.title, excerpt(tdd, query, budget), notes)
         requests[s.id] = [system, users[s.id]]
-    return DraftPlan(shared_prefix=fits, tdd_tokens=tdd_tokens, requests=requests)
+    return DraftPlan(shared_prefix=fits, tdd_tokens=tdd_tokens, requests=requests, cites=cites)
 
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*?)\n```\s*$", re.DOTALL)
@@ -170,10 +176,11 @@ async def draft_section(
     *,
     max_tokens: int,
     on_event: Progress = _quiet,
+    cites: bool = False,
 ) -> SectionDraft:
     """One section: call, validate, ask again once with the error, or fail."""
     prompt = load_prompt(PROMPT_ID)
-    model = section_model(section)
+    model = section_model(section, cites)
     schema = model.model_json_schema()
     calls: list[CallRecord] = []
     convo = list(messages)
@@ -220,7 +227,10 @@ async def draft_section(
         calls.append(record.model_copy(update={"ok": True}))
         content = parsed.model_dump()
         refs = [str(r) for r in content.get("tdd_refs", [])]
-        return SectionDraft(section_id=section.id, content=content, tdd_refs=refs, calls=calls)
+        notes = [str(r) for r in content.get("note_refs", [])]
+        return SectionDraft(
+            section_id=section.id, content=content, tdd_refs=refs, note_refs=notes, calls=calls
+        )
     heading = section_heading(template, section)
     raise SectionFailed(
         f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version}): the model's reply was not "
@@ -261,6 +271,7 @@ async def draft_all(
                     plan.requests[section.id],
                     max_tokens=max_tokens,
                     on_event=on_event,
+                    cites=plan.cites,
                 )
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))

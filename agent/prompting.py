@@ -27,11 +27,13 @@ class PromptFile(BaseModel):
 
     id: str
     version: str = Field(pattern=r"^\d+(\.\d+)*$")
-    system: str
     user: str
-    format_structured: str
-    format_in_text: str
-    retry: str
+    # Optional so that a prompt adding a turn to another's conversation
+    # (revise_section) need not repeat fields it never uses.
+    system: str = ""
+    format_structured: str = ""
+    format_in_text: str = ""
+    retry: str = ""
 
 
 @cache
@@ -58,7 +60,7 @@ def section_heading(template: Template, section: Section) -> str:
     return f"{number}. {section.title}" if number is not None else section.title
 
 
-def describe_fields(section: Section) -> str:
+def describe_fields(section: Section, cites: bool = False) -> str:
     lines: list[str] = []
     for part in section.parts:
         if part.kind == "text":
@@ -74,10 +76,19 @@ def describe_fields(section: Section) -> str:
             cols = ", ".join(part.columns)
             shape = f"a table: a list of 1 to {part.max_items} rows with columns {cols}"
         lines.append(f"- {part.id} ({part.title}): {shape}. {part.guidance}")
+    if cites:
+        # Only research runs add this line, so runs without research send the
+        # same bytes as before (recorded cassettes keep replaying).
+        lines.append(
+            "- note_refs: ids of the research notes you used, like R1 (empty list if none)."
+        )
     return "\n".join(lines)
 
 
-def system_message(template: Template, tdd_source: str, tdd_title: str, tdd_text: str) -> Message:
+def system_message(
+    template: Template, tdd_source: str, tdd_title: str, tdd_text: str, notes: str = ""
+) -> Message:
+    """The shared prefix: template system text, the TDD, and research notes if any."""
     prompt = load_prompt("draft_section")
     text = fill(
         prompt.system,
@@ -86,6 +97,8 @@ def system_message(template: Template, tdd_source: str, tdd_title: str, tdd_text
         tdd_title=tdd_title,
         tdd_text=tdd_text.strip(),
     )
+    if notes:
+        text = text.rstrip("\n") + "\n\n" + notes.strip() + "\n"
     return Message(role="system", content=text)
 
 
@@ -96,6 +109,7 @@ def section_message(
     schema: dict[str, Any],
     *,
     schema_in_text: bool,
+    cites: bool = False,
 ) -> Message:
     prompt = load_prompt("draft_section")
     note = (
@@ -109,7 +123,7 @@ def section_message(
         doc_name=template.title,
         feature=feature,
         section_guidance=section.guidance.strip(),
-        fields=describe_fields(section),
+        fields=describe_fields(section, cites),
         format_note=note.strip(),
     )
     return Message(role="user", content=text)

@@ -246,12 +246,13 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
     return (list[row], Field(description=desc, min_length=1, max_length=part.max_items))
 
 
-def section_model(section: Section) -> type[BaseModel]:
+def section_model(section: Section, cites: bool = False) -> type[BaseModel]:
     """The pydantic model one section's LLM call must return.
 
     One field per template part, in template order, plus `tdd_refs`: the TDD
-    headings the section drew on (traceability). Every list and string is
-    bounded so small models cannot loop until max_tokens.
+    headings the section drew on (traceability), and with research, `note_refs`:
+    the research notes it used, which the References appendix lists. Every list
+    and string is bounded so small models cannot loop until max_tokens.
     """
     fields: dict[str, Any] = {p.id: _part_type(section, p) for p in section.parts}
     fields["tdd_refs"] = (
@@ -261,4 +262,9 @@ def section_model(section: Section) -> type[BaseModel]:
             max_length=6,
         ),
     )
+    if cites:
+        fields["note_refs"] = (
+            list[Annotated[str, Field(pattern=r"^R[0-9]{1,2}$")]],
+            Field(description="ids of the research notes this section used", max_length=6),
+        )
     return create_model(f"Section_{section.id}", __config__=ConfigDict(extra="forbid"), **fields)
