@@ -119,8 +119,13 @@ def assemble(
     header: DocumentHeader,
     contents: dict[str, dict[str, Any]],
     related: list[RelatedDoc] | None = None,
+    appendices: list[str] | None = None,
 ) -> str:
-    """The whole document: header, then every section in template order."""
+    """The whole document: header, every section in template order, then appendices.
+
+    Appendices are complete markdown blocks (References, Review) built by the
+    stages that own them.
+    """
     blocks = [render_header(template, header)]
     missing = [s.id for s in template.sections if s.id not in contents]
     if missing:
@@ -130,4 +135,5 @@ def assemble(
         links = [f"- [{header.source_tdd}]({header.source_link}) (source TDD)"]
         links.extend(f"- [{r.text}]({r.target})" for r in related or [])
         blocks.append("## Related Documents\n\n" + "\n".join(links))
+    blocks.extend(a.strip() for a in appendices or [] if a.strip())
     return "\n\n".join(blocks).rstrip() + "\n"

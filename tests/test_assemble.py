@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent.assemble import DocumentHeader, RelatedDoc, assemble, render_part
-from agent.templates import Part, Section, Template
+from agent.providers.fake import sample_instance
+from agent.templates import Part, Section, Template, get_template, section_model
 
 HEADER = DocumentHeader(
     title="Technical Implementation Document: Billing Export",
@@ -131,3 +132,20 @@ def test_a_fence_the_model_put_around_its_code_is_removed() -> None:
     assert out == "```python\nx = 1\n```"
     cut = render_part(part, {"intro": "", "path": "", "code": "```python\nx = 1\ny = ("})
     assert cut == "```python\nx = 1\ny = (\n```"
+
+
+def test_appendices_follow_the_sections_in_order() -> None:
+    template = get_template("tid")
+    contents = {
+        s.id: sample_instance(section_model(s).model_json_schema()) for s in template.sections
+    }
+    doc = assemble(
+        template,
+        HEADER,
+        contents,
+        appendices=["## References\n\n- [R1] a PRD\n", "  ", "## Review\n\nall passed"],
+    )
+    last_section = f"## {len(template.sections)}. {template.sections[-1].title}"
+    assert doc.index(last_section) < doc.index("## References") < doc.index("## Review")
+    assert doc.endswith("all passed\n")
+    assert "\n\n\n" not in doc
