@@ -89,9 +89,132 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     gen.set_defaults(handler=cmd_generate)
 
-    # [review/eval commands]
+    rev = commands.add_parser(
+        "review",
+        help="check a TID or Spec: lints, TDD coverage, optional model checklist",
+        description="Review any TID or Spec, generated or written by hand. By default only "
+        "deterministic lints run (sections present and in order, code blocks parse, no "
+        "placeholders, pinned versions, spec limits, TDD coverage), so no model is needed "
+        "and the command can gate documents in CI. Exit status: 0 when no lint of severity "
+        "error fails, 1 when one does, 2 for unusable input. --llm also asks the model to "
+        "judge the template's checklist (reported, not part of the exit status).",
+    )
+    rev.add_argument("doc", type=Path, help="the markdown document to review")
+    rev.add_argument(
+        "--tdd",
+        type=Path,
+        help="the TDD it was written from (default: the TDD the document links to, if found)",
+    )
+    rev.add_argument(
+        "-t", "--template", help="tid (default; spec for *SPEC* files), spec, or a template YAML"
+    )
+    rev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    rev.add_argument("--llm", action="store_true", help="also judge the checklist with a model")
+    rev.add_argument("-m", "--model", help=MODEL_HELP)
+    rev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
+    rev.add_argument("--max-tokens", type=int, help="reply limit per review call (default 1200)")
+    rev.set_defaults(handler=cmd_review)
+
+    ev = commands.add_parser(
+        "eval",
+        help="score documents over a corpus of TDDs and reference TIDs",
+        description="Evaluate over a folder laid out like 0xcc/ (tdds/ and tids/, paired by "
+        "number). Each document is reviewed and scored: sections present, code blocks that "
+        "parse, checklist pass rate (from lints, or the model with --llm), TDD coverage, and "
+        "entity recall against the reference TID (file paths, class and function names, "
+        "packages and versions it names that ours names too). The documents are generated "
+        "now with --generate (written to --docs, default ./tidsmith-eval/CORPUS; existing "
+        "ones are reused unless --force), read from --docs (named NNN_FTID|Name.md), or "
+        "else the reference documents themselves are checked against the template.",
+    )
+    ev.add_argument("corpus", type=Path, help="a folder with tdds/ and tids/")
+    ev.add_argument("--docs", type=Path, metavar="DIR", help="our generated documents")
+    ev.add_argument("--generate", action="store_true", help="generate each document first")
+    ev.add_argument("--force", action="store_true", help="with --generate: regenerate all")
+    ev.add_argument("--llm", action="store_true", help="judge the checklist with the model")
+    ev.add_argument("-t", "--template", help="tid (default), spec, or a template YAML")
+    ev.add_argument("-m", "--model", help=MODEL_HELP)
+    ev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
+    ev.add_argument("--max-tokens", type=int, help="reply limit per section call")
+    ev.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    ev.set_defaults(handler=cmd_eval)
+
     # [batch command]
+    bat = commands.add_parser(
+        "batch",
+        help="write a TID or Spec for every TDD in a folder",
+        description="Write a document for every TDD in DIR (by default files named like "
+        "001_FTDD|Name.md, else every *.md), under one limit of in-flight model calls shared "
+        "by all documents and sections. Each validated section is checkpointed in "
+        "<out>/.tidsmith/checkpoints/, so a rerun after a failure or Ctrl-C asks only for "
+        "what is missing; a TDD whose document is up to date is skipped. Exit code: 0 when "
+        "every document is done or skipped, 1 when any failed, 2 for bad input.",
+    )
+    bat.add_argument("dir", type=Path, help="the folder of TDD markdown files")
+    bat.add_argument("--glob", help="which files are TDDs (default: NNN_*TDD*.md, else *.md)")
+    bat.add_argument("-o", "--out", type=Path, help="output folder (default: a sibling tids/)")
+    bat.add_argument("-t", "--template", help="tid (default), spec, or a path to a template YAML")
+    bat.add_argument("-m", "--model", help=MODEL_HELP)
+    bat.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
+    bat.add_argument(
+        "--concurrency", type=int, help="model calls in flight at once, all documents together"
+    )
+    bat.add_argument("--max-tokens", type=int, help="reply limit per section call")
+    bat.add_argument("--timeout", type=float, help="seconds per model call attempt (default 600)")
+    bat.add_argument("--deadline", type=float, metavar="SECONDS", help="seconds per document")
+    bat.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse checkpointed sections and skip up-to-date documents (default on)",
+    )
+    bat.add_argument("--force", action="store_true", help="replace documents that exist")
+    bat.add_argument(
+        "--safe-names", action="store_true", help="Windows-safe file names (| becomes _)"
+    )
+    bat.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="estimate tokens and cost with tiktoken; call no model",
+    )
+    bat.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="start no document once spent + in-flight estimates would pass this",
+    )
+    bat.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    bat.set_defaults(handler=cmd_batch)
     # [chat/ask commands]
+    chat = commands.add_parser(
+        "chat",
+        help="work on a TID or Spec in a conversation",
+        description="An interactive session: ask in plain words ('Please create a TID for Data "
+        "Export based on 0xcc/tdds/002_FTDD|Data_Export.md'), then /show, /revise a section, "
+        "/diff, /undo and /save. /help lists the commands. When stdin is not a terminal, lines "
+        "are read one request per line, so a session can be scripted.",
+    )
+    ask = commands.add_parser(
+        "ask",
+        help="one chat request that writes a document, then exit",
+        description="Do what one chat request asks and exit: 'Please create a TID for Data "
+        "Export based on 0xcc/tdds/002_FTDD|Data_Export.md' writes the TID like generate does. "
+        "Exit 0 when written, 2 when the request names no usable TDD (or two match), 1 when "
+        "the model fails.",
+    )
+    ask.add_argument("request", help="the request, in quotes")
+    ask.add_argument("-o", "--out", type=Path, help="output file (.md) or folder")
+    ask.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    for sub in (chat, ask):
+        sub.add_argument("-m", "--model", help=MODEL_HELP)
+        sub.add_argument("-t", "--template", help="tid (default) or spec, unless the request says")
+        sub.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
+        sub.add_argument(
+            "--research", action="store_true", help="research before drafting, when available"
+        )
+    chat.set_defaults(handler=cmd_chat)
+    ask.set_defaults(handler=cmd_ask)
 
     tpl = commands.add_parser(
         "templates",
@@ -226,9 +349,275 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-# [review/eval handlers]
+def _table_width() -> int | None:
+    """Rich's own width on a terminal; logs and CI pipes get room for a findings table."""
+    return None if sys.stdout.isatty() else 120
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.config import load_settings
+    from agent.providers import open_provider
+    from agent.review import (
+        ReviewReport,
+        find_tdd_for,
+        load_sections_json,
+        read_document,
+        review_markdown,
+        summary_lines,
+    )
+    from agent.tdd import load_tdd
+    from agent.templates import get_template
+    from agent.write import write_json_atomic
+
+    markdown = read_document(args.doc)
+    template = get_template(args.template or ("spec" if "SPEC" in args.doc.stem.upper() else "tid"))
+    tdd_path = args.tdd or find_tdd_for(args.doc, markdown)
+    tdd = load_tdd(tdd_path) if tdd_path is not None else None
+
+    async def run() -> ReviewReport:
+        provider = None
+        if args.llm:
+            settings = load_settings(
+                {"model": args.model, "base_url": args.base_url, "max_tokens": args.max_tokens}
+            )
+            provider = await open_provider(
+                settings.model, base_url=settings.base_url, timeout=settings.timeout
+            )
+        try:
+            return await review_markdown(
+                markdown,
+                template,
+                tdd=tdd,
+                sections=load_sections_json(args.doc),
+                provider=provider,
+                max_tokens=args.max_tokens or 1200,
+            )
+        finally:
+            if provider is not None:
+                await provider.aclose()
+
+    report = asyncio.run(run())
+    console = Console(highlight=False, width=_table_width())
+    source = f"TDD {tdd_path}" if tdd_path is not None else "no TDD (coverage not checked)"
+    console.print(f"{args.doc}: template {template.name} {template.version}, {source}")
+    if report.lints:
+        table = Table("severity", "lint", "section", "line", "message")
+        for f in report.lints:
+            if f.id == "coverage.orphan":
+                continue  # listed once below, not one row each
+            table.add_row(
+                f.severity, f.id, f.section or f.where or "-", str(f.line or ""), f.message
+            )
+        if table.rows:
+            console.print(table)
+    if report.verdicts:
+        table = Table("checklist item", "verdict", "section", "reason")
+        for v in report.verdicts:
+            table.add_row(v.item, v.status, v.section or "-", v.reason)
+        console.print(table)
+    if report.matrix:
+        covered = len(report.matrix) - len(report.orphans)
+        console.print(f"TDD coverage: {covered}/{len(report.matrix)} headings")
+        if report.orphans:
+            console.print("  not covered: " + "; ".join(report.orphans))
+    # The first summary line holds the scores; the rest repeat the tables above.
+    console.print(summary_lines(report)[0], markup=False)
+    if args.json is not None:
+        write_json_atomic(args.json, report)
+    return 1 if report.errors() else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.config import load_settings
+    from agent.evaluate import KINDS, run_eval
+    from agent.templates import get_template
+    from agent.write import write_json_atomic
+
+    settings = load_settings(
+        {
+            "model": args.model,
+            "template": args.template,
+            "max_tokens": args.max_tokens,
+            "base_url": args.base_url,
+        }
+    )
+    template = get_template(settings.template)
+    progress = _Progress(len(template.sections), args.quiet or not args.generate)
+    try:
+        report = asyncio.run(
+            run_eval(
+                args.corpus,
+                template,
+                settings=settings,
+                docs=args.docs,
+                generate=args.generate,
+                force=args.force,
+                llm=args.llm,
+                on_event=progress,
+            )
+        )
+    finally:
+        progress.stop()
+    console = Console(highlight=False, width=_table_width())
+    what = {
+        "generated": "documents generated now",
+        "docs": f"our documents in {args.docs}",
+        "reference": "the reference documents themselves (no --docs or --generate: "
+        "lints only, no entity recall)",
+    }[report.source]
+    console.print(f"{args.corpus}: template {template.name}; evaluating {what}")
+    table = Table("#", "document", "sections", "code ok", "errors", "checklist", "coverage")
+    table.add_column("recall")
+    for r in report.rows:
+        name = Path(r.document).name if r.document else Path(r.tdd).name
+        if r.error:
+            table.add_row(r.number, name, "", "", "", "", "", f"error: {r.error}")
+            continue
+        table.add_row(
+            r.number,
+            name,
+            r.sections,
+            r.code_blocks,
+            str(r.lint_errors),
+            _pct(r.checklist_pass_rate),
+            _pct(r.tdd_coverage),
+            _pct(r.entity_recall),
+        )
+    t = report.totals
+    table.add_row(
+        "",
+        "totals (mean; recall pooled)",
+        _pct(t["sections_present"]),
+        _pct(t["code_blocks_parse"]),
+        str(int(t["lint_errors"] or 0)),
+        _pct(t["checklist_pass_rate"]),
+        _pct(t["tdd_coverage"]),
+        _pct(t["entity_recall"]),
+    )
+    console.print(table)
+    if t["entity_recall"] is not None:
+        console.print(
+            "entity recall by kind: " + ", ".join(f"{k} {_pct(t[f'recall_{k}'])}" for k in KINDS)
+        )
+    if args.json is not None:
+        write_json_atomic(args.json, report)
+    return 1 if any(r.error for r in report.rows) else 0
+
+
 # [batch handler]
+def cmd_batch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from agent.batch import (
+        LiveView,
+        PlainView,
+        estimate_batch,
+        estimate_table,
+        expected_model_label,
+        find_tdds,
+        run_batch,
+        summary_table,
+    )
+    from agent.config import load_settings
+    from agent.templates import get_template
+
+    settings = load_settings(
+        {
+            "model": args.model,
+            "template": args.template,
+            "concurrency": args.concurrency,
+            "max_tokens": args.max_tokens,
+            "timeout": args.timeout,
+            "base_url": args.base_url,
+        }
+    )
+    template = get_template(settings.template)
+    paths = find_tdds(args.dir, args.glob)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    if args.dry_run:
+        estimates = estimate_batch(paths, template, settings)
+        out.print(estimate_table(estimates, expected_model_label(settings.model)))
+        return 0
+    err = Console(stderr=True, highlight=False)
+    view = None
+    if not args.quiet:
+        view = LiveView(err) if err.is_terminal else PlainView(err)
+    try:
+        result = asyncio.run(
+            run_batch(
+                paths,
+                settings=settings,
+                template=template,
+                out=args.out,
+                resume=args.resume,
+                force=args.force,
+                safe_names=args.safe_names,
+                max_cost=args.max_cost,
+                deadline_s=args.deadline,
+                on_update=view,
+            )
+        )
+    except KeyboardInterrupt:
+        print(
+            "tidsmith: interrupted; finished documents and completed sections are saved: "
+            "run the same command again to finish the rest",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if view is not None:
+            view.stop()
+    out.print(summary_table(result))
+    if result.budget_stopped:
+        out.print(f"stopped starting documents: --max-cost ${args.max_cost:g} would be exceeded")
+    return result.exit_code
+
+
 # [chat/ask handlers]
+def cmd_chat(args: argparse.Namespace) -> int:
+    from agent.chat import chat_settings, run_chat
+
+    return run_chat(chat_settings(args.model, args.template, args.base_url), research=args.research)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent.chat import ask_once, chat_settings
+
+    doc = asyncio.run(
+        ask_once(
+            args.request,
+            chat_settings(args.model, args.template, args.base_url),
+            out=args.out,
+            force=args.force,
+            research=args.research,
+        )
+    )
+    t = doc.record.totals
+    cost = "unknown price" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+    print(
+        f"wrote {doc.path} ({len(doc.sections)} sections, {t.calls} calls, "
+        f"{t.input_tokens} input + {t.output_tokens} output tokens, {cost}; "
+        f"model {doc.record.model})"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

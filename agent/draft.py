@@ -9,12 +9,13 @@ then the section fails loudly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -32,10 +33,29 @@ from agent.tdd import Tdd, excerpt
 from agent.templates import Section, Template, section_model
 from agent.tokens import count_tokens
 
+if TYPE_CHECKING:
+    from agent.checkpoint import SectionCheckpoint
+
 PROMPT_ID = "draft_section"
 # tiktoken counts are an estimate for other tokenizers (SmolLM2's and Qwen's
 # run up to ~25% longer on markdown), so leave headroom when fitting.
 _TOKENIZER_SLACK = 1.3
+
+
+@functools.lru_cache(maxsize=512)
+def _section_schema(section_json: str, cites: bool) -> tuple[type[BaseModel], dict[str, Any]]:
+    model = section_model(Section.model_validate_json(section_json), cites)
+    return model, model.model_json_schema()
+
+
+def section_schema(section: Section, cites: bool = False) -> tuple[type[BaseModel], dict[str, Any]]:
+    """The section's pydantic model and its JSON schema, built once per distinct section.
+
+    Building them costs milliseconds of pydantic work per call, which a batch of
+    hundreds of calls would otherwise spend on the event loop. Callers must not
+    mutate the schema (providers copy before they adapt it).
+    """
+    return _section_schema(section.model_dump_json(), cites)
 
 
 class CallRecord(BaseModel):
@@ -69,6 +89,11 @@ class Event(BaseModel):
     kind: Literal["start", "done", "retry", "failed", "info"]
     section: str = ""
     detail: str = ""
+    # On "done": what the section's calls used (0 for a section loaded from a checkpoint).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    resumed: bool = False
 
 
 Progress = Callable[[Event], None]
@@ -112,7 +137,7 @@ def plan_messages(
             template,
             s,
             tdd.feature,
-            section_model(s, cites).model_json_schema(),
+            section_schema(s, cites)[1],
             schema_in_text=schema_in_text,
             cites=cites,
         )
@@ -180,8 +205,7 @@ async def draft_section(
 ) -> SectionDraft:
     """One section: call, validate, ask again once with the error, or fail."""
     prompt = load_prompt(PROMPT_ID)
-    model = section_model(section, cites)
-    schema = model.model_json_schema()
+    model, schema = section_schema(section, cites)
     calls: list[CallRecord] = []
     convo = list(messages)
     error = ""
@@ -255,12 +279,38 @@ async def draft_all(
     concurrency: int,
     max_tokens: int,
     on_event: Progress = _quiet,
+    limiter: asyncio.Semaphore | None = None,
+    checkpoint: SectionCheckpoint | None = None,
 ) -> list[SectionDraft]:
-    """Draft every planned section; the first alone, the rest concurrently."""
+    """Draft every planned section; the first alone, the rest concurrently.
+
+    `limiter` replaces the per-document limit with one shared by several
+    documents (a batch); `checkpoint` loads sections already drafted from the
+    same request and saves each new one as soon as it validates.
+    """
     order = [s for s in template.sections if s.id in plan.requests]
-    limit = asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
+    limit = limiter or asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
 
     async def one(section: Section) -> SectionDraft:
+        key = ""
+        if checkpoint is not None:
+            from agent.checkpoint import section_key
+
+            key = section_key(
+                model=f"{provider.name}:{provider.model}",
+                max_tokens=max_tokens,
+                prompt=f"{PROMPT_ID} {load_prompt(PROMPT_ID).version}",
+                template=f"{template.name} {template.version}",
+                section_id=section.id,
+                schema=section_schema(section, plan.cites)[1],
+                messages=plan.requests[section.id],
+            )
+            saved = checkpoint.load(section.id, key)
+            if saved is not None:
+                on_event(
+                    Event(kind="done", section=section.id, detail="from checkpoint", resumed=True)
+                )
+                return saved
         async with limit:
             on_event(Event(kind="start", section=section.id))
             try:
@@ -276,9 +326,21 @@ async def draft_all(
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))
                 raise
-            tokens = sum(c.output_tokens for c in draft.calls)
-            on_event(Event(kind="done", section=section.id, detail=f"{tokens} tokens"))
-            return draft
+        if checkpoint is not None:
+            checkpoint.save(key, draft)
+        tokens = sum(c.output_tokens for c in draft.calls)
+        costs = [c.cost_usd for c in draft.calls]
+        on_event(
+            Event(
+                kind="done",
+                section=section.id,
+                detail=f"{tokens} tokens",
+                input_tokens=sum(c.input_tokens for c in draft.calls),
+                output_tokens=tokens,
+                cost_usd=None if None in costs else sum(c or 0.0 for c in costs),
+            )
+        )
+        return draft
 
     if not order:
         return []

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from agent import __version__
 from agent.assemble import DocumentHeader, RelatedDoc, assemble
+from agent.checkpoint import SectionCheckpoint
 from agent.config import Settings
 from agent.draft import CallRecord, Event, Progress, SectionDraft, draft_all, plan_messages
 from agent.errors import ConfigError, InputError
@@ -122,6 +123,8 @@ async def run_generate(
     today: str | None = None,
     recording: Recording | None = None,
     on_event: Progress | None = None,
+    limiter: asyncio.Semaphore | None = None,
+    checkpoint: SectionCheckpoint | None = None,
 ) -> Document:
     """Run the whole pipeline for one TDD. Opens (and closes) a provider if none is given."""
     emit: Progress = on_event or (lambda _e: None)
@@ -189,6 +192,8 @@ async def run_generate(
                 concurrency=settings.concurrency,
                 max_tokens=max_tokens,
                 on_event=emit,
+                limiter=limiter,
+                checkpoint=checkpoint,
             )
         finally:
             if own:

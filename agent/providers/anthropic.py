@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anthropic
 
-from agent.errors import ProviderError, unrecorded_error
+from agent.errors import ProviderError, is_unrecorded, unrecorded_error
 from agent.providers.base import Reply, Request, Usage
+from agent.providers.retry import (
+    CallTimedOut,
+    RetryPolicy,
+    Transient,
+    status_transient,
+    with_retries,
+)
 from agent.redact import redact
 
 if TYPE_CHECKING:
@@ -67,6 +74,7 @@ class AnthropicProvider:
         timeout: float = 600.0,
         max_retries: int = 2,
         http_client: httpx2.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """Build the client; `http_client` (an `httpx2.AsyncClient`) is for tests and proxies."""
         self.model = model
@@ -79,12 +87,16 @@ class AnthropicProvider:
         self.label = (
             f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {base_url}"
         )
+        self.timeout = timeout
+        # We retry ourselves (see agent.providers.retry): the SDK would also retry
+        # a spend limit, and its read timeout misses a trickling server.
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
         # The key goes to the SDK client only; it is never stored elsewhere.
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url,
             timeout=timeout,
-            max_retries=max_retries,
+            max_retries=0,
             http_client=http_client,
         )
 
@@ -112,14 +124,24 @@ class AnthropicProvider:
             kwargs["output_config"] = {
                 "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}
             }
+        where = f"{self.label}, section {request.label!r}"
         try:
-            message = await self._client.messages.create(**kwargs)
+            message = await with_retries(
+                lambda: self._client.messages.create(**kwargs),
+                self.retry,
+                transient,
+                timeout=self.timeout,
+            )
         except anthropic.AnthropicError as e:
             raise map_error(e, self.label, request) from e
+        except CallTimedOut as e:
+            raise ProviderError(
+                f"{where}: {e} (after {self.retry.max_retries} retries); "
+                "raise --timeout or use a faster model"
+            ) from e
         except Exception as e:
             # A replayed cassette refuses unrecorded requests from inside the
             # HTTP transport, below the SDK's own error types.
-            where = f"{self.label}, section {request.label!r}"
             missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
             if missing is None:
                 raise
@@ -164,6 +186,17 @@ def _out_of_credit(e: anthropic.APIStatusError) -> bool:
     if "spend_limit" in (e.error_code or ""):
         return True
     return "credit balance" in (e.api_message or "").lower()
+
+
+def transient(e: BaseException) -> Transient | None:
+    """Whether an error from one attempt is worth retrying, and after how long."""
+    if is_unrecorded(e):
+        return None
+    if isinstance(e, anthropic.APIStatusError):
+        return status_transient(e.status_code, e.response.headers, permanent=_out_of_credit(e))
+    if isinstance(e, anthropic.APIConnectionError):  # includes the SDK's own timeout
+        return Transient(reason=type(e).__name__)
+    return None
 
 
 def map_error(e: anthropic.AnthropicError, label: str, request: Request) -> ProviderError:

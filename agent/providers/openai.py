@@ -6,13 +6,21 @@ The only module that imports the `openai` SDK.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Literal
 
 import openai
 
-from agent.errors import ProviderError, unrecorded_error
+from agent.errors import ProviderError, is_unrecorded, unrecorded_error
 from agent.providers.base import Reply, Request, Usage
 from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
+from agent.providers.retry import (
+    CallTimedOut,
+    RetryPolicy,
+    Transient,
+    status_transient,
+    with_retries,
+)
 from agent.redact import redact
 
 StructuredMode = Literal["json_schema", "grammar", "json_object"]
@@ -54,6 +62,7 @@ class OpenAIProvider:
         timeout: float = 600.0,
         max_retries: int = 2,
         name: str = "openai",
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -63,9 +72,13 @@ class OpenAIProvider:
         self.base_url = base_url
         self.schema_in_text = structured == "json_object"
         self.label = f"{name}:{model}" if base_url is None else f"{name}:{model} at {base_url}"
+        self.timeout = timeout
+        # We retry ourselves (see agent.providers.retry): the SDK would also retry
+        # an exhausted quota, and its read timeout misses a trickling server.
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
         # The key goes to the SDK client only; it is never stored elsewhere.
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
 
     async def complete(self, request: Request) -> Reply:
@@ -96,14 +109,29 @@ class OpenAIProvider:
             kwargs["extra_body"] = {"grammar": json_schema_to_gbnf(schema)}
         else:
             kwargs["response_format"] = {"type": "json_object"}
+        where = f"{self.label}, section {request.label!r}"
         try:
-            completion = await self._client.chat.completions.create(**kwargs)
+            completion = await with_retries(
+                lambda: self._client.chat.completions.create(**kwargs),
+                self.retry,
+                transient,
+                timeout=self.timeout,
+            )
         except openai.APIError as e:
             raise map_error(e, self.label, request) from e
+        except CallTimedOut as e:
+            raise ProviderError(
+                f"{where}: {e} (after {self.retry.max_retries} retries); "
+                "raise --timeout or use a faster model"
+            ) from e
+        except json.JSONDecodeError as e:
+            raise ProviderError(
+                f"{where}: the server's reply was not complete JSON (after "
+                f"{self.retry.max_retries} retries); check --base-url and the server's logs"
+            ) from e
         except Exception as e:
             # A replayed cassette refuses unrecorded requests from inside the
             # HTTP transport, below the SDK's own error types.
-            where = f"{self.label}, section {request.label!r}"
             missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
             if missing is None:
                 raise
@@ -129,6 +157,25 @@ class OpenAIProvider:
         await self._client.close()
 
 
+def _no_quota(e: openai.APIStatusError) -> bool:
+    return "insufficient_quota" in str(getattr(e, "body", "") or e)
+
+
+def transient(e: BaseException) -> Transient | None:
+    """Whether an error from one attempt is worth retrying, and after how long."""
+    if is_unrecorded(e):
+        # A replayed cassette lacks the request: asking again cannot help.
+        return None
+    if isinstance(e, openai.APIStatusError):
+        return status_transient(e.status_code, e.response.headers, permanent=_no_quota(e))
+    if isinstance(e, openai.APIConnectionError):  # includes the SDK's own timeout
+        return Transient(reason=type(e).__name__)
+    if isinstance(e, json.JSONDecodeError):
+        # The SDK lets a cut-off body through as a raw decode error.
+        return Transient(reason="truncated reply body")
+    return None
+
+
 def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError:
     """An SDK error as one line the user can act on."""
     where = f"{label}, section {request.label!r}"
@@ -144,10 +191,10 @@ def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError
             f"{where}: model or endpoint not found (404); check --model/--base-url"
         )
     if isinstance(e, openai.RateLimitError):
-        body = str(getattr(e, "body", "") or e)
-        if "insufficient_quota" in body:
+        if _no_quota(e):
             return ProviderError(
-                f"{where}: the account has no quota left; add credit or change key"
+                f"{where}: the account has no quota left (429 insufficient_quota); "
+                "add credit at the provider or use another OPENAI_API_KEY"
             )
         return ProviderError(f"{where}: rate limited (429) after retries; lower --concurrency")
     if isinstance(e, openai.APITimeoutError):
@@ -156,6 +203,12 @@ def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError
         )
     if isinstance(e, openai.APIConnectionError):
         return ProviderError(f"{where}: cannot connect ({redact(str(e))}); is the server running?")
+    if isinstance(e, openai.BadRequestError):
+        msg = redact(str(e.message))[:300]
+        return ProviderError(
+            f"{where}: the request was rejected (400): {msg}; check --model, --max-tokens "
+            "and that the server supports structured output"
+        )
     if isinstance(e, openai.APIStatusError):
         msg = redact(str(e.message))[:300]
         return ProviderError(f"{where}: the server answered {e.status_code}: {msg}")

@@ -1,0 +1,568 @@
+"""Batch: a folder of TDDs into documents, under one limit of in-flight model calls.
+
+One provider serves the whole batch. Documents start while fewer than
+`concurrency` are open; every section call of every document takes a slot of
+one shared semaphore, so the limit holds across documents and sections
+together. A document's failure is recorded on its row and never stops the
+others. Each validated section is checkpointed as it completes
+(`agent.checkpoint`), so a rerun asks only for what is missing, and a TDD whose
+finished document was made from the same TDD, template and model is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from agent.checkpoint import SectionCheckpoint, checkpoint_folder
+from agent.config import Settings
+from agent.cost import call_cost
+from agent.draft import Event, plan_messages, section_schema
+from agent.errors import ConfigError, InputError, TidsmithError
+from agent.pipeline import (
+    DEFAULT_MAX_TOKENS,
+    RunRecord,
+    prompt_versions,
+    run_generate,
+    run_record_path,
+)
+from agent.providers import default_model_id, parse_model_id
+from agent.providers.base import Provider, Reply, Request, Usage
+from agent.tdd import Tdd, load_tdd
+from agent.templates import Template
+from agent.tokens import count_tokens
+from agent.write import default_output_path
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Table
+
+# The 0xcc convention: `001_FTDD|Name.md`, `000_PTDD|Name.md`.
+DEFAULT_GLOB = "[0-9]*TDD*.md"
+
+Status = Literal["queued", "drafting", "done", "failed", "skipped"]
+
+
+class DocRow(BaseModel):
+    """One document of the batch, as the progress view and the summary show it."""
+
+    tdd: str
+    name: str
+    output: str | None = None
+    status: Status = "queued"
+    reason: str = ""
+    sections_total: int = 0
+    sections_done: int = 0
+    resumed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    estimate_usd: float | None = None
+    wall_s: float = 0.0
+
+
+class BatchResult(BaseModel):
+    rows: list[DocRow]
+    wall_s: float
+    budget_stopped: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any document failed; 0 when every one is done or skipped."""
+        return 1 if any(r.status == "failed" for r in self.rows) else 0
+
+
+class DocEstimate(BaseModel):
+    """A dry run's figures for one document: tiktoken counts, before any call."""
+
+    tdd: str
+    name: str
+    sections: int
+    input_tokens: int
+    output_tokens: int = Field(description="an upper bound: max_tokens per section call")
+    cost_usd: float | None
+
+
+Update = Callable[[DocRow, Event | None], None]
+
+
+def find_tdds(folder: Path, glob: str | None = None) -> list[Path]:
+    """The TDDs in `folder`, sorted; with no glob, the naming convention, else any `*.md`."""
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; pass the folder that holds the TDDs")
+    if glob is not None:
+        found = sorted(p for p in folder.glob(glob) if p.is_file())
+        if not found:
+            raise InputError(f"no files in {folder} match {glob!r}; check --glob")
+        return found
+    found = sorted(p for p in folder.glob(DEFAULT_GLOB) if p.is_file())
+    found = found or sorted(p for p in folder.glob("*.md") if p.is_file())
+    if not found:
+        raise InputError(f"no TDDs (*.md files) in {folder}; pass another folder or --glob")
+    return found
+
+
+def expected_model_label(model_id: str | None) -> str:
+    """The `provider:model` a run record will name, without opening the provider."""
+    provider, name = parse_model_id(model_id or default_model_id())
+    if provider == "local":
+        from agent.providers.local import replay_identity
+
+        return f"local:{replay_identity(name or 'local')[0]}"
+    return f"{provider}:{name or provider}"
+
+
+def default_max_tokens(model_id: str | None) -> int:
+    provider, _ = parse_model_id(model_id or default_model_id())
+    if provider == "local":
+        from agent.providers import LocalProvider
+
+        return LocalProvider.default_max_tokens
+    return DEFAULT_MAX_TOKENS
+
+
+def is_current(output: Path, tdd: Tdd, template: Template, model: str) -> bool:
+    """Whether `output` was made from this TDD, template and model (its run record says so)."""
+    record_path = run_record_path(output)
+    if not output.is_file() or not record_path.is_file():
+        return False
+    try:
+        record = RunRecord.model_validate_json(record_path.read_bytes())
+    except (OSError, ValidationError):
+        return False
+    return (
+        record.tdd_sha256 == tdd.sha256
+        and (record.template, record.template_version) == (template.name, template.version)
+        and record.model == model
+        and record.prompts == prompt_versions()
+    )
+
+
+class _Shape:
+    """What plan_messages needs to know about a provider, for a dry run that opens none."""
+
+    def __init__(self, model_id: str | None) -> None:
+        provider, name = parse_model_id(model_id or default_model_id())
+        self.name = provider
+        self.model = name or provider
+        self.schema_in_text = False
+        self.max_concurrency = 8
+        self.context_window = {"anthropic": 200_000}.get(provider, 128_000)
+        if provider == "local":
+            from agent.providers.local import replay_identity
+
+            self.model, self.context_window = replay_identity(name or "local")
+
+    async def complete(self, request: Request) -> Reply:
+        raise AssertionError("a dry run makes no model calls")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def estimate_batch(paths: list[Path], template: Template, settings: Settings) -> list[DocEstimate]:
+    """Token and cost estimates for every TDD with tiktoken; no provider is opened.
+
+    Input counts each section call's messages and its schema; output assumes
+    every call uses its whole `max_tokens`, and the price ignores cache
+    discounts, so the cost is an upper bound (retries aside).
+    """
+    shape = _Shape(settings.model)
+    max_tokens = settings.max_tokens or default_max_tokens(settings.model)
+    estimates: list[DocEstimate] = []
+    for path in paths:
+        tdd = load_tdd(path)
+        plan = plan_messages(
+            template, tdd, shape, max_tokens=max_tokens, schema_in_text=shape.schema_in_text
+        )
+        inputs = 0
+        for section in template.sections:
+            if section.id not in plan.requests:
+                continue
+            schema = section_schema(section, plan.cites)[1]
+            inputs += sum(count_tokens(m.content) for m in plan.requests[section.id])
+            inputs += count_tokens(str(schema))
+        outputs = max_tokens * len(plan.requests)
+        cost = call_cost(shape, Usage(input_tokens=inputs, output_tokens=outputs))
+        estimates.append(
+            DocEstimate(
+                tdd=str(path),
+                name=path.stem,
+                sections=len(plan.requests),
+                input_tokens=inputs,
+                output_tokens=outputs,
+                cost_usd=cost,
+            )
+        )
+    return estimates
+
+
+class _Budget:
+    """Spent + reserved (the estimates of documents in flight) against --max-cost."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.stopped = False
+
+    def admit(self, estimate: float | None) -> bool:
+        if self.limit is None:
+            return True
+        if self.stopped or self.spent + self.reserved + (estimate or 0.0) > self.limit:
+            # Once one document is refused, start nothing else: the batch stops here.
+            self.stopped = True
+            return False
+        self.reserved += estimate or 0.0
+        return True
+
+    def settle(self, estimate: float | None, spent: float | None) -> None:
+        if self.limit is None:
+            return
+        self.reserved -= estimate or 0.0
+        self.spent += spent or 0.0
+
+
+async def run_batch(
+    paths: list[Path],
+    *,
+    settings: Settings,
+    template: Template,
+    provider: Provider | None = None,
+    out: Path | None = None,
+    resume: bool = True,
+    force: bool = False,
+    safe_names: bool = False,
+    max_cost: float | None = None,
+    deadline_s: float | None = None,
+    on_update: Update | None = None,
+) -> BatchResult:
+    """Generate a document for every TDD in `paths`; never raises for one document's failure.
+
+    Opens one provider (unless given) only if some document needs drafting.
+    `max_cost` (USD) admits a document only while spent + in-flight estimates +
+    its own estimate stay within it; `deadline_s` bounds each document's run.
+    """
+    update: Update = on_update or (lambda _r, _e: None)
+    started = time.perf_counter()
+    model_label = (
+        f"{provider.name}:{provider.model}"
+        if provider is not None
+        else expected_model_label(settings.model)
+    )
+    rows: list[DocRow] = []
+    todo: list[tuple[DocRow, Tdd, Path]] = []
+    claimed: dict[Path, str] = {}
+    for path in paths:
+        row = DocRow(tdd=str(path), name=path.stem, sections_total=len(template.sections))
+        rows.append(row)
+        try:
+            tdd = load_tdd(path)
+            output = default_output_path(tdd, template.doc_kind, out, safe_names)
+        except TidsmithError as e:
+            row.status, row.reason = "failed", str(e)
+            update(row, None)
+            continue
+        row.output = str(output)
+        if output in claimed:
+            # Two unnumbered TDDs can be given the same next free number.
+            row.status = "failed"
+            row.reason = f"would write {output.name}, as {claimed[output]} does; number the TDD"
+            update(row, None)
+            continue
+        claimed[output] = path.name
+        if output.exists() and not force:
+            if resume and is_current(output, tdd, template, model_label):
+                row.status, row.reason = "skipped", "up to date"
+                row.sections_done = row.sections_total
+            else:
+                row.status = "failed"
+                row.reason = (
+                    f"{output.name} exists but was made from another TDD, template or model; "
+                    "pass --force to replace it"
+                )
+            update(row, None)
+            continue
+        if not resume:
+            SectionCheckpoint(checkpoint_folder(output)).clear()
+        todo.append((row, tdd, output))
+        update(row, None)
+
+    budget = _Budget(max_cost)
+    if todo and max_cost is not None:
+        estimates = estimate_batch([Path(r.tdd) for r, _, _ in todo], template, settings)
+        for (row, _, _), est in zip(todo, estimates, strict=True):
+            row.estimate_usd = est.cost_usd
+            if est.cost_usd is None:
+                raise ConfigError(
+                    f"no price is known for {model_label}, so --max-cost cannot be enforced; "
+                    "drop --max-cost or use a model listed in agent/cost.py"
+                )
+
+    own = provider is None and bool(todo)
+    if provider is None and todo:
+        from agent.providers import open_provider
+
+        provider = await open_provider(
+            settings.model, base_url=settings.base_url, timeout=settings.timeout
+        )
+    try:
+        if todo and provider is not None:
+            await _run_documents(
+                todo,
+                provider,
+                settings,
+                template,
+                out,
+                force,
+                safe_names,
+                budget,
+                deadline_s,
+                update,
+            )
+    finally:
+        if own and provider is not None:
+            await provider.aclose()
+    return BatchResult(
+        rows=rows, wall_s=round(time.perf_counter() - started, 3), budget_stopped=budget.stopped
+    )
+
+
+async def _run_documents(
+    todo: list[tuple[DocRow, Tdd, Path]],
+    provider: Provider,
+    settings: Settings,
+    template: Template,
+    out: Path | None,
+    force: bool,
+    safe_names: bool,
+    budget: _Budget,
+    deadline_s: float | None,
+    update: Update,
+) -> None:
+    limit = max(1, min(settings.concurrency, provider.max_concurrency))
+    # One slot per in-flight model call, whichever document it belongs to.
+    calls = asyncio.Semaphore(limit)
+    # Enough open documents to keep every slot busy while each one's first call
+    # runs alone; more would only hold budget reservations earlier than needed.
+    documents = asyncio.Semaphore(limit)
+
+    async def one(row: DocRow, output: Path) -> None:
+        async with documents:
+            if not budget.admit(row.estimate_usd):
+                row.status, row.reason = "skipped", "budget: --max-cost reached before it started"
+                update(row, None)
+                return
+            row.status = "drafting"
+            update(row, None)
+            begun = time.perf_counter()
+            checkpoint = SectionCheckpoint(checkpoint_folder(output))
+
+            def on_event(event: Event) -> None:
+                if event.kind == "done":
+                    row.sections_done += 1
+                    row.resumed += int(event.resumed)
+                    row.input_tokens += event.input_tokens
+                    row.output_tokens += event.output_tokens
+                    if row.cost_usd is not None:
+                        row.cost_usd = (
+                            None if event.cost_usd is None else row.cost_usd + event.cost_usd
+                        )
+                update(row, event)
+
+            try:
+                async with asyncio.timeout(deadline_s):
+                    await run_generate(
+                        Path(row.tdd),
+                        settings=settings,
+                        provider=provider,
+                        template=template,
+                        # The exact file: numbering a TDD twice could pick another number.
+                        out=output,
+                        force=force,
+                        safe_names=safe_names,
+                        on_event=on_event,
+                        limiter=calls,
+                        checkpoint=checkpoint,
+                    )
+            except TimeoutError:
+                row.status = "failed"
+                row.reason = (
+                    f"not finished within --deadline {deadline_s:g}s; completed sections "
+                    "are saved, rerun to finish"
+                )
+            except TidsmithError as e:
+                row.status, row.reason = "failed", str(e)
+            else:
+                row.status = "done"
+                checkpoint.clear()
+            finally:
+                row.wall_s = round(time.perf_counter() - begun, 3)
+                budget.settle(row.estimate_usd, row.cost_usd)
+            update(row, None)
+
+    await asyncio.gather(*(one(row, output) for row, _, output in todo))
+
+
+# ---- progress and summaries (rich; the CLI picks the view) ----
+
+
+class Tally:
+    """Totals over the rows, and an ETA from the section throughput so far."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, DocRow] = {}
+        self.started = time.perf_counter()
+        self.fresh = 0  # sections drafted in this run (not loaded from a checkpoint)
+
+    def see(self, row: DocRow, event: Event | None) -> None:
+        self.rows[row.tdd] = row
+        if event is not None and event.kind == "done" and not event.resumed:
+            self.fresh += 1
+
+    def line(self) -> str:
+        rows = list(self.rows.values())
+        count = {s: sum(r.status == s for r in rows) for s in ("done", "failed", "skipped")}
+        tokens = sum(r.input_tokens + r.output_tokens for r in rows)
+        costs = [r.cost_usd for r in rows]
+        cost = "unknown" if None in costs else f"${sum(c or 0.0 for c in costs):.4f}"
+        left = sum(
+            r.sections_total - r.sections_done for r in rows if r.status in ("queued", "drafting")
+        )
+        eta = "-"
+        if self.fresh and left:
+            eta = f"{left * (time.perf_counter() - self.started) / self.fresh:.0f}s"
+        return (
+            f"{count['done']} done, {count['failed']} failed, {count['skipped']} skipped "
+            f"of {len(rows)}; {tokens} tokens, {cost}; ETA {eta}"
+        )
+
+
+def _state(row: DocRow) -> str:
+    if row.status == "drafting":
+        return f"drafting {row.sections_done}/{row.sections_total}"
+    if row.status in ("failed", "skipped") and row.reason:
+        return f"{row.status}: {row.reason}"
+    return row.status
+
+
+class PlainView:
+    """One line per event: for CI logs and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.tally = Tally()
+
+    def __call__(self, row: DocRow, event: Event | None) -> None:
+        self.tally.see(row, event)
+        if event is None:
+            line = f"{row.name}: {_state(row)}"
+            if row.status in ("done", "failed"):
+                line += f" ({row.wall_s:.1f}s) | {self.tally.line()}"
+        elif event.kind == "done":
+            how = "from checkpoint" if event.resumed else event.detail
+            line = f"{row.name}: {event.section} {row.sections_done}/{row.sections_total} ({how})"
+        elif event.kind == "retry":
+            line = f"{row.name}: {event.section}: invalid reply, asking again ({event.detail})"
+        elif event.kind in ("failed", "info"):
+            line = f"{row.name}: {event.section + ': ' if event.section else ''}{event.detail}"
+        else:
+            return
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        pass
+
+
+class LiveView:
+    """A live table on a terminal: one row per document, totals and ETA below."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
+        self.tally = Tally()
+        self.live = Live(console=console, refresh_per_second=4, get_renderable=self._render)
+        self.live.start()
+
+    def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        table.add_column("document", overflow="ellipsis", max_width=48)
+        table.add_column("state", overflow="ellipsis", max_width=70)
+        table.add_column("tokens", justify="right")
+        for row in self.tally.rows.values():
+            style = {"done": "green", "failed": "red", "skipped": "dim"}.get(row.status, "")
+            table.add_row(
+                row.name, _state(row), str(row.input_tokens + row.output_tokens), style=style
+            )
+        return Group(table, self.tally.line())
+
+    def __call__(self, row: DocRow, event: Event | None) -> None:
+        self.tally.see(row, event)
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def summary_table(result: BatchResult) -> Table:
+    """The end-of-batch table: every document, failures with their one-line reasons."""
+    from rich.table import Table
+
+    table = Table(title=f"batch: {len(result.rows)} documents in {result.wall_s:.1f}s")
+    for name, justify in [
+        ("document", "left"),
+        ("status", "left"),
+        ("sections", "right"),
+        ("tokens in/out", "right"),
+        ("cost", "right"),
+        ("time", "right"),
+        ("reason", "left"),
+    ]:
+        table.add_column(name, justify=justify, overflow="fold")  # pyright: ignore[reportArgumentType]
+    for r in result.rows:
+        table.add_row(
+            r.name,
+            r.status,
+            f"{r.sections_done}/{r.sections_total}"
+            + (f" ({r.resumed} resumed)" if r.resumed else ""),
+            f"{r.input_tokens}/{r.output_tokens}",
+            "?" if r.cost_usd is None else f"${r.cost_usd:.4f}",
+            f"{r.wall_s:.1f}s",
+            r.reason,
+        )
+    return table
+
+
+def estimate_table(estimates: list[DocEstimate], model: str) -> Table:
+    """The dry run's table, with a total row."""
+    from rich.table import Table
+
+    table = Table(title=f"dry run: {model}, nothing sent (output at max_tokens, no cache discount)")
+    table.add_column("document", overflow="fold")
+    for name in ("sections", "input tokens", "output tokens (max)", "cost (max)"):
+        table.add_column(name, justify="right")
+
+    def money(value: float | None) -> str:
+        return "unknown price" if value is None else f"${value:.4f}"
+
+    for e in estimates:
+        table.add_row(
+            e.name, str(e.sections), str(e.input_tokens), str(e.output_tokens), money(e.cost_usd)
+        )
+    costs = [e.cost_usd for e in estimates]
+    table.add_row(
+        "total",
+        str(sum(e.sections for e in estimates)),
+        str(sum(e.input_tokens for e in estimates)),
+        str(sum(e.output_tokens for e in estimates)),
+        money(None if None in costs else sum(c or 0.0 for c in costs)),
+        style="bold",
+    )
+    return table

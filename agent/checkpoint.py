@@ -1,0 +1,95 @@
+"""Section checkpoints: every validated section saved as it completes, so a rerun resumes.
+
+A checkpoint is keyed by everything that shapes the section's request: the
+model, the reply limit, the prompt and template versions, the section's
+schema and the exact messages (which hold the TDD text, so an edited TDD
+never reuses an old draft). One JSON file per section, written atomically,
+in a folder beside the documents: `<out>/.tidsmith/checkpoints/<doc stem>/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent.draft import SectionDraft
+from agent.providers.base import Message
+
+
+class _Saved(BaseModel):
+    key: str
+    draft: SectionDraft
+
+
+def section_key(
+    *,
+    model: str,
+    max_tokens: int,
+    prompt: str,
+    template: str,
+    section_id: str,
+    schema: dict[str, Any],
+    messages: list[Message],
+) -> str:
+    """A sha256 over what the section's request depends on."""
+    material = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "prompt": prompt,
+        "template": template,
+        "section": section_id,
+        "schema": schema,
+        "messages": [m.model_dump() for m in messages],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class SectionCheckpoint:
+    """Completed sections of one document, loaded and saved by `draft_all`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.loaded = 0
+        self.saved = 0
+
+    def _path(self, section_id: str) -> Path:
+        return self.folder / f"{section_id}.json"
+
+    def load(self, section_id: str, key: str) -> SectionDraft | None:
+        """The saved draft if it was made from the same request, else None."""
+        path = self._path(section_id)
+        try:
+            saved = _Saved.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            # Missing or unreadable (a crash mid-write cannot leave one: writes are atomic).
+            return None
+        if saved.key != key or saved.draft.section_id != section_id:
+            return None
+        self.loaded += 1
+        return saved.draft
+
+    def save(self, key: str, draft: SectionDraft) -> None:
+        # A rename keeps a crash from leaving half a file. No fsync: this runs on the
+        # event loop once per section, and a checkpoint lost to a power cut only
+        # costs one request on the rerun.
+        path = self._path(draft.section_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp.write_text(_Saved(key=key, draft=draft).model_dump_json(), encoding="utf-8")
+        tmp.replace(path)
+        self.saved += 1
+
+    def clear(self) -> None:
+        """Drop the folder once the document is written: the document is the checkpoint now."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def checkpoint_folder(output: Path) -> Path:
+    """Where a document's section checkpoints live, beside its run record."""
+    return output.parent / ".tidsmith" / "checkpoints" / output.stem
