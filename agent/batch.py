@@ -139,8 +139,14 @@ def is_current(output: Path, tdd: Tdd, template: Template, model: str) -> bool:
         record.tdd_sha256 == tdd.sha256
         and (record.template, record.template_version) == (template.name, template.version)
         and record.model == model
-        and record.prompts == prompt_versions()
+        # Every prompt the document was made with is still the current version.
+        and _current(record.prompts)
     )
+
+
+def _current(used: dict[str, str]) -> bool:
+    now = prompt_versions()
+    return all(now.get(k) == v for k, v in used.items())
 
 
 class _Shape:

@@ -709,7 +709,11 @@ def _replace_section(doc: Document, template: Template, tdd: Tdd, draft: Section
         update={
             "calls": calls,
             "totals": totals(calls),
-            "prompts": {**prompt_versions(), **doc.record.prompts, **_revise_version()},
+            "prompts": {
+                **prompt_versions(research=False, review=False),
+                **doc.record.prompts,
+                **_revise_version(),
+            },
         }
     )
     updated = doc.model_copy(update={"sections": sections, "record": record})

@@ -85,6 +85,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --record: new (default; a fresh cassette, --force to replace one), "
         "once (record only if the cassette is missing), append (add unseen requests)",
     )
+    research = gen.add_argument_group(
+        "research (Option B)",
+        "Research first: the TDD's PRD/ADR and project documents, and the sources below, "
+        "condensed into cited notes that every section sees. More sources: [research] and "
+        "[[research.mcp]] in tidsmith.toml (docs/research.md).",
+    )
+    research.add_argument(
+        "--research", action="store_true", help="research before drafting; adds References"
+    )
+    research.add_argument(
+        "--docs",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="a folder of markdown/text docs to search (repeatable; implies --research)",
+    )
+    research.add_argument(
+        "--codebase",
+        type=Path,
+        metavar="DIR",
+        help="an existing codebase: its pinned versions and layout (implies --research)",
+    )
+    research.add_argument(
+        "--strict-research",
+        action="store_true",
+        help="fail when a research source fails (default: warn and go on without it)",
+    )
+    review = gen.add_argument_group("review")
+    review.add_argument(
+        "--review",
+        choices=["auto", "llm", "lint", "off"],
+        help="llm: lints plus the model judges the checklist; lint: lints only; "
+        "auto (default): llm, but lint on embedded models. Failing sections are re-drafted.",
+    )
+    review.add_argument(
+        "--max-revisions", type=int, help="rounds of re-drafting failing sections (default 1)"
+    )
+    review.add_argument(
+        "--review-appendix", action="store_true", help="add a Review section to the document"
+    )
     gen.add_argument("--stdout", action="store_true", help="also print the document")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     gen.set_defaults(handler=cmd_generate)
@@ -235,11 +275,13 @@ def _version() -> str:
 class _Progress:
     """Progress on stderr: a live line on a terminal, plain lines otherwise."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
+    def __init__(self, sections: list[str], quiet: bool) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True, highlight=False)
-        self.total = total
+        self.sections = set(sections)
+        self.total = len(sections)
+        self.finished: set[str] = set()
         self.done = 0
         self.quiet = quiet
         self.status = None
@@ -250,9 +292,14 @@ class _Progress:
     def __call__(self, event: Event) -> None:
         if self.quiet:
             return
-        if event.kind == "done":
-            self.done += 1
+        if event.kind == "done" and event.section in self.finished:
+            line = f"{event.section} re-drafted ({event.detail})"
+        elif event.kind == "done" and event.section in self.sections:
+            self.finished.add(event.section)
+            self.done = len(self.finished)
             line = f"[{self.done}/{self.total}] {event.section} drafted ({event.detail})"
+        elif event.kind == "done":  # research steps
+            line = f"{event.section}: done ({event.detail})" if event.detail else event.section
         elif event.kind == "start":
             line = f"drafting {event.section}"
         elif event.kind == "retry":
@@ -277,7 +324,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    from agent.config import load_settings
+    from agent.config import load_research_config, load_settings
     from agent.pipeline import Recording, run_generate
     from agent.templates import get_template
 
@@ -289,15 +336,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "max_tokens": args.max_tokens,
             "timeout": args.timeout,
             "base_url": args.base_url,
+            "review": args.review,
+            "max_revisions": args.max_revisions,
         }
     )
     template = get_template(settings.template)
+    research = None
+    if args.research or args.docs or args.codebase or args.strict_research:
+        research = load_research_config(
+            docs=args.docs, codebase=args.codebase, strict=args.strict_research or None
+        )
     recording = None
     if args.replay is not None:
         recording = Recording(path=args.replay, mode="replay")
     elif args.record is not None:
         recording = Recording(path=args.record, mode=args.record_mode)
-    progress = _Progress(len(template.sections), args.quiet)
+    progress = _Progress([s.id for s in template.sections], args.quiet)
     started = time.perf_counter()
     try:
         doc = asyncio.run(
@@ -310,6 +364,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 safe_names=args.safe_names,
                 recording=recording,
                 on_event=progress,
+                research=research,
+                review_appendix=args.review_appendix,
             )
         )
     finally:
@@ -325,6 +381,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"model {doc.record.model})",
         file=sys.stderr if args.stdout else sys.stdout,
     )
+    if doc.review is not None and not args.quiet:
+        from agent.review import summary_lines
+
+        for line in summary_lines(doc.review):
+            print(line, file=sys.stderr)
     return 0
 
 
@@ -456,7 +517,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         }
     )
     template = get_template(settings.template)
-    progress = _Progress(len(template.sections), args.quiet or not args.generate)
+    progress = _Progress([s.id for s in template.sections], args.quiet or not args.generate)
     try:
         report = asyncio.run(
             run_eval(

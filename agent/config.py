@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from research.base import ResearchConfig
 
 CONFIG_FILE = "tidsmith.toml"
 
@@ -38,6 +41,7 @@ _ENV = {
     "TIDSMITH_CONCURRENCY": "concurrency",
     "TIDSMITH_MAX_TOKENS": "max_tokens",
     "TIDSMITH_TIMEOUT": "timeout",
+    "TIDSMITH_REVIEW": "review",
 }
 
 
@@ -54,6 +58,12 @@ class Settings(BaseModel):
     )
     timeout: float = Field(default=600.0, gt=0)
     base_url: str | None = None
+    review: Literal["auto", "llm", "lint", "off"] = Field(
+        default="auto",
+        description="llm: lints + the model judges the checklist; lint: lints only; "
+        "auto: llm, except lint on embedded models (a small model's verdicts are noise)",
+    )
+    max_revisions: int = Field(default=1, ge=0, le=3, description="rounds re-drafting failures")
 
 
 def load_settings(
@@ -86,3 +96,50 @@ def load_settings(
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"])
         raise ConfigError(f"setting {field}: {first['msg']}") from None
+
+
+def load_research_config(
+    *,
+    docs: list[Path] | None = None,
+    codebase: Path | None = None,
+    strict: bool | None = None,
+    config_path: Path | None = None,
+) -> ResearchConfig:
+    """Research sources: flags, added to `[research]` in tidsmith.toml.
+
+    ```toml
+    [research]
+    docs = ["docs/"]
+    [[research.mcp]]
+    name = "ref"
+    command = "npx"
+    args = ["ref-tools-mcp"]
+    tool = "ref_search_documentation"
+    ```
+    """
+    from research.base import ResearchConfig
+
+    path = config_path or Path.cwd() / CONFIG_FILE
+    table: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path} is not valid TOML: {e}") from None
+        table = dict(data.get("research", {}))
+        # Relative folders in the file are relative to the file, not the cwd.
+        table["docs"] = [path.parent / d for d in table.get("docs", [])]
+        if table.get("codebase"):
+            table["codebase"] = path.parent / table["codebase"]
+    if docs:
+        table["docs"] = [*table.get("docs", []), *docs]
+    if codebase is not None:
+        table["codebase"] = codebase
+    if strict is not None:
+        table["strict"] = strict
+    try:
+        return ResearchConfig.model_validate(table)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{path} [research] {field}: {first['msg']}") from None

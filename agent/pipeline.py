@@ -10,10 +10,10 @@ import asyncio
 import datetime as dt
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +31,12 @@ from agent.redact import redact
 from agent.tdd import Tdd, load_tdd
 from agent.templates import Template, get_template
 from agent.write import default_output_path, write_atomic, write_json_atomic
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
+
+    from agent.review import ReviewReport
+    from research import ResearchConfig, ResearchResult
 
 
 class Totals(BaseModel):
@@ -59,6 +65,11 @@ class RunRecord(BaseModel):
     calls: list[CallRecord] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     replayed_from: str | None = None
+    research: dict[str, Any] | None = Field(
+        default=None, description="notes, sources, failures; None when research was off"
+    )
+    review: str = "off"
+    review_scores: dict[str, float] = Field(default_factory=dict)
 
 
 class Document(BaseModel):
@@ -68,6 +79,8 @@ class Document(BaseModel):
     sections: list[SectionDraft]
     record: RunRecord
     path: str | None = None
+    review: Any = Field(default=None, description="the ReviewReport, when review ran")
+    research: Any = Field(default=None, description="the ResearchResult, when research ran")
 
 
 def totals(calls: list[CallRecord]) -> Totals:
@@ -125,8 +138,15 @@ async def run_generate(
     on_event: Progress | None = None,
     limiter: asyncio.Semaphore | None = None,
     checkpoint: SectionCheckpoint | None = None,
+    research: ResearchConfig | None = None,
+    retrievers: Sequence[BaseRetriever] = (),
+    review_appendix: bool = False,
 ) -> Document:
-    """Run the whole pipeline for one TDD. Opens (and closes) a provider if none is given."""
+    """Run the whole pipeline for one TDD. Opens (and closes) a provider if none is given.
+
+    load → research (when `research` is given) → plan → draft → review and
+    revise (per `settings.review`) → assemble → write.
+    """
     emit: Progress = on_event or (lambda _e: None)
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -140,6 +160,12 @@ async def run_generate(
     if recording is not None:
         if replay:
             meta = check_replay(recording.path, tdd, template)
+            if meta.research != (research is not None):
+                said = "with" if meta.research else "without"
+                raise InputError(
+                    f"cassette {recording.path} was recorded {said} --research; "
+                    "replay it with the same research flags"
+                )
             today = today or meta.date
             # Replay the model and endpoint shape the cassette was recorded with,
             # unless the user names them: the request bodies depend on both.
@@ -148,6 +174,9 @@ async def run_generate(
                     "model": settings.model or meta.model,
                     "base_url": settings.base_url or meta.base_url or None,
                     "max_tokens": settings.max_tokens or meta.max_tokens,
+                    # Review calls are part of the recording (or absent from it).
+                    "review": meta.review,
+                    "max_revisions": meta.max_revisions,
                 }
             )
         elif recording.mode == "new" and recording.path.exists() and not force:
@@ -158,6 +187,9 @@ async def run_generate(
     today = today or dt.date.today().isoformat()
 
     session = _recording_session(recording)
+    out_dir = path.parent if path is not None else Path.cwd()
+    found: ResearchResult | None = None
+    report: ReviewReport | None = None
     with session as tape:
         own = provider is None
         if provider is None:
@@ -169,13 +201,21 @@ async def run_generate(
                 progress=lambda msg: emit(Event(kind="info", detail=msg)),
             )
         max_tokens = settings.max_tokens or provider_default_max_tokens(provider)
+        review_mode = resolve_review(settings.review, provider)
         try:
+            notes = ""
+            if research is not None:
+                found = await _research(
+                    tdd, provider, template, research, retrievers, out_dir, max_tokens, emit
+                )
+                notes = notes_block_for(found)
             plan = plan_messages(
                 template,
                 tdd,
                 provider,
                 max_tokens=max_tokens,
                 schema_in_text=provider.schema_in_text,
+                notes=notes,
             )
             if not plan.shared_prefix:
                 emit(
@@ -195,31 +235,59 @@ async def run_generate(
                 limiter=limiter,
                 checkpoint=checkpoint,
             )
+            header = _header(template, tdd, path, out_dir, provider, today)
+            related = related_docs(tdd, out_dir)
+
+            def render(current: list[SectionDraft]) -> str:
+                return assemble(
+                    template, header, {d.section_id: d.content for d in current}, related
+                )
+
+            if review_mode != "off":
+                from agent.review import review_and_revise
+
+                emit(Event(kind="info", detail=f"reviewing ({review_mode})"))
+                drafts, report = await review_and_revise(
+                    provider,
+                    template,
+                    tdd,
+                    plan,
+                    drafts,
+                    render,
+                    max_revisions=settings.max_revisions,
+                    llm=review_mode == "llm",
+                    max_tokens=max_tokens,
+                    codebase_versions=_codebase_versions(found),
+                    on_event=emit,
+                )
         finally:
             if own:
                 await provider.aclose()
         interactions = len(tape) if tape is not None else 0
 
-    out_dir = path.parent if path is not None else Path.cwd()
-    header = DocumentHeader(
-        title=template.doc_title.replace("{feature}", tdd.feature),
-        doc_id=path.stem if path is not None else f"{tdd.number or '000'}_F{template.doc_kind}",
-        source_tdd=Path(tdd.path).stem,
-        source_link=_relative(Path(tdd.path), out_dir),
-        template=template.name,
-        template_version=template.version,
-        model=_model_label(provider),
-        date=today,
-    )
+    appendices: list[str] = []
+    if found is not None and found.notes:
+        from research import references_markdown
+
+        cited = {r for d in drafts for r in d.note_refs}
+        appendices.append(references_markdown(found, cited, out_dir))
+    if report is not None and review_appendix:
+        from agent.review import review_appendix as appendix
+
+        appendices.append(appendix(report))
     markdown = assemble(
-        template, header, {d.section_id: d.content for d in drafts}, related_docs(tdd, out_dir)
+        template,
+        header,
+        {d.section_id: d.content for d in drafts},
+        related,
+        appendices,
     )
-    calls = [c for d in drafts for c in d.calls]
+    calls = [*(found.calls if found is not None else []), *_all_calls(drafts, report)]
     record = RunRecord(
         model=_model_label(provider),
         template=template.name,
         template_version=template.version,
-        prompts=prompt_versions(),
+        prompts=prompt_versions(research=found is not None, review=report is not None),
         tdd_path=tdd.path,
         tdd_sha256=tdd.sha256,
         output_path=str(path) if path is not None else None,
@@ -230,6 +298,9 @@ async def run_generate(
         calls=calls,
         totals=totals(calls),
         replayed_from=str(recording.path) if replay and recording else None,
+        research=_research_summary(found),
+        review=review_mode,
+        review_scores=report.scores if report is not None else {},
     )
     if recording is not None and not replay:
         write_json_atomic(
@@ -246,6 +317,9 @@ async def run_generate(
                 max_tokens=max_tokens,
                 recorded_wall_s=record.wall_s,
                 interactions=interactions,
+                research=found is not None,
+                review=review_mode,
+                max_revisions=settings.max_revisions,
             ),
         )
     if path is not None:
@@ -256,8 +330,15 @@ async def run_generate(
             run_record_path(path).with_name(f"{path.stem}.sections.json"),
             {d.section_id: d.content for d in drafts},
         )
+        if report is not None:
+            write_json_atomic(run_record_path(path).with_name(f"{path.stem}.review.json"), report)
     return Document(
-        markdown=markdown, sections=drafts, record=record, path=str(path) if path else None
+        markdown=markdown,
+        sections=drafts,
+        record=record,
+        path=str(path) if path else None,
+        review=report,
+        research=found,
     )
 
 
@@ -269,8 +350,118 @@ def provider_default_max_tokens(provider: Provider) -> int:
     return int(getattr(provider, "default_max_tokens", DEFAULT_MAX_TOKENS))
 
 
-def prompt_versions() -> dict[str, str]:
-    return {"draft_section": load_prompt("draft_section").version}
+def prompt_versions(*, research: bool = True, review: bool = True) -> dict[str, str]:
+    """The versions of the prompts a run uses (all of them by default)."""
+    versions = {"draft_section": load_prompt("draft_section").version}
+    if research:
+        from research.notes import prompt_versions as research_versions
+
+        versions.update(research_versions())
+    if review:
+        from agent.review import PROMPT_IDS
+
+        versions.update({p: load_prompt(p).version for p in PROMPT_IDS})
+    return versions
+
+
+ReviewMode = Literal["llm", "lint", "off"]
+
+
+def resolve_review(mode: str, provider: Provider) -> ReviewMode:
+    """`auto` asks the model for verdicts, except an embedded model, whose verdicts are noise."""
+    if mode in ("llm", "lint", "off"):
+        return mode
+    return "lint" if provider.name == "local" else "llm"
+
+
+async def _research(
+    tdd: Tdd,
+    provider: Provider,
+    template: Template,
+    config: ResearchConfig,
+    retrievers: Sequence[BaseRetriever],
+    out_dir: Path,
+    max_tokens: int,
+    emit: Progress,
+) -> ResearchResult:
+    from research import build_sources, run_research
+
+    # Beside the run records: a rerun of the same TDD reuses the research.
+    cache = out_dir / ".tidsmith" / "research"
+    sources = build_sources(tdd, config, retrievers, cache_dir=cache)
+    emit(Event(kind="info", detail=f"researching: {', '.join(s.name for s in sources)}"))
+    found = await run_research(
+        tdd,
+        provider,
+        template,
+        sources,
+        config=config,
+        max_tokens=max_tokens,
+        cache_dir=cache,
+        on_event=emit,
+    )
+    for failure in found.failures:
+        emit(Event(kind="info", detail=f"research source skipped: {failure}"))
+    what = "reused" if found.reused else "found"
+    emit(Event(kind="info", detail=f"research {what} {len(found.notes)} notes"))
+    return found
+
+
+def notes_block_for(found: ResearchResult) -> str:
+    from research import notes_block
+
+    return notes_block(found)
+
+
+def _research_summary(found: ResearchResult | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "key": found.key,
+        "reused": found.reused,
+        "notes": len(found.notes),
+        "sources": [s.id for s in found.sources],
+        "failures": found.failures,
+    }
+
+
+def _codebase_versions(found: ResearchResult | None) -> dict[str, str] | None:
+    """Pinned versions the codebase declares, for the dependency lint."""
+    if found is None:
+        return None
+    from research.codebase import pinned_versions
+
+    return pinned_versions(found) or None
+
+
+def _all_calls(drafts: list[SectionDraft], report: ReviewReport | None) -> list[CallRecord]:
+    """Every call once: drafts carry their revision calls, and so does the report."""
+    if report is None:
+        return [c for d in drafts for c in d.calls]
+    from agent.review import REVISE_PROMPT
+
+    drafted = [c for d in drafts for c in d.calls if c.prompt_id != REVISE_PROMPT]
+    return [*drafted, *report.calls]
+
+
+def _header(
+    template: Template,
+    tdd: Tdd,
+    path: Path | None,
+    out_dir: Path,
+    provider: Provider,
+    today: str,
+) -> DocumentHeader:
+    return DocumentHeader(
+        title=template.doc_title.replace("{feature}", tdd.feature),
+        doc_id=path.stem if path is not None else f"{tdd.number or '000'}_F{template.doc_kind}",
+        source_tdd=Path(tdd.path).stem,
+        source_link=_relative(Path(tdd.path), out_dir),
+        template=template.name,
+        template_version=template.version,
+        model=_model_label(provider),
+        date=today,
+    )
 
 
 def check_replay(cassette_path: Path, tdd: Tdd, template: Template) -> CassetteMeta:

@@ -57,6 +57,11 @@ class CassetteMeta(BaseModel):
     max_tokens: int | None = None
     recorded_wall_s: float = 0.0
     interactions: int = 0
+    # How the run was set up beyond the model, so a replay sends the same requests.
+    # Cassettes from before review existed ran without it.
+    research: bool = False
+    review: Literal["llm", "lint", "off"] = "off"
+    max_revisions: int = 1
     extra: dict[str, str] = Field(default_factory=dict)
 
 

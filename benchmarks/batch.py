@@ -86,7 +86,7 @@ async def one_document(server: FaultServer | Remote, folder: Path, concurrency: 
         started = time.perf_counter()
         await run_generate(
             folder / TDD.name,
-            settings=Settings(concurrency=concurrency),
+            settings=Settings(concurrency=concurrency, review="off"),
             provider=p,
             out=folder / "one",
         )
@@ -102,7 +102,7 @@ async def many_documents(
     try:
         result = await run_batch(
             paths,
-            settings=Settings(concurrency=concurrency),
+            settings=Settings(concurrency=concurrency, review="off"),
             template=get_template("tid"),
             provider=p,
             out=paths[0].parent.parent / "many",

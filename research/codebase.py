@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import RetrievalError
-from research.base import Passage, Query
+from research.base import Passage, Query, ResearchResult
 
 # Folders that hold tool state or installed packages, not the project's layout.
 _SKIP_DIRS = {
@@ -317,3 +317,16 @@ class CodebaseSource:
 
     async def search(self, queries: list[Query], limit: int) -> list[Passage]:
         return self.passages()
+
+
+_PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][^\s,;)\]]*)")
+
+
+def pinned_versions(result: ResearchResult) -> dict[str, str]:
+    """name -> version for every exact pin in the codebase facts (for the dependency lint)."""
+    pins: dict[str, str] = {}
+    for note in result.notes:
+        if note.by_code:
+            for name, version in _PIN.findall(note.text):
+                pins.setdefault(_norm(name), version)
+    return pins

@@ -54,7 +54,7 @@ def batch(folder: Path, server: FaultServer, **kw: object) -> BatchResult:
         try:
             return await run_batch(
                 find_tdds(folder),
-                settings=Settings(concurrency=concurrency, model="openai:gpt-4.1-mini"),
+                settings=Settings(concurrency=concurrency, model="openai:gpt-4.1-mini", review="off"),
                 template=TEMPLATE,
                 provider=provider,
                 **kw,  # type: ignore[arg-type]
@@ -131,7 +131,7 @@ def test_an_interrupted_batch_resumes_with_only_what_was_left(tmp_path: Path) ->
             task = asyncio.ensure_future(
                 run_batch(
                     find_tdds(folder),
-                    settings=Settings(concurrency=2),
+                    settings=Settings(concurrency=2, review="off"),
                     template=TEMPLATE,
                     provider=provider,
                 )
@@ -168,7 +168,7 @@ def test_max_cost_starts_no_document_past_the_budget_and_finishes_the_one_in_fli
     tmp_path: Path,
 ) -> None:
     folder = make_tdds(tmp_path, 3)
-    settings = Settings(model="openai:gpt-4.1-mini")
+    settings = Settings(model="openai:gpt-4.1-mini", review="off")
     each = [e.cost_usd or 0.0 for e in estimate_batch(find_tdds(folder), TEMPLATE, settings)]
     with FaultServer(latency=0.02) as server:
         result = batch(folder, server, concurrency=2, max_cost=each[0] * 1.5)

@@ -75,7 +75,7 @@ class Harness:
         self.provider = provider
         self.answers = answers
         self.session = ChatSession(
-            Settings(concurrency=2),
+            Settings(concurrency=2, review="off"),
             console=Console(file=self.out, width=200, color_system=None),
             confirm=answers,
             cwd=cwd,
@@ -116,7 +116,7 @@ def test_chat_sends_the_requests_a_plain_generate_sends(harness: Harness, workdi
 
     harness(REQUEST)
     direct = FakeProvider(responder=revising)
-    asyncio.run(run_generate(workdir / TDD_REL, settings=Settings(), provider=direct, write=False))
+    asyncio.run(run_generate(workdir / TDD_REL, settings=Settings(review="off"), provider=direct, write=False))
 
     def key(r: Request) -> str:
         return r.label

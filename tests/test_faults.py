@@ -123,7 +123,7 @@ def test_a_cut_off_or_refused_section_is_asked_again_once(kind: str, tmp_path: P
             try:
                 return await run_generate(
                     FIXTURE,
-                    settings=Settings(concurrency=4),
+                    settings=Settings(concurrency=4, review="off"),
                     provider=p,
                     template=template,
                     out=tmp_path,

@@ -39,8 +39,11 @@ def tdd_file(tmp_path: Path) -> Path:
     return path
 
 
-def run(tdd: Path, provider: FakeProvider, template: str = "tid", **kw: object) -> object:
-    settings = Settings(template=template, concurrency=3)
+def run(
+    tdd: Path, provider: FakeProvider, template: str = "tid", review: str = "off", **kw: object
+) -> object:
+    # Review is off unless a test asks for it: these tests count draft calls.
+    settings = Settings(template=template, concurrency=3, review=review)  # type: ignore[arg-type]
     return asyncio.run(
         run_generate(tdd, settings=settings, provider=provider, today="2026-01-02", **kw)  # type: ignore[arg-type]
     )

@@ -91,8 +91,12 @@ def test_replay_reproduces_the_recorded_document_byte_for_byte(
     cassette = tmp_path / "run.yaml"
     recorded = record(tdd, server, cassette, monkeypatch)
     meta = json.loads(cassette.with_name("run.yaml.meta.json").read_text())
-    assert meta["interactions"] == 10
+    run_json = recorded.parent / ".tidsmith" / f"{recorded.stem}.run.json"
+    # Ten drafts, then the review's calls: every one of them is in the cassette.
+    assert meta["interactions"] == json.loads(run_json.read_text())["totals"]["calls"] > 10
+    assert meta["review"] == "llm"
     assert meta["prompts"]["draft_section"]
+    assert meta["prompts"]["review_checklist"]
 
     # No key, and the base URL now points nowhere: the cassette answers.
     out = tdd.parent.parent / "replayed"
