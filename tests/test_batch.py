@@ -54,7 +54,9 @@ def batch(folder: Path, server: FaultServer, **kw: object) -> BatchResult:
         try:
             return await run_batch(
                 find_tdds(folder),
-                settings=Settings(concurrency=concurrency, model="openai:gpt-4.1-mini", review="off"),
+                settings=Settings(
+                    concurrency=concurrency, model="openai:gpt-4.1-mini", review="off"
+                ),
                 template=TEMPLATE,
                 provider=provider,
                 **kw,  # type: ignore[arg-type]

@@ -116,7 +116,11 @@ def test_chat_sends_the_requests_a_plain_generate_sends(harness: Harness, workdi
 
     harness(REQUEST)
     direct = FakeProvider(responder=revising)
-    asyncio.run(run_generate(workdir / TDD_REL, settings=Settings(review="off"), provider=direct, write=False))
+    asyncio.run(
+        run_generate(
+            workdir / TDD_REL, settings=Settings(review="off"), provider=direct, write=False
+        )
+    )
 
     def key(r: Request) -> str:
         return r.label
