@@ -38,6 +38,7 @@ from research.base import (
     Source,
     SourceRef,
 )
+from research.codebase import pinned_versions
 from research.notes import code_notes, condense, plan_queries, prompt_versions, render_block
 
 if TYPE_CHECKING:
@@ -291,24 +292,41 @@ def _link(ref: SourceRef, out_dir: Path | None) -> str:
 def references_markdown(
     result: ResearchResult, cited: set[str], out_dir: Path | None = None
 ) -> str:
-    """The References appendix body: every source of every cited note ("" if none).
+    """The References appendix ("" when research found nothing).
 
-    `cited` holds note ids (`R1`); with `out_dir`, file links are made relative to it.
+    Sources of the notes the sections cite come first; the other sources the
+    notes came from follow as consulted, so a reader sees everything that was
+    in front of the model even when a small model cites nothing. Codebase
+    entries repeat the exact pins they declare. `cited` holds note ids (`R1`);
+    with `out_dir`, file links are made relative to it.
     """
     refs = {r.id: r for r in result.sources}
     by_source: dict[str, list[str]] = {}
+    consulted: list[str] = []
     for note in result.notes:
-        if note.id in cited:
-            for sid in note.source_ids:
+        for sid in note.source_ids:
+            if note.id in cited:
                 by_source.setdefault(sid, []).append(note.id)
-    lines: list[str] = []
-    for sid, note_ids in by_source.items():
-        ref = refs.get(sid)
-        if ref is None:
-            continue
+            elif sid not in consulted:
+                consulted.append(sid)
+
+    def entry(ref: SourceRef) -> str:
         target = _link(ref, out_dir)
         shown = f"<{target}>" if " " in target else target
         where = f"[{ref.location}]({shown})" if ref.path or "://" in target else f"`{ref.location}`"
-        cites = ", ".join(f"[{n}]" for n in note_ids)
-        lines.append(f"- **{ref.title}** ({ref.kind}): {where}, cited as {cites}")
-    return "\n".join(lines)
+        return f"- **{ref.title}** ({ref.kind}): {where}"
+
+    pins = ", ".join(f"`{k}=={v}`" for k, v in pinned_versions(result).items())
+    lines: list[str] = []
+    for sid, note_ids in by_source.items():
+        if sid in refs:
+            lines.append(entry(refs[sid]) + ", cited as " + ", ".join(f"[{n}]" for n in note_ids))
+    uncited = [refs[sid] for sid in consulted if sid in refs and sid not in by_source]
+    if uncited:
+        lines += ["", "Consulted, not cited:", ""]
+        lines += [entry(ref) for ref in uncited]
+    if not lines:
+        return ""
+    if pins:
+        lines += ["", f"Pinned in the codebase: {pins}"]
+    return "## References\n\n" + "\n".join(lines).strip("\n")

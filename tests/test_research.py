@@ -177,9 +177,16 @@ def test_references_list_only_the_cited_notes_sources(tdd: Tdd) -> None:
     result = research(tdd, FakeProvider(responder=obedient), ResearchConfig())
     first = result.notes[0]
     refs = references_markdown(result, {first.id})
-    assert refs.count("\n") == len(first.source_ids) - 1
-    assert f"cited as [{first.id}]" in refs
-    assert references_markdown(result, set()) == ""
+    cited, _, rest = refs.partition("Consulted, not cited:")
+    assert cited.count("cited as") == len(first.source_ids)
+    assert f"cited as [{first.id}]" in cited
+    # The other notes' sources are listed as consulted, not as cited.
+    others = {s for n in result.notes[1:] for s in n.source_ids} - set(first.source_ids)
+    assert len([line for line in rest.splitlines() if line.startswith("- ")]) == len(others)
+    assert "cited as" not in rest
+    nothing_cited = references_markdown(result, set())
+    assert nothing_cited.startswith("## References") and "cited as" not in nothing_cited
+    assert references_markdown(result.model_copy(update={"notes": []}), set()) == ""
 
 
 def test_codebase_versions_reach_the_notes_block_verbatim(tdd: Tdd, tree: Path) -> None:

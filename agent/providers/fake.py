@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,11 @@ def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
         if "enum" in node:
             return node["enum"][0]
         text = f"{label} {name}".replace("_", " ")
+        if "pattern" in node:
+            # Ids such as research note refs (R1): the first simple value that fits.
+            for candidate in (text, "R1", "1", "x", "a1"):
+                if re.search(node["pattern"], candidate):
+                    return candidate
         return text[: node.get("maxLength", len(text))]
 
     return build(schema, label)
