@@ -205,10 +205,21 @@ async def run_generate(
         try:
             notes = ""
             if research is not None:
+                # A recording must hold the research calls, and a replay must
+                # answer them from the cassette: neither reuses saved research.
                 found = await _research(
-                    tdd, provider, template, research, retrievers, out_dir, max_tokens, emit
+                    tdd,
+                    provider,
+                    template,
+                    research,
+                    retrievers,
+                    out_dir,
+                    max_tokens,
+                    emit,
+                    reuse=recording is None,
                 )
-                notes = notes_block_for(found)
+                # Notes get at most a quarter of the context; the TDD needs the rest.
+                notes = notes_block_for(found, provider.context_window // 4)
             plan = plan_messages(
                 template,
                 tdd,
@@ -383,6 +394,8 @@ async def _research(
     out_dir: Path,
     max_tokens: int,
     emit: Progress,
+    *,
+    reuse: bool,
 ) -> ResearchResult:
     from research import build_sources, run_research
 
@@ -397,20 +410,18 @@ async def _research(
         sources,
         config=config,
         max_tokens=max_tokens,
-        cache_dir=cache,
+        cache_dir=cache if reuse else None,
         on_event=emit,
     )
-    for failure in found.failures:
-        emit(Event(kind="info", detail=f"research source skipped: {failure}"))
     what = "reused" if found.reused else "found"
     emit(Event(kind="info", detail=f"research {what} {len(found.notes)} notes"))
     return found
 
 
-def notes_block_for(found: ResearchResult) -> str:
+def notes_block_for(found: ResearchResult, max_tokens: int) -> str:
     from research import notes_block
 
-    return notes_block(found)
+    return notes_block(found, max_tokens)
 
 
 def _research_summary(found: ResearchResult | None) -> dict[str, Any] | None:
@@ -422,6 +433,7 @@ def _research_summary(found: ResearchResult | None) -> dict[str, Any] | None:
         "notes": len(found.notes),
         "sources": [s.id for s in found.sources],
         "failures": found.failures,
+        "warnings": found.warnings,
     }
 
 
