@@ -60,7 +60,7 @@ __all__ = [
     "run_research",
 ]
 
-_KEY_FORMAT = 1
+_KEY_FORMAT = 2  # 2: sources include those read but not cited
 
 
 def _quiet(_: Event) -> None:
@@ -251,12 +251,13 @@ async def _search_all(
 
 
 def _refs(notes: list[Note], passages: list[Passage]) -> list[SourceRef]:
-    """One reference per source id the notes cite, in first-cited order."""
+    """One reference per source: those the notes cite first, then the others the model read."""
     first: dict[str, Passage] = {}
     for p in passages:
         first.setdefault(p.source_id, p)
     refs: list[SourceRef] = []
-    for sid in dict.fromkeys(s for n in notes for s in n.source_ids):
+    cited = [s for n in notes for s in n.source_ids]
+    for sid in dict.fromkeys([*cited, *first]):
         p = first.get(sid)
         if p is None:
             continue
@@ -294,8 +295,8 @@ def references_markdown(
 ) -> str:
     """The References appendix ("" when research found nothing).
 
-    Sources of the notes the sections cite come first; the other sources the
-    notes came from follow as consulted, so a reader sees everything that was
+    Sources of the notes the sections cite come first; every other source the
+    research read follows as consulted, so a reader sees everything that was
     in front of the model even when a small model cites nothing. Codebase
     entries repeat the exact pins they declare. `cited` holds note ids (`R1`);
     with `out_dir`, file links are made relative to it.
@@ -309,11 +310,19 @@ def references_markdown(
                 by_source.setdefault(sid, []).append(note.id)
             elif sid not in consulted:
                 consulted.append(sid)
+    consulted += [r.id for r in result.sources if r.id not in consulted]
 
     def entry(ref: SourceRef) -> str:
         target = _link(ref, out_dir)
         shown = f"<{target}>" if " " in target else target
-        where = f"[{ref.location}]({shown})" if ref.path or "://" in target else f"`{ref.location}`"
+        # A file is shown by its link from the document, never by an absolute
+        # path: the document must not depend on where this machine keeps it.
+        if ref.path:
+            where = f"[{target}]({shown})"
+        elif "://" in target:
+            where = f"[{ref.location}]({shown})"
+        else:
+            where = f"`{ref.location}`"
         return f"- **{ref.title}** ({ref.kind}): {where}"
 
     pins = ", ".join(f"`{k}=={v}`" for k, v in pinned_versions(result).items())

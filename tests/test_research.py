@@ -186,7 +186,7 @@ def test_references_list_only_the_cited_notes_sources(tdd: Tdd) -> None:
     assert "cited as" not in rest
     nothing_cited = references_markdown(result, set())
     assert nothing_cited.startswith("## References") and "cited as" not in nothing_cited
-    assert references_markdown(result.model_copy(update={"notes": []}), set()) == ""
+    assert references_markdown(result.model_copy(update={"notes": [], "sources": []}), set()) == ""
 
 
 def test_codebase_versions_reach_the_notes_block_verbatim(tdd: Tdd, tree: Path) -> None:
