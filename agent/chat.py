@@ -539,7 +539,7 @@ class ChatSession:
         if version is None:
             return
         try:
-            from agent.review import lint_document
+            from agent.lints import lint_document
         except ImportError:  # a build without the review stage
             self.say("review is not available in this version of tidsmith")
             return
@@ -1028,10 +1028,3 @@ async def ask_once(
             )
     finally:
         await session.aclose()
-
-
-def chat_settings(model: str | None, template: str | None, base_url: str | None) -> Settings:
-    """Settings for chat and ask: their flags, then the environment and tidsmith.toml."""
-    from agent.config import load_settings
-
-    return load_settings({"model": model, "template": template, "base_url": base_url})

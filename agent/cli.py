@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from agent.errors import TidsmithError
 
 if TYPE_CHECKING:
+    from agent.config import Settings
     from agent.draft import Event
 
 DESCRIPTION = """\
@@ -272,6 +273,27 @@ def _version() -> str:
     return f"tidsmith {__version__}"
 
 
+# The flags that are settings; a command without one of them leaves it to the
+# environment and tidsmith.toml.
+_SETTING_FLAGS = (
+    "model",
+    "template",
+    "concurrency",
+    "max_tokens",
+    "timeout",
+    "base_url",
+    "review",
+    "max_revisions",
+)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    """The command's settings: its flags, then the environment, tidsmith.toml, defaults."""
+    from agent.config import load_settings
+
+    return load_settings({name: getattr(args, name, None) for name in _SETTING_FLAGS})
+
+
 class _Progress:
     """Progress on stderr: a live line on a terminal, plain lines otherwise."""
 
@@ -324,22 +346,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    from agent.config import load_research_config, load_settings
+    from agent.config import load_research_config
     from agent.pipeline import Recording, run_generate
     from agent.templates import get_template
 
-    settings = load_settings(
-        {
-            "model": args.model,
-            "template": args.template,
-            "concurrency": args.concurrency,
-            "max_tokens": args.max_tokens,
-            "timeout": args.timeout,
-            "base_url": args.base_url,
-            "review": args.review,
-            "max_revisions": args.max_revisions,
-        }
-    )
+    settings = _settings_from(args)
     template = get_template(settings.template)
     research = None
     if args.research or args.docs or args.codebase or args.strict_research:
@@ -425,13 +436,12 @@ def cmd_review(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agent.config import load_settings
+    from agent.lints import read_document
     from agent.providers import open_provider
     from agent.review import (
         ReviewReport,
         find_tdd_for,
         load_sections_json,
-        read_document,
         review_markdown,
         summary_lines,
     )
@@ -447,9 +457,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     async def run() -> ReviewReport:
         provider = None
         if args.llm:
-            settings = load_settings(
-                {"model": args.model, "base_url": args.base_url, "max_tokens": args.max_tokens}
-            )
+            settings = _settings_from(args)
             provider = await open_provider(
                 settings.model, base_url=settings.base_url, timeout=settings.timeout
             )
@@ -503,19 +511,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agent.config import load_settings
     from agent.evaluate import KINDS, run_eval
     from agent.templates import get_template
     from agent.write import write_json_atomic
 
-    settings = load_settings(
-        {
-            "model": args.model,
-            "template": args.template,
-            "max_tokens": args.max_tokens,
-            "base_url": args.base_url,
-        }
-    )
+    settings = _settings_from(args)
     template = get_template(settings.template)
     progress = _Progress([s.id for s in template.sections], args.quiet or not args.generate)
     try:
@@ -595,19 +595,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         run_batch,
         summary_table,
     )
-    from agent.config import load_settings
     from agent.templates import get_template
 
-    settings = load_settings(
-        {
-            "model": args.model,
-            "template": args.template,
-            "concurrency": args.concurrency,
-            "max_tokens": args.max_tokens,
-            "timeout": args.timeout,
-            "base_url": args.base_url,
-        }
-    )
+    settings = _settings_from(args)
     template = get_template(settings.template)
     paths = find_tdds(args.dir, args.glob)
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -652,20 +642,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 # [chat/ask handlers]
 def cmd_chat(args: argparse.Namespace) -> int:
-    from agent.chat import chat_settings, run_chat
+    from agent.chat import run_chat
 
-    return run_chat(chat_settings(args.model, args.template, args.base_url), research=args.research)
+    return run_chat(_settings_from(args), research=args.research)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     import asyncio
 
-    from agent.chat import ask_once, chat_settings
+    from agent.chat import ask_once
 
     doc = asyncio.run(
         ask_once(
             args.request,
-            chat_settings(args.model, args.template, args.base_url),
+            _settings_from(args),
             out=args.out,
             force=args.force,
             research=args.research,

@@ -66,6 +66,19 @@ class Settings(BaseModel):
     max_revisions: int = Field(default=1, ge=0, le=3, description="rounds re-drafting failures")
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+
+
+def _first_error(e: ValidationError) -> str:
+    """`field: message` of the first problem: one line a user can act on."""
+    first = e.errors()[0]
+    return ".".join(str(x) for x in first["loc"]) + f": {first['msg']}"
+
+
 def load_settings(
     flags: dict[str, Any] | None = None,
     *,
@@ -77,10 +90,7 @@ def load_settings(
     values: dict[str, Any] = {}
     path = config_path or Path.cwd() / CONFIG_FILE
     if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}") from None
+        data = _read_toml(path)
         section = data.get("tidsmith", data)
         unknown = set(section) - set(Settings.model_fields) - {"research", "mcp"}
         if unknown:
@@ -93,9 +103,7 @@ def load_settings(
     try:
         return Settings.model_validate(values)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"setting {field}: {first['msg']}") from None
+        raise ConfigError(f"setting {_first_error(e)}") from None
 
 
 def load_research_config(
@@ -122,11 +130,7 @@ def load_research_config(
     path = config_path or Path.cwd() / CONFIG_FILE
     table: dict[str, Any] = {}
     if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}") from None
-        table = dict(data.get("research", {}))
+        table = dict(_read_toml(path).get("research", {}))
         # Relative folders in the file are relative to the file, not the cwd.
         table["docs"] = [path.parent / d for d in table.get("docs", [])]
         if table.get("codebase"):
@@ -140,6 +144,4 @@ def load_research_config(
     try:
         return ResearchConfig.model_validate(table)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"{path} [research] {field}: {first['msg']}") from None
+        raise ConfigError(f"{path} [research] {_first_error(e)}") from None

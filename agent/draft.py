@@ -15,15 +15,16 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, Field, ValidationError
 
 from agent.cost import call_cost
 from agent.errors import OutputValidationError
 from agent.prompting import (
+    PromptFile,
+    fill,
     load_prompt,
-    retry_message,
     section_heading,
     section_message,
     system_message,
@@ -73,6 +74,25 @@ class CallRecord(BaseModel):
     finish_reason: str
     ok: bool
     error: str = ""
+
+    @classmethod
+    def from_reply(
+        cls, provider: Provider, request: Request, reply: Reply, *, attempt: int, latency_s: float
+    ) -> CallRecord:
+        """The record of one call, not yet marked ok or failed."""
+        return cls(
+            section=request.label,
+            prompt_id=request.prompt_id,
+            prompt_version=request.prompt_version,
+            attempt=attempt,
+            input_tokens=reply.usage.input_tokens,
+            output_tokens=reply.usage.output_tokens,
+            cached_tokens=reply.usage.cached_tokens,
+            latency_s=round(latency_s, 3),
+            cost_usd=call_cost(provider, reply.usage),
+            finish_reason=reply.finish_reason,
+            ok=False,
+        )
 
 
 class SectionDraft(BaseModel):
@@ -193,6 +213,68 @@ def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
         raise ValueError(f"field {loc}: {first['msg']} ({e.error_count()} problems)") from e
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+async def structured_call(
+    provider: Provider,
+    prompt: PromptFile,
+    model: type[M],
+    messages: list[Message],
+    *,
+    label: str,
+    schema_name: str,
+    max_tokens: int,
+    json_schema: dict[str, Any] | None = None,
+    temperature: float | None = None,
+    check: Callable[[M], None] | None = None,
+    on_event: Progress = _quiet,
+) -> tuple[M | None, list[CallRecord], str]:
+    """One structured call, validated, asked again once with the error if the prompt has a retry.
+
+    `check` adds validation beyond the schema (raise ValueError). Returns the
+    validated reply or None, a record per attempt, and the last error. What an
+    unusable reply means (fail, fall back, read as unknown) is the caller's.
+    """
+    request = Request(
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        label=label,
+        messages=messages,
+        schema_name=schema_name,
+        json_schema=json_schema if json_schema is not None else model.model_json_schema(),
+        max_tokens=max_tokens,
+    )
+    if temperature is not None:
+        request = request.model_copy(update={"temperature": temperature})
+    # A prompt without retry text gets one attempt (chat intent: a wrong guess costs less).
+    attempts = 2 if prompt.retry else 1
+    calls: list[CallRecord] = []
+    error = ""
+    for attempt in range(1, attempts + 1):
+        started = time.perf_counter()
+        reply = await provider.complete(request)
+        record = CallRecord.from_reply(
+            provider, request, reply, attempt=attempt, latency_s=time.perf_counter() - started
+        )
+        try:
+            parsed = cast(M, parse_reply(model, reply))
+            if check is not None:
+                check(parsed)
+        except ValueError as e:
+            error = str(e)
+            calls.append(record.model_copy(update={"error": error}))
+            if attempt < attempts:
+                on_event(Event(kind="retry", section=label, detail=error))
+                retry = Message(role="user", content=fill(prompt.retry, error=error))
+                convo = [*messages, Message(role="assistant", content=reply.text[:4000]), retry]
+                request = request.model_copy(update={"messages": convo})
+            continue
+        calls.append(record.model_copy(update={"ok": True}))
+        return parsed, calls, ""
+    return None, calls, error
+
+
 async def draft_section(
     provider: Provider,
     template: Template,
@@ -206,49 +288,18 @@ async def draft_section(
     """One section: call, validate, ask again once with the error, or fail."""
     prompt = load_prompt(PROMPT_ID)
     model, schema = section_schema(section, cites)
-    calls: list[CallRecord] = []
-    convo = list(messages)
-    error = ""
-    for attempt in (1, 2):
-        request = Request(
-            prompt_id=PROMPT_ID,
-            prompt_version=prompt.version,
-            label=section.id,
-            messages=convo,
-            schema_name=f"section_{section.id}",
-            json_schema=schema,
-            max_tokens=max_tokens,
-        )
-        started = time.perf_counter()
-        reply = await provider.complete(request)
-        latency = time.perf_counter() - started
-        record = CallRecord(
-            section=section.id,
-            prompt_id=PROMPT_ID,
-            prompt_version=prompt.version,
-            attempt=attempt,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            cached_tokens=reply.usage.cached_tokens,
-            latency_s=round(latency, 3),
-            cost_usd=call_cost(provider, reply.usage),
-            finish_reason=reply.finish_reason,
-            ok=False,
-        )
-        try:
-            parsed = parse_reply(model, reply)
-        except ValueError as e:
-            error = str(e)
-            calls.append(record.model_copy(update={"error": error}))
-            if attempt == 1:
-                on_event(Event(kind="retry", section=section.id, detail=error))
-                convo = [
-                    *messages,
-                    Message(role="assistant", content=reply.text[:4000]),
-                    retry_message(error),
-                ]
-            continue
-        calls.append(record.model_copy(update={"ok": True}))
+    parsed, calls, error = await structured_call(
+        provider,
+        prompt,
+        model,
+        messages,
+        label=section.id,
+        schema_name=f"section_{section.id}",
+        max_tokens=max_tokens,
+        json_schema=schema,
+        on_event=on_event,
+    )
+    if parsed is not None:
         content = parsed.model_dump()
         refs = [str(r) for r in content.get("tdd_refs", [])]
         notes = [str(r) for r in content.get("note_refs", [])]

@@ -34,16 +34,11 @@ from pydantic import BaseModel, Field
 from agent.config import Settings
 from agent.draft import Progress
 from agent.errors import InputError, TidsmithError
+from agent.lints import canonical_name, read_document
 from agent.pipeline import provider_default_max_tokens, run_generate
 from agent.providers import open_provider
 from agent.providers.base import Provider
-from agent.review import (
-    ReviewReport,
-    canonical_name,
-    load_sections_json,
-    read_document,
-    review_markdown,
-)
+from agent.review import ReviewReport, load_sections_json, review_markdown
 from agent.tdd import Tdd, load_tdd
 from agent.templates import Template
 from agent.write import default_output_path

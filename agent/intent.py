@@ -10,18 +10,15 @@ model that invents a path, a template or a research step is overruled.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.cost import call_cost
-from agent.draft import CallRecord, parse_reply
-from agent.prompting import fill, load_prompt
-from agent.providers.base import Message, Provider, Request
+from agent.draft import CallRecord, structured_call
+from agent.prompting import fill, format_note, load_prompt
+from agent.providers.base import Message, Provider
 from agent.templates import Section, Template
 
 PROMPT_ID = "chat_intent"
@@ -197,45 +194,24 @@ async def ask_model(
     prompt = load_prompt(PROMPT_ID)
     schema = Intent.model_json_schema()
     user = fill(prompt.user, request=text.strip()[:4000], context=_describe(context))
-    note = (
-        fill(prompt.format_in_text, schema=json.dumps(schema, separators=(",", ":")))
-        if provider.schema_in_text
-        else prompt.format_structured
-    )
-    request = Request(
-        prompt_id=PROMPT_ID,
-        prompt_version=prompt.version,
+    note = format_note(prompt, schema, provider.schema_in_text)
+    messages = [
+        Message(role="system", content=prompt.system.strip()),
+        Message(role="user", content=f"{user.strip()}\n{note}"),
+    ]
+    # chat_intent has no retry text: one attempt, and an unusable reply reads as unknown.
+    intent, calls, _ = await structured_call(
+        provider,
+        prompt,
+        Intent,
+        messages,
         label="intent",
-        messages=[
-            Message(role="system", content=prompt.system.strip()),
-            Message(role="user", content=f"{user.strip()}\n{note.strip()}"),
-        ],
         schema_name="intent",
-        json_schema=schema,
         max_tokens=max_tokens,
+        json_schema=schema,
         temperature=0.0,
     )
-    started = time.perf_counter()
-    reply = await provider.complete(request)
-    record = CallRecord(
-        section="intent",
-        prompt_id=PROMPT_ID,
-        prompt_version=prompt.version,
-        attempt=1,
-        input_tokens=reply.usage.input_tokens,
-        output_tokens=reply.usage.output_tokens,
-        cached_tokens=reply.usage.cached_tokens,
-        latency_s=round(time.perf_counter() - started, 3),
-        cost_usd=call_cost(provider, reply.usage),
-        finish_reason=reply.finish_reason,
-        ok=True,
-    )
-    try:
-        intent = parse_reply(Intent, reply)
-    except ValueError as e:
-        return Intent(action="unknown"), record.model_copy(update={"ok": False, "error": str(e)})
-    assert isinstance(intent, Intent)
-    return intent, record
+    return (Intent(action="unknown") if intent is None else intent), calls[-1]
 
 
 def repair(intent: Intent, text: str) -> Intent:

@@ -34,6 +34,8 @@ class PromptFile(BaseModel):
     format_structured: str = ""
     format_in_text: str = ""
     retry: str = ""
+    # research_notes: the text that fences the notes inside the section prompts.
+    block: str = ""
 
 
 @cache
@@ -53,6 +55,13 @@ def fill(text: str, **values: str) -> str:
         raise ConfigError(
             f"prompt text uses ${e.args[0]} which the caller does not provide"
         ) from None
+
+
+def format_note(prompt: PromptFile, schema: dict[str, Any], schema_in_text: bool) -> str:
+    """The reply-format note; it carries the schema when the endpoint lacks structured output."""
+    if not schema_in_text:
+        return prompt.format_structured.strip()
+    return fill(prompt.format_in_text, schema=json.dumps(schema, separators=(",", ":"))).strip()
 
 
 def section_heading(template: Template, section: Section) -> str:
@@ -112,11 +121,6 @@ def section_message(
     cites: bool = False,
 ) -> Message:
     prompt = load_prompt("draft_section")
-    note = (
-        fill(prompt.format_in_text, schema=json.dumps(schema, separators=(",", ":")))
-        if schema_in_text
-        else prompt.format_structured
-    )
     text = fill(
         prompt.user,
         section_heading=section_heading(template, section),
@@ -124,10 +128,6 @@ def section_message(
         feature=feature,
         section_guidance=section.guidance.strip(),
         fields=describe_fields(section, cites),
-        format_note=note.strip(),
+        format_note=format_note(prompt, schema, schema_in_text),
     )
     return Message(role="user", content=text)
-
-
-def retry_message(error: str) -> Message:
-    return Message(role="user", content=fill(load_prompt("draft_section").retry, error=error))

@@ -275,7 +275,7 @@ _STOPWORDS = frozenset(
 )
 
 
-def _terms(text: str) -> list[str]:
+def word_terms(text: str) -> list[str]:
     """Lower-case word terms for lexical scoring, plural `s` folded, stopwords out."""
     terms: list[str] = []
     for word in re.findall(r"[^\W_]+", text.lower()):
@@ -332,7 +332,7 @@ def excerpt(tdd: Tdd, query: str, budget_tokens: int) -> str:
     costs = [_cost(h.text) for h in sections]
     line_costs = [_cost(_heading_line(h)) for h in sections]
     # The heading text is in h.text too: a title that names the topic counts twice.
-    scores = _bm25(_terms(query), [_terms(h.title + " " + h.text) for h in sections])
+    scores = _bm25(word_terms(query), [word_terms(h.title + " " + h.text) for h in sections])
     # Sections that share no word with the query are noise to a small model; they
     # fill the budget (overview first) only when nothing matched at all.
     order = sorted(range(len(sections)), key=lambda i: (-scores[i], i))

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from agent.draft import CallRecord
-from agent.tdd import _terms, parse_headings  # pyright: ignore[reportPrivateUsage]
+from agent.tdd import parse_headings, word_terms
 from agent.tokens import count_tokens, truncate_tokens
 
 
@@ -127,7 +127,7 @@ _QUERY_WORDS = frozenset({"implementation", "pattern"})
 
 def terms(text: str) -> list[str]:
     """Lower-case word terms for BM25: the TDD excerpt's terms minus the seed's filler words."""
-    return [t for t in _terms(text) if t not in _QUERY_WORDS]
+    return [t for t in word_terms(text) if t not in _QUERY_WORDS]
 
 
 def slug(title: str) -> str:

@@ -15,24 +15,17 @@ notes, but always inside the fence, labelled as untrusted data.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Sequence
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import GenericAlias
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, create_model
 
-from agent.cost import call_cost
-from agent.draft import CallRecord, Event, Progress, parse_reply
-from agent.errors import ConfigError
-from agent.prompting import fill
-from agent.providers.base import Message, Provider, Request
+from agent.draft import CallRecord, Event, Progress, structured_call
+from agent.prompting import fill, format_note, load_prompt
+from agent.providers.base import Message, Provider
 from agent.tdd import Tdd, excerpt
 from agent.templates import Template
 from agent.tokens import count_tokens, truncate_tokens
@@ -48,32 +41,8 @@ BATCH_TOKENS = 3000
 _TOKENIZER_SLACK = 1.3
 
 
-class ResearchPrompt(BaseModel):
-    """A research prompt file; `block` is the notes text for the section prompts."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    version: str = Field(pattern=r"^\d+(\.\d+)*$")
-    system: str
-    user: str
-    format_structured: str
-    format_in_text: str
-    retry: str
-    block: str = ""
-
-
-@cache
-def load_research_prompt(prompt_id: str) -> ResearchPrompt:
-    path = Path(str(resources.files("prompts"))) / f"{prompt_id}.yaml"
-    try:
-        return ResearchPrompt.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as e:
-        raise ConfigError(f"prompt file {path} is broken: {str(e).splitlines()[0]}") from None
-
-
 def prompt_versions() -> dict[str, str]:
-    return {p: load_research_prompt(p).version for p in (QUERIES_PROMPT, NOTES_PROMPT)}
+    return {p: load_prompt(p).version for p in (QUERIES_PROMPT, NOTES_PROMPT)}
 
 
 # --- untrusted text -------------------------------------------------------------
@@ -113,72 +82,6 @@ def clean(text: str) -> tuple[str, int]:
     """Untrusted text made safe to place inside a fence: filtered, then defused."""
     kept, dropped = drop_instructions(text)
     return neutralise(kept), dropped
-
-
-# --- one structured call, asked again once ---------------------------------------
-
-
-async def structured_call(
-    provider: Provider,
-    prompt: ResearchPrompt,
-    label: str,
-    messages: list[Message],
-    model: type[BaseModel],
-    *,
-    max_tokens: int,
-    on_event: Progress,
-) -> tuple[BaseModel | None, list[CallRecord]]:
-    """The validated reply (or None after two invalid ones) and the calls it took."""
-    schema = model.model_json_schema()
-    calls: list[CallRecord] = []
-    convo = list(messages)
-    for attempt in (1, 2):
-        request = Request(
-            prompt_id=prompt.id,
-            prompt_version=prompt.version,
-            label=label,
-            messages=convo,
-            schema_name=label.replace(":", "_"),
-            json_schema=schema,
-            max_tokens=max_tokens,
-        )
-        started = time.perf_counter()
-        reply = await provider.complete(request)
-        record = CallRecord(
-            section=label,
-            prompt_id=prompt.id,
-            prompt_version=prompt.version,
-            attempt=attempt,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            cached_tokens=reply.usage.cached_tokens,
-            latency_s=round(time.perf_counter() - started, 3),
-            cost_usd=call_cost(provider, reply.usage),
-            finish_reason=reply.finish_reason,
-            ok=False,
-        )
-        try:
-            parsed = parse_reply(model, reply)
-        except ValueError as e:
-            calls.append(record.model_copy(update={"error": str(e)}))
-            if attempt == 1:
-                on_event(Event(kind="retry", section=label, detail=str(e)))
-                convo = [
-                    *messages,
-                    Message(role="assistant", content=reply.text[:4000]),
-                    Message(role="user", content=fill(prompt.retry, error=str(e))),
-                ]
-            continue
-        calls.append(record.model_copy(update={"ok": True}))
-        return parsed, calls
-    return None, calls
-
-
-def _format_note(prompt: ResearchPrompt, model: type[BaseModel], schema_in_text: bool) -> str:
-    if not schema_in_text:
-        return prompt.format_structured.strip()
-    schema = json.dumps(model.model_json_schema(), separators=(",", ":"))
-    return fill(prompt.format_in_text, schema=schema).strip()
 
 
 def _budget(provider: Provider, max_tokens: int, overhead: str) -> int:
@@ -232,7 +135,7 @@ async def plan_queries(
 
     Returns the queries, the calls made, and whether the code fallback was used.
     """
-    prompt = load_research_prompt(QUERIES_PROMPT)
+    prompt = load_prompt(QUERIES_PROMPT)
     model = query_plan_model([s.id for s in template.sections], max_queries)
     user = fill(
         prompt.user,
@@ -240,7 +143,7 @@ async def plan_queries(
         feature=tdd.feature,
         doc_name=template.title,
         sections=_section_list(template),
-        format_note=_format_note(prompt, model, provider.schema_in_text),
+        format_note=format_note(prompt, model.model_json_schema(), provider.schema_in_text),
     )
     source, title = Path(tdd.path).name, tdd.title
     names = {"doc_name": template.title, "tdd_source": source, "tdd_title": title}
@@ -251,12 +154,13 @@ async def plan_queries(
     focus += " " + " ".join(s.title for s in template.sections)
     system = fill(prompt.system, **names, tdd_text=excerpt(tdd, focus, budget).strip())
     messages = [Message(role="system", content=system), Message(role="user", content=user)]
-    parsed, calls = await structured_call(
+    parsed, calls, _ = await structured_call(
         provider,
         prompt,
-        "research:queries",
-        messages,
         model,
+        messages,
+        label="research:queries",
+        schema_name="research_queries",
         max_tokens=max_tokens,
         on_event=on_event,
     )
@@ -397,7 +301,7 @@ async def condense(
 
     Returns the notes, the calls, warnings, and the passages the model was shown.
     """
-    prompt = load_research_prompt(NOTES_PROMPT)
+    prompt = load_prompt(NOTES_PROMPT)
     notes: list[tuple[str, list[str]]] = []
     calls: list[CallRecord] = []
     warnings: list[str] = []
@@ -413,7 +317,7 @@ async def condense(
             queries=query_list,
             passages="",
             max_notes=str(NOTES_PER_CALL),
-            format_note=_format_note(prompt, probe, provider.schema_in_text),
+            format_note=format_note(prompt, probe.model_json_schema(), provider.schema_in_text),
         )
         budget = min(BATCH_TOKENS, _budget(provider, max_tokens, system + skeleton))
         shown: list[Passage] = []
@@ -439,11 +343,18 @@ async def condense(
             queries=query_list,
             passages="\n\n".join(blocks),
             max_notes=str(NOTES_PER_CALL),
-            format_note=_format_note(prompt, model, provider.schema_in_text),
+            format_note=format_note(prompt, model.model_json_schema(), provider.schema_in_text),
         )
         messages = [Message(role="system", content=system), Message(role="user", content=user)]
-        parsed, batch_calls = await structured_call(
-            provider, prompt, label, messages, model, max_tokens=max_tokens, on_event=on_event
+        parsed, batch_calls, _ = await structured_call(
+            provider,
+            prompt,
+            model,
+            messages,
+            label=label,
+            schema_name=label.replace(":", "_"),
+            max_tokens=max_tokens,
+            on_event=on_event,
         )
         calls.extend(batch_calls)
         if parsed is None:
@@ -478,7 +389,7 @@ def render_block(notes: list[Note], max_tokens: int | None = None) -> str:
     """The notes fenced as untrusted data, with the instructions around them."""
     if not notes:
         return ""
-    prompt = load_research_prompt(NOTES_PROMPT)
+    prompt = load_prompt(NOTES_PROMPT)
     lines = [
         f"[{n.id}] {neutralise(n.text)}\n    (sources: {neutralise(', '.join(n.source_ids))})"
         for n in notes

@@ -303,7 +303,7 @@ def test_diff_and_undo(harness: Harness) -> None:
 
 
 def test_review_prints_the_review_stages_lints(harness: Harness) -> None:
-    from agent.review import lint_document
+    from agent.lints import lint_document
     from agent.tdd import load_tdd
 
     assert "no document yet" in harness("/review")

@@ -11,18 +11,14 @@ import pytest
 from agent.assemble import DocumentHeader, assemble
 from agent.cli import main
 from agent.draft import DraftPlan, SectionDraft, draft_all, plan_messages
+from agent.lints import Finding, coverage_matrix, lint_document, norm_title, split_document
 from agent.providers.base import Reply, Request
 from agent.providers.fake import FakeProvider
 from agent.review import (
-    Finding,
     ReviewReport,
-    coverage_matrix,
-    lint_document,
     llm_review,
-    norm_title,
     review_and_revise,
     review_appendix,
-    split_document,
     summary_lines,
 )
 from agent.tdd import load_tdd
