@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import inspect
 import json
 import os
 import re
@@ -30,8 +29,8 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from agent.assemble import DocumentHeader, assemble, render_section
-from agent.config import Settings
+from agent.assemble import render_section
+from agent.config import Settings, load_research_config
 from agent.draft import CallRecord, Event, SectionDraft, draft_section, plan_messages
 from agent.errors import InputError, TidsmithError
 from agent.intent import (
@@ -47,10 +46,10 @@ from agent.intent import (
 from agent.intent import tdd_files as list_tdds
 from agent.pipeline import (
     Document,
-    _relative,  # pyright: ignore[reportPrivateUsage]
+    document_header,
     prompt_versions,
     provider_default_max_tokens,
-    related_docs,
+    render_document,
     run_generate,
     run_record_path,
     totals,
@@ -231,7 +230,10 @@ class ChatSession:
         """Carry out an intent, whichever way it was reached."""
         action = intent.action
         if action == "generate":
-            await self.generate(intent.tdd, template=intent.template, research=intent.research)
+            # A request that asks for research turns it on; one that does not
+            # keeps what /research set.
+            research = True if intent.research else None
+            await self.generate(intent.tdd, template=intent.template, research=research)
         elif action == "revise":
             await self.revise(intent.section, intent.instruction)
         elif action == "review":
@@ -314,8 +316,7 @@ class ChatSession:
             "'revise section 2 to add the test utilities'.\n"
             "Multi-line input: end a line with \\ to continue it (or Esc then Enter in a "
             "terminal). Tab completes commands and file paths. Ctrl-C cancels a running step; "
-            f"Ctrl-D or /quit leaves. Template: {self.template_name}; research: {research}"
-            f"{'' if _pipeline_researches() else ' (this version drafts without research)'}.",
+            f"Ctrl-D or /quit leaves. Template: {self.template_name}; research: {research}.",
             highlight=False,
             markup=False,
         )
@@ -337,8 +338,7 @@ class ChatSession:
             self.say("usage: /research on|off")
             return
         self.research = arg.lower() == "on"
-        note = "" if _pipeline_researches() else "; this version drafts without research"
-        self.say(f"research {'on' if self.research else 'off'}{note}")
+        self.say(f"research {'on' if self.research else 'off'}")
 
     def set_template(self, arg: str) -> None:
         if not arg:
@@ -384,8 +384,6 @@ class ChatSession:
             self.research = research
         chosen = get_template(self.template_name)
         self.tdd_path = match.path
-        if self.research and not _pipeline_researches():
-            self.say("research is not available in this version: drafting from the TDD alone")
         settings = self.settings.model_copy(update={"template": self.template_name})
         provider = await self.provider()
         started = time.perf_counter()
@@ -397,7 +395,8 @@ class ChatSession:
                 template=chosen,
                 write=False,
                 on_event=progress,
-                **_research_kwargs(self.research),
+                # The sources in tidsmith.toml, as `generate --research` uses them.
+                research=load_research_config() if self.research else None,
             )
         self._push(Version(doc=doc, template=chosen))
         self.session_calls.extend(doc.record.calls)
@@ -675,30 +674,13 @@ class ChatSession:
 _DATE = re.compile(r"^(?:\*\*Date:\*\*|> \*\*Version\*\*:.*\*\*Updated\*\*:)\s*(\S+)", re.M)
 
 
-def _header(doc: Document, template: Template, tdd: Tdd, path: Path | None) -> DocumentHeader:
-    """The header the pipeline would have written for this document at `path`."""
-    out_dir = path.parent if path is not None else Path.cwd()
-    date = _DATE.search(doc.markdown)
-    return DocumentHeader(
-        title=template.doc_title.replace("{feature}", tdd.feature),
-        doc_id=path.stem if path is not None else f"{tdd.number or '000'}_F{template.doc_kind}",
-        source_tdd=Path(tdd.path).stem,
-        source_link=_relative(Path(tdd.path), out_dir),
-        template=template.name,
-        template_version=template.version,
-        model=doc.record.model,
-        date=date.group(1) if date else doc.record.started_at[:10],
-    )
-
-
 def _assemble(doc: Document, template: Template, tdd: Tdd, path: Path | None) -> str:
+    """The markdown the pipeline would have written for this document at `path`."""
+    date = _DATE.search(doc.markdown)
+    today = date.group(1) if date else doc.record.started_at[:10]
+    header = document_header(template, tdd, path, doc.record.model, today)
     out_dir = path.parent if path is not None else Path.cwd()
-    return assemble(
-        template,
-        _header(doc, template, tdd, path),
-        {d.section_id: d.content for d in doc.sections},
-        related_docs(tdd, out_dir),
-    )
+    return render_document(template, tdd, header, doc.sections, out_dir, research=doc.research)
 
 
 def _replace_section(doc: Document, template: Template, tdd: Tdd, draft: SectionDraft) -> Document:
@@ -723,30 +705,6 @@ def _replace_section(doc: Document, template: Template, tdd: Tdd, draft: Section
 
 def _revise_version() -> dict[str, str]:
     return {REVISE_PROMPT: load_prompt(REVISE_PROMPT).version}
-
-
-# --- optional stages: used when they exist ------------------------------------------------
-
-
-def _pipeline_researches() -> bool:
-    return "research" in inspect.signature(run_generate).parameters
-
-
-def _research_kwargs(research: bool) -> dict[str, Any]:
-    """What to pass run_generate for research; nothing at all when research is off.
-
-    A plain request must send the same bytes as before, so research=False is
-    never passed. The pipeline's research argument is being added alongside
-    this module: a flag or a ResearchConfig, whichever it turns out to be.
-    """
-    param = inspect.signature(run_generate).parameters.get("research")
-    if not research or param is None:
-        return {}
-    if "ResearchConfig" in str(param.annotation):
-        from research.base import ResearchConfig
-
-        return {"research": ResearchConfig()}
-    return {"research": True}
 
 
 # --- small helpers ------------------------------------------------------------------------
@@ -1024,7 +982,7 @@ async def ask_once(
                 force=force,
                 write=True,
                 on_event=progress,
-                **_research_kwargs(research or intent.research),
+                research=load_research_config() if research or intent.research else None,
             )
     finally:
         await session.aclose()

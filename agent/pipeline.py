@@ -94,7 +94,8 @@ def totals(calls: list[CallRecord]) -> Totals:
     )
 
 
-def _relative(target: Path, start: Path) -> str:
+def relative_link(target: Path, start: Path) -> str:
+    """A link from a document in `start` to `target`, portable across machines."""
     try:
         return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
     except ValueError:  # another drive on Windows
@@ -108,7 +109,7 @@ def related_docs(tdd: Tdd, out_dir: Path) -> list[RelatedDoc]:
     for link in tdd.links:
         if link.kind == "other" or "://" in link.target:
             continue
-        docs.append(RelatedDoc(text=link.text, target=_relative(base / link.target, out_dir)))
+        docs.append(RelatedDoc(text=link.text, target=relative_link(base / link.target, out_dir)))
     return docs
 
 
@@ -246,13 +247,10 @@ async def run_generate(
                 limiter=limiter,
                 checkpoint=checkpoint,
             )
-            header = _header(template, tdd, path, out_dir, provider, today)
-            related = related_docs(tdd, out_dir)
+            header = document_header(template, tdd, path, _model_label(provider), today)
 
             def render(current: list[SectionDraft]) -> str:
-                return assemble(
-                    template, header, {d.section_id: d.content for d in current}, related
-                )
+                return render_document(template, tdd, header, current, out_dir)
 
             if review_mode != "off":
                 from agent.review import review_and_revise
@@ -276,22 +274,14 @@ async def run_generate(
                 await provider.aclose()
         interactions = len(tape) if tape is not None else 0
 
-    appendices: list[str] = []
-    if found is not None and found.notes:
-        from research import references_markdown
-
-        cited = {r for d in drafts for r in d.note_refs}
-        appendices.append(references_markdown(found, cited, out_dir))
-    if report is not None and review_appendix:
-        from agent.review import review_appendix as appendix
-
-        appendices.append(appendix(report))
-    markdown = assemble(
+    markdown = render_document(
         template,
+        tdd,
         header,
-        {d.section_id: d.content for d in drafts},
-        related,
-        appendices,
+        drafts,
+        out_dir,
+        research=found,
+        review=report if review_appendix else None,
     )
     calls = [*(found.calls if found is not None else []), *_all_calls(drafts, report)]
     record = RunRecord(
@@ -456,22 +446,44 @@ def _all_calls(drafts: list[SectionDraft], report: ReviewReport | None) -> list[
     return [*drafted, *report.calls]
 
 
-def _header(
+def render_document(
     template: Template,
     tdd: Tdd,
-    path: Path | None,
+    header: DocumentHeader,
+    drafts: list[SectionDraft],
     out_dir: Path,
-    provider: Provider,
-    today: str,
+    *,
+    research: ResearchResult | None = None,
+    review: ReviewReport | None = None,
+) -> str:
+    """The markdown: sections, related documents, References (with research), Review (if given)."""
+    appendices: list[str] = []
+    if research is not None and research.notes:
+        from research import references_markdown
+
+        cited = {r for d in drafts for r in d.note_refs}
+        appendices.append(references_markdown(research, cited, out_dir))
+    if review is not None:
+        from agent.review import review_appendix
+
+        appendices.append(review_appendix(review))
+    contents = {d.section_id: d.content for d in drafts}
+    return assemble(template, header, contents, related_docs(tdd, out_dir), appendices)
+
+
+def document_header(
+    template: Template, tdd: Tdd, path: Path | None, model: str, today: str
 ) -> DocumentHeader:
+    """The header block of a document written to `path` (None: not written)."""
+    out_dir = path.parent if path is not None else Path.cwd()
     return DocumentHeader(
         title=template.doc_title.replace("{feature}", tdd.feature),
         doc_id=path.stem if path is not None else f"{tdd.number or '000'}_F{template.doc_kind}",
         source_tdd=Path(tdd.path).stem,
-        source_link=_relative(Path(tdd.path), out_dir),
+        source_link=relative_link(Path(tdd.path), out_dir),
         template=template.name,
         template_version=template.version,
-        model=_model_label(provider),
+        model=model,
         date=today,
     )
 
@@ -529,41 +541,12 @@ def run_record_path(output: Path) -> Path:
     return output.parent / ".tidsmith" / f"{output.stem}.run.json"
 
 
-def generate(
-    tdd: str | Path,
-    *,
-    template: str | Template = "tid",
-    model: str | Any | None = None,
-    out: str | Path | None = None,
-    force: bool = False,
-    write: bool = True,
-    settings: Settings | None = None,
-    on_event: Callable[[Event], None] | None = None,
-) -> Document:
+def generate(tdd: str | Path, **options: Any) -> Document:
     """Generate a TID or Spec from a TDD file. The library's main entry point.
 
-    Args:
-        tdd: path to the TDD markdown file.
-        template: `tid`, `spec`, a path to a template YAML, or a Template.
-        model: a `provider:model` id, a Provider, or a LangChain chat model object.
-        out: output file or folder; default follows the `0xcc/tids/` convention.
-        force: overwrite an existing output file.
-        write: False returns the document without writing anything.
-        settings: the remaining settings (concurrency, max_tokens, ...).
-        on_event: called with progress events.
+    Takes the same options as `agenerate`, which documents them.
     """
-    return asyncio.run(
-        agenerate(
-            tdd,
-            template=template,
-            model=model,
-            out=out,
-            force=force,
-            write=write,
-            settings=settings,
-            on_event=on_event,
-        )
-    )
+    return asyncio.run(agenerate(tdd, **options))
 
 
 async def agenerate(
@@ -576,8 +559,25 @@ async def agenerate(
     write: bool = True,
     settings: Settings | None = None,
     on_event: Callable[[Event], None] | None = None,
+    research: ResearchConfig | bool = False,
+    retrievers: Sequence[BaseRetriever] = (),
+    review_appendix: bool = False,
 ) -> Document:
-    """The async form of `generate`."""
+    """Generate a TID or Spec from a TDD file (async).
+
+    Args:
+        tdd: path to the TDD markdown file.
+        template: `tid`, `spec`, a path to a template YAML, or a Template.
+        model: a `provider:model` id, a Provider, or a LangChain chat model object.
+        out: output file or folder; default follows the `0xcc/tids/` convention.
+        force: overwrite an existing output file.
+        write: False returns the document without writing anything.
+        settings: the remaining settings (concurrency, max_tokens, review, ...).
+        on_event: called with progress events.
+        research: True (related documents only) or a ResearchConfig: research first.
+        retrievers: LangChain retrievers to search too (implies research).
+        review_appendix: add a Review section to the document.
+    """
     settings = settings or Settings()
     provider: Provider | None = None
     if isinstance(template, str):
@@ -586,6 +586,14 @@ async def agenerate(
         settings = settings.model_copy(update={"model": model})
     elif model is not None:
         provider = _as_provider(model)
+    config: ResearchConfig | None = None
+    if isinstance(research, bool):
+        if research or retrievers:
+            from research import ResearchConfig as Config
+
+            config = Config()
+    else:
+        config = research
     return await run_generate(
         Path(tdd),
         settings=settings,
@@ -595,6 +603,9 @@ async def agenerate(
         force=force,
         write=write,
         on_event=on_event,
+        research=config,
+        retrievers=retrievers,
+        review_appendix=review_appendix,
     )
 
 

@@ -131,12 +131,16 @@ def test_chat_sends_the_requests_a_plain_generate_sends(harness: Harness, workdi
     ]
 
 
-def test_research_is_passed_only_when_asked_for() -> None:
-    assert chat._research_kwargs(False) == {}
-    if not chat._pipeline_researches():
-        assert chat._research_kwargs(True) == {}
-    else:
-        assert set(chat._research_kwargs(True)) == {"research"}
+def test_research_runs_only_when_asked_for(harness: Harness) -> None:
+    generated(harness)
+    assert not [r for r in harness.provider.requests if r.prompt_id.startswith("research")]
+    harness("/research on")
+    harness.provider.requests.clear()
+    out = harness(REQUEST)
+    assert "drafted the TID" in out
+    kinds = {r.prompt_id for r in harness.provider.requests}
+    assert "research_queries" in kinds
+    assert harness.session.doc is not None and harness.session.doc.research is not None
 
 
 def test_an_ambiguous_feature_asks_which_tdd(harness: Harness, workdir: Path) -> None:
