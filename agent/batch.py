@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
 
+    from research import ResearchConfig
+
 # The 0xcc convention: `001_FTDD|Name.md`, `000_PTDD|Name.md`.
 DEFAULT_GLOB = "[0-9]*TDD*.md"
 
@@ -175,25 +177,39 @@ def estimate_batch(paths: list[Path], template: Template, settings: Settings) ->
     """Token and cost estimates for every TDD with tiktoken; no provider is opened.
 
     Input counts each section call's messages and its schema; output assumes
-    every call uses its whole `max_tokens`, and the price ignores cache
-    discounts, so the cost is an upper bound (retries aside).
+    every call uses its whole `max_tokens`. Review adds its checklist calls
+    (with --review llm) and, as a bound, a re-draft of every section in every
+    revision round. The price ignores cache discounts, so the cost is an upper
+    bound, retries and research calls aside.
     """
+    from agent.pipeline import resolve_review
+    from agent.review import BATCH_SIZE
+
     shape = _Shape(settings.model)
     max_tokens = settings.max_tokens or default_max_tokens(settings.model)
+    review = resolve_review(settings.review, shape)  # type: ignore[arg-type]
+    rounds = settings.max_revisions if review != "off" else 0
+    review_calls = (
+        -(-len(template.checklist) // BATCH_SIZE) * (1 + rounds) if review == "llm" else 0
+    )
     estimates: list[DocEstimate] = []
     for path in paths:
         tdd = load_tdd(path)
         plan = plan_messages(
             template, tdd, shape, max_tokens=max_tokens, schema_in_text=shape.schema_in_text
         )
-        inputs = 0
+        drafts = 0
         for section in template.sections:
             if section.id not in plan.requests:
                 continue
             schema = section_schema(section, plan.cites)[1]
-            inputs += sum(count_tokens(m.content) for m in plan.requests[section.id])
-            inputs += count_tokens(str(schema))
-        outputs = max_tokens * len(plan.requests)
+            drafts += sum(count_tokens(m.content) for m in plan.requests[section.id])
+            drafts += count_tokens(str(schema))
+        calls = len(plan.requests)
+        document = max_tokens * calls  # the drafted document, at most
+        # A revision resends the section's messages plus its previous reply.
+        inputs = drafts * (1 + rounds) + rounds * document + review_calls * (document + 1000)
+        outputs = document * (1 + rounds) + review_calls * min(max_tokens, 1200)
         cost = call_cost(shape, Usage(input_tokens=inputs, output_tokens=outputs))
         estimates.append(
             DocEstimate(
@@ -247,6 +263,8 @@ async def run_batch(
     max_cost: float | None = None,
     deadline_s: float | None = None,
     on_update: Update | None = None,
+    research: ResearchConfig | None = None,
+    review_appendix: bool = False,
 ) -> BatchResult:
     """Generate a document for every TDD in `paths`; never raises for one document's failure.
 
@@ -330,6 +348,8 @@ async def run_batch(
                 budget,
                 deadline_s,
                 update,
+                research=research,
+                review_appendix=review_appendix,
             )
     finally:
         if own and provider is not None:
@@ -350,6 +370,9 @@ async def _run_documents(
     budget: _Budget,
     deadline_s: float | None,
     update: Update,
+    *,
+    research: ResearchConfig | None,
+    review_appendix: bool,
 ) -> None:
     limit = max(1, min(settings.concurrency, provider.max_concurrency))
     # One slot per in-flight model call, whichever document it belongs to.
@@ -357,6 +380,8 @@ async def _run_documents(
     # Enough open documents to keep every slot busy while each one's first call
     # runs alone; more would only hold budget reservations earlier than needed.
     documents = asyncio.Semaphore(limit)
+
+    ids = {s.id for s in template.sections}
 
     async def one(row: DocRow, output: Path) -> None:
         async with documents:
@@ -369,8 +394,13 @@ async def _run_documents(
             begun = time.perf_counter()
             checkpoint = SectionCheckpoint(checkpoint_folder(output))
 
+            counted: set[str] = set()
+
             def on_event(event: Event) -> None:
-                if event.kind == "done":
+                # Progress counts each template section once; research steps and
+                # re-drafts are not sections finishing.
+                if event.kind == "done" and event.section in ids and event.section not in counted:
+                    counted.add(event.section)
                     row.sections_done += 1
                     row.resumed += int(event.resumed)
                     row.input_tokens += event.input_tokens
@@ -383,7 +413,7 @@ async def _run_documents(
 
             try:
                 async with asyncio.timeout(deadline_s):
-                    await run_generate(
+                    doc = await run_generate(
                         Path(row.tdd),
                         settings=settings,
                         provider=provider,
@@ -395,6 +425,8 @@ async def _run_documents(
                         on_event=on_event,
                         limiter=calls,
                         checkpoint=checkpoint,
+                        research=research,
+                        review_appendix=review_appendix,
                     )
             except TimeoutError:
                 row.status = "failed"
@@ -406,6 +438,14 @@ async def _run_documents(
                 row.status, row.reason = "failed", str(e)
             else:
                 row.status = "done"
+                # The record counts every call: research, review and revisions
+                # too, which the per-section events do not carry.
+                t = doc.record.totals
+                row.input_tokens, row.output_tokens, row.cost_usd = (
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.cost_usd,
+                )
                 checkpoint.clear()
             finally:
                 row.wall_s = round(time.perf_counter() - begun, 3)

@@ -18,6 +18,7 @@ from agent.errors import TidsmithError
 if TYPE_CHECKING:
     from agent.config import Settings
     from agent.draft import Event
+    from research import ResearchConfig
 
 DESCRIPTION = """\
 Turn a Technical Design Document (TDD) into a Technical Implementation
@@ -86,46 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --record: new (default; a fresh cassette, --force to replace one), "
         "once (record only if the cassette is missing), append (add unseen requests)",
     )
-    research = gen.add_argument_group(
-        "research (Option B)",
-        "Research first: the TDD's PRD/ADR and project documents, and the sources below, "
-        "condensed into cited notes that every section sees. More sources: [research] and "
-        "[[research.mcp]] in tidsmith.toml (docs/research.md).",
-    )
-    research.add_argument(
-        "--research", action="store_true", help="research before drafting; adds References"
-    )
-    research.add_argument(
-        "--docs",
-        type=Path,
-        action="append",
-        metavar="DIR",
-        help="a folder of markdown/text docs to search (repeatable; implies --research)",
-    )
-    research.add_argument(
-        "--codebase",
-        type=Path,
-        metavar="DIR",
-        help="an existing codebase: its pinned versions and layout (implies --research)",
-    )
-    research.add_argument(
-        "--strict-research",
-        action="store_true",
-        help="fail when a research source fails (default: warn and go on without it)",
-    )
-    review = gen.add_argument_group("review")
-    review.add_argument(
-        "--review",
-        choices=["auto", "llm", "lint", "off"],
-        help="llm: lints plus the model judges the checklist; lint: lints only; "
-        "auto (default): llm, but lint on embedded models. Failing sections are re-drafted.",
-    )
-    review.add_argument(
-        "--max-revisions", type=int, help="rounds of re-drafting failing sections (default 1)"
-    )
-    review.add_argument(
-        "--review-appendix", action="store_true", help="add a Review section to the document"
-    )
+    _add_stage_args(gen)
     gen.add_argument("--stdout", action="store_true", help="also print the document")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     gen.set_defaults(handler=cmd_generate)
@@ -225,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="start no document once spent + in-flight estimates would pass this",
     )
+    _add_stage_args(bat)
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     bat.set_defaults(handler=cmd_batch)
     # [chat/ask commands]
@@ -265,6 +228,61 @@ def build_parser() -> argparse.ArgumentParser:
     tpl.add_argument("path", nargs="?", type=Path, help="a template YAML to validate and show")
     tpl.set_defaults(handler=cmd_templates)
     return parser
+
+
+def _add_stage_args(parser: argparse.ArgumentParser) -> None:
+    """--research and --review flags, shared by generate and batch."""
+    research = parser.add_argument_group(
+        "research (Option B)",
+        "Research first: the TDD's PRD/ADR and project documents, and the sources below, "
+        "condensed into cited notes that every section sees. More sources: [research] and "
+        "[[research.mcp]] in tidsmith.toml (docs/research.md).",
+    )
+    research.add_argument(
+        "--research", action="store_true", help="research before drafting; adds References"
+    )
+    research.add_argument(
+        "--docs",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="a folder of markdown/text docs to search (repeatable; implies --research)",
+    )
+    research.add_argument(
+        "--codebase",
+        type=Path,
+        metavar="DIR",
+        help="an existing codebase: its pinned versions and layout (implies --research)",
+    )
+    research.add_argument(
+        "--strict-research",
+        action="store_true",
+        help="fail when a research source fails (default: warn and go on without it)",
+    )
+    review = parser.add_argument_group("review")
+    review.add_argument(
+        "--review",
+        choices=["auto", "llm", "lint", "off"],
+        help="llm: lints plus the model judges the checklist; lint: lints only; "
+        "auto (default): llm, but lint on embedded models. Failing sections are re-drafted.",
+    )
+    review.add_argument(
+        "--max-revisions", type=int, help="rounds of re-drafting failing sections (default 1)"
+    )
+    review.add_argument(
+        "--review-appendix", action="store_true", help="add a Review section to the document"
+    )
+
+
+def _research_from(args: argparse.Namespace) -> ResearchConfig | None:
+    """The research config the flags ask for (plus tidsmith.toml's sources), or None."""
+    if not (args.research or args.docs or args.codebase or args.strict_research):
+        return None
+    from agent.config import load_research_config
+
+    return load_research_config(
+        docs=args.docs, codebase=args.codebase, strict=args.strict_research or None
+    )
 
 
 def _version() -> str:
@@ -346,17 +364,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    from agent.config import load_research_config
     from agent.pipeline import Recording, run_generate
     from agent.templates import get_template
 
     settings = _settings_from(args)
     template = get_template(settings.template)
-    research = None
-    if args.research or args.docs or args.codebase or args.strict_research:
-        research = load_research_config(
-            docs=args.docs, codebase=args.codebase, strict=args.strict_research or None
-        )
+    research = _research_from(args)
     recording = None
     if args.replay is not None:
         recording = Recording(path=args.replay, mode="replay")
@@ -622,6 +635,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 max_cost=args.max_cost,
                 deadline_s=args.deadline,
                 on_update=view,
+                research=_research_from(args),
+                review_appendix=args.review_appendix,
             )
         )
     except KeyboardInterrupt:

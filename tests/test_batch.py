@@ -189,12 +189,23 @@ def test_dry_run_estimates_with_tiktoken_and_calls_nothing(
     out = capsys.readouterr().out
     assert code == 0
     assert "001_FTDD|Billing_Export" in out and "total" in out
-    estimates = estimate_batch(find_tdds(folder), TEMPLATE, Settings(model="openai:gpt-4.1-mini"))
+    model = "openai:gpt-4.1-mini"
+    estimates = estimate_batch(find_tdds(folder), TEMPLATE, Settings(model=model, review="off"))
     tdd_tokens = count_tokens(FIXTURE.read_text(encoding="utf-8"))
     # Every section call carries the whole TDD; replies are bounded by max_tokens.
     assert all(e.input_tokens > SECTIONS * tdd_tokens for e in estimates)
     assert all(e.output_tokens == SECTIONS * 1800 for e in estimates)
-    assert f"{estimates[0].input_tokens}" in out
+    # The default review (the model judges the checklist, one revision round)
+    # can re-draft every section and adds two checklist calls per round.
+    reviewed = estimate_batch(find_tdds(folder), TEMPLATE, Settings(model=model))
+    checklist = 2 * 2 * 1200
+    assert [r.output_tokens for r in reviewed] == [
+        2 * e.output_tokens + checklist for e in estimates
+    ]
+    assert all(
+        r.input_tokens > 2 * e.input_tokens for r, e in zip(reviewed, estimates, strict=True)
+    )
+    assert f"{reviewed[0].input_tokens}" in out
     assert not (folder.parent / "tids").exists()
 
 
