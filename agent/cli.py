@@ -350,10 +350,13 @@ class _Progress:
             line = event.detail
         if self.status is not None:
             if event.kind in {"done", "retry", "info"}:
-                self.console.log(line)
-            self.status.update(f"{self.done}/{self.total} sections drafted; {line}")
+                # Text, not markup: file names and ids hold [...] and :name: codes.
+                self.console.log(line, markup=False, emoji=False)
+            from rich.text import Text
+
+            self.status.update(Text(f"{self.done}/{self.total} sections drafted; {line}"))
         else:
-            self.console.print(line)
+            self.console.print(line, markup=False, emoji=False)
 
     def stop(self) -> None:
         if self.status is not None:

@@ -92,7 +92,7 @@ def load_settings(
     if path.is_file():
         data = _read_toml(path)
         section = data.get("tidsmith", data)
-        unknown = set(section) - set(Settings.model_fields) - {"research", "mcp"}
+        unknown = set(section) - set(Settings.model_fields) - {"research"}
         if unknown:
             raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
         values.update({k: v for k, v in section.items() if k in Settings.model_fields})

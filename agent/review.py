@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -134,11 +135,11 @@ def build_report(
     """The report and its scores from a lint pass and (optional) LLM verdicts."""
     llm = bool(verdicts)
     judged = verdicts if llm else lint_checklist(template, result.findings)
-    asked = [v for v in judged if v.status in {"pass", "fail", "skipped"}]
     scores: dict[str, float] = {
         "sections_present": _ratio(result.sections_found, result.sections_total),
         "code_blocks_parse": _ratio(result.code_ok, result.code_checked),
-        "checklist_pass_rate": _ratio(sum(v.passed for v in asked), len(asked)),
+        # An item the model never judged (invalid replies) is not a pass.
+        "checklist_pass_rate": _ratio(sum(v.passed for v in judged), len(judged)),
         "lint_errors": float(sum(f.severity == "error" for f in result.findings)),
         "lint_warnings": float(sum(f.severity == "warning" for f in result.findings)),
     }
@@ -552,7 +553,12 @@ async def review_markdown(
     max_tokens: int = 1200,
     on_event: Progress = _quiet,
 ) -> ReviewReport:
-    """Review an existing document: lints, and checklist verdicts when given a provider."""
+    """Review an existing document: lints, and checklist verdicts when given a provider.
+
+    A Review appendix from an earlier review is left out: its coverage table
+    names every TDD heading and would count as covering them.
+    """
+    markdown = strip_review_appendix(markdown)
     result = run_lints(
         markdown, template, tdd=tdd, sections=sections, codebase_versions=codebase_versions
     )
@@ -569,6 +575,15 @@ async def review_markdown(
             on_event=on_event,
         )
     return build_report(template, result, verdicts, calls)
+
+
+_REVIEW_APPENDIX = re.compile(r"^## Review[ \t]*$", re.M)
+
+
+def strip_review_appendix(markdown: str) -> str:
+    """The document without the "## Review" section `--review-appendix` adds (always last)."""
+    starts = [m.start() for m in _REVIEW_APPENDIX.finditer(markdown)]
+    return markdown[: starts[-1]].rstrip() + "\n" if starts else markdown
 
 
 # --- human output --------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import bm25s
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.draft import CallRecord
 from agent.tdd import parse_headings, word_terms
@@ -67,6 +67,9 @@ class SourceRef(BaseModel):
 class McpServer(BaseModel):
     """An MCP server to search, from `[[research.mcp]]` in tidsmith.toml."""
 
+    # A misspelt key in tidsmith.toml is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=60)
     command: str = Field(min_length=1)
     args: list[str] = Field(default_factory=list)
@@ -78,6 +81,8 @@ class McpServer(BaseModel):
 
 class ResearchConfig(BaseModel):
     """Which sources a research run uses and how much it asks for."""
+
+    model_config = ConfigDict(extra="forbid")
 
     related: bool = True
     docs: list[Path] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from typing import Literal
 import bm25s
 from pydantic import BaseModel, ValidationError
 
+from agent.config import user_cache_dir
 from agent.errors import RetrievalError
 from research.base import Passage, Query, Ranker, rank_passages, split_document
 
@@ -36,8 +37,7 @@ class _Manifest(BaseModel):
 
 
 def default_index_dir() -> Path:
-    user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(user_cache) / "tidsmith" / "docs-index"
+    return user_cache_dir() / "docs-index"
 
 
 class DocsSource:

@@ -2,32 +2,37 @@
 
 Every file under cassettes/ is a real HTTP recording made by
 scripts/record-cassettes against llama.cpp's llama-server on this project's
-machines (OpenAI protocol so far, an embedded GGUF model as the model). CI
-replays them with the network blocked.
+machines (OpenAI and Anthropic protocols, an embedded GGUF model as the
+model). CI replays them with the network blocked.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
 from agent.cli import main
-from agent.prompting import load_prompt
+from agent.pipeline import prompt_versions
 from agent.templates import get_template
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
-EXAMPLE_TDD = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
+EXAMPLE = ROOT / "examples" / "0xcc"
+EXAMPLE_TDD = "001_FTDD|Webhook_Delivery.md"
 
-# Every committed cassette, and how to replay it. A cassette not listed here
-# fails test_every_cassette_is_used.
-REPLAYS: dict[str, tuple[Path, str]] = {
-    "openai-tid.yaml": (EXAMPLE_TDD, "tid"),
-    "openai-spec.yaml": (EXAMPLE_TDD, "spec"),
+# Every committed cassette, and how to replay it: template and the extra
+# generate arguments it was recorded with (scripts/record-cassettes). A
+# cassette not listed here fails test_every_cassette_is_used.
+REPLAYS: dict[str, tuple[str, list[str]]] = {
+    "openai-tid.yaml": ("tid", []),
+    "openai-spec.yaml": ("spec", []),
+    "openai-tid-research.yaml": ("tid", ["--codebase", "codebase"]),
+    "anthropic-tid.yaml": ("tid", []),
 }
 
 _KEY_PATTERNS = [
@@ -68,16 +73,25 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("name", sorted(REPLAYS))
 def test_cassette_replays_offline_to_the_recorded_document(
-    name: str, tmp_path: Path, no_network: None, capsys: pytest.CaptureFixture[str]
+    name: str,
+    tmp_path: Path,
+    no_network: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cassette = CASSETTES / name
     if not cassette.exists():
         pytest.fail(f"{cassette} is missing: run scripts/record-cassettes")
-    tdd, template = REPLAYS[name]
-    work = tmp_path / "0xcc" / "tdds" / tdd.name
-    work.parent.mkdir(parents=True)
-    work.write_bytes(tdd.read_bytes())
-    code = main(["generate", str(work), "-t", template, "-q", "--replay", str(cassette)])
+    template, extra = REPLAYS[name]
+    # The same layout the recording ran in: the example's 0xcc/ tree and the
+    # fixture codebase beside it, paths relative to the working folder.
+    shutil.copytree(EXAMPLE / "tdds", tmp_path / "0xcc" / "tdds")
+    shutil.copytree(EXAMPLE / "prds", tmp_path / "0xcc" / "prds")
+    shutil.copytree(EXAMPLE / "adrs", tmp_path / "0xcc" / "adrs")
+    shutil.copytree(ROOT / "tests" / "fixtures" / "research" / "codebase", tmp_path / "codebase")
+    monkeypatch.chdir(tmp_path)
+    args = ["generate", f"0xcc/tdds/{EXAMPLE_TDD}", "-t", template, "-q", *extra]
+    code = main([*args, "--replay", str(cassette)])
     out = capsys.readouterr()
     assert code == 0, out.err
     written = next((tmp_path / "0xcc" / f"{get_template(template).doc_kind.lower()}s").glob("*.md"))
@@ -92,10 +106,11 @@ def test_every_cassette_is_used() -> None:
 
 def test_no_cassette_is_stale() -> None:
     """A prompt or template change must come with re-recorded cassettes."""
-    now = {"draft_section": load_prompt("draft_section").version}
+    now = prompt_versions()
     for path in committed():
         meta = json.loads(path.with_name(path.name + ".meta.json").read_text(encoding="utf-8"))
-        assert meta["prompts"] == now, f"{path.name} was recorded with prompts {meta['prompts']}"
+        used = {k: now.get(k) for k in meta["prompts"]}
+        assert meta["prompts"] == used, f"{path.name} was recorded with prompts {meta['prompts']}"
         tpl = get_template(meta["template"])
         assert meta["template_version"] == tpl.version, f"{path.name}: template changed"
 

@@ -201,3 +201,20 @@ def test_cli_research_flags_reach_the_pipeline(
     assert code == 1
     err = capsys.readouterr().err
     assert "no-such-docs" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_misspelt_research_setting_is_an_error(tmp_path: Path) -> None:
+    from agent.config import load_research_config
+    from agent.errors import ConfigError
+
+    config = tmp_path / "tidsmith.toml"
+    config.write_text(
+        '[research]\ndocs = ["docs"]\n\n[[research.mcp]]\nname = "ref"\ncomand = "x"\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[research\] mcp\.0\.(command|comand)"):
+        load_research_config(config_path=config)
+    config.write_text('[research]\ndocs = ["docs"]\ncodebase = "app"\n')
+    loaded = load_research_config(config_path=config, docs=[Path("more")])
+    # Folders in the file are relative to the file; flags add to them.
+    assert loaded.docs == [tmp_path / "docs", Path("more")]
+    assert loaded.codebase == tmp_path / "app"

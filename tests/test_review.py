@@ -489,3 +489,16 @@ def test_review_with_llm_on_the_fake_model(tmp_path: Path) -> None:
     # Schema samples from the fake provider: every item gets a verdict.
     assert len(data["verdicts"]) == len(TID.checklist)
     assert data["checklist_basis"] == "llm"
+
+
+def test_a_review_appendix_does_not_count_as_covering_the_tdd() -> None:
+    from agent.review import review_appendix, review_markdown, strip_review_appendix
+
+    template = get_template("tid")
+    tdd = load_tdd(TDD_PATH)
+    bare = "# A TID\n\n## 1. Implementation Strategy\n\nWe start somewhere.\n"
+    before = asyncio.run(review_markdown(bare, template, tdd=tdd))
+    with_appendix = bare + "\n" + review_appendix(before)
+    assert strip_review_appendix(with_appendix) == bare
+    after = asyncio.run(review_markdown(with_appendix, template, tdd=tdd))
+    assert after.scores["tdd_coverage"] == before.scores["tdd_coverage"] < 1.0
