@@ -1,7 +1,7 @@
 """The only module that knows the order of stages.
 
-load → plan → draft (one call per section, concurrent) → assemble → write.
-Research and review stages slot in here as they are built.
+load → research (Option B) → plan → draft (one call per section,
+concurrent) → review and revise → assemble → write.
 """
 
 from __future__ import annotations
