@@ -39,7 +39,12 @@ from research import ResearchConfig, build_sources, run_research  # noqa: E402
 from research.docs import DocsSource  # noqa: E402
 from research.notes import fallback_queries  # noqa: E402
 
-CORPUS = Path("/work/shared/corpus/mistudio/0xcc")
+# The shared corpus beside the checkout; pass another 0xcc/ folder as the first argument.
+CORPUS = (
+    Path(sys.argv[1])
+    if len(sys.argv) > 1
+    else Path(__file__).resolve().parents[2] / "shared" / "corpus" / "mistudio" / "0xcc"
+)
 RUNS = 3
 
 

@@ -12,7 +12,15 @@ import pytest
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS_TDD = Path("/work/shared/corpus/mistudio/0xcc/tdds/002_FTDD|Model_Management.md")
+CORPUS_TDD = (
+    ROOT.parent
+    / "shared"
+    / "corpus"
+    / "mistudio"
+    / "0xcc"
+    / "tdds"
+    / "002_FTDD|Model_Management.md"
+)
 FIXTURE_TDD = ROOT / "tests" / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 PROMPT = "tidsmith>"  # prompt_toolkit draws the space as a cursor move
 
