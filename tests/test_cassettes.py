@@ -31,7 +31,6 @@ EXAMPLE_TDD = "001_FTDD|Webhook_Delivery.md"
 REPLAYS: dict[str, tuple[str, list[str]]] = {
     "openai-tid.yaml": ("tid", []),
     "openai-spec.yaml": ("spec", []),
-    "openai-tid-research.yaml": ("tid", ["--codebase", "codebase"]),
     "anthropic-tid.yaml": ("tid", []),
 }
 
