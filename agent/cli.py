@@ -143,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     ev.set_defaults(handler=cmd_eval)
 
-    # [batch command]
     bat = commands.add_parser(
         "batch",
         help="write a TID or Spec for every TDD in a folder",
@@ -190,7 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_args(bat)
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     bat.set_defaults(handler=cmd_batch)
-    # [chat/ask commands]
     chat = commands.add_parser(
         "chat",
         help="work on a TID or Spec in a conversation",
@@ -595,7 +593,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in report.rows) else 0
 
 
-# [batch handler]
 def cmd_batch(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -658,7 +655,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-# [chat/ask handlers]
 def cmd_chat(args: argparse.Namespace) -> int:
     from agent.chat import run_chat
 
