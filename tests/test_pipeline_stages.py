@@ -218,3 +218,32 @@ def test_a_misspelt_research_setting_is_an_error(tmp_path: Path) -> None:
     # Folders in the file are relative to the file; flags add to them.
     assert loaded.docs == [tmp_path / "docs", Path("more")]
     assert loaded.codebase == tmp_path / "app"
+
+
+def test_the_library_takes_a_langchain_retriever_as_a_research_source(tree: Path) -> None:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document as LcDocument
+    from langchain_core.retrievers import BaseRetriever
+
+    from agent import agenerate
+
+    class Wiki(BaseRetriever):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[LcDocument]:
+            text = "Use keyset pagination on invoices.created_at for search results."
+            return [LcDocument(page_content=text, metadata={"title": "Team wiki: search"})]
+
+    provider = FakeProvider(responder=responder)
+    doc = asyncio.run(
+        agenerate(
+            tree / "0xcc" / "tdds" / TDD_NAME,
+            model=provider,
+            retrievers=[Wiki()],
+            write=False,
+            settings=Settings(review="off"),
+        )
+    )
+    notes_prompt = [r for r in provider.requests if r.prompt_id == "research_notes"]
+    assert any("keyset pagination" in r.messages[-1].content for r in notes_prompt)
+    assert "Team wiki: search" in doc.markdown.split("## References", 1)[1]
