@@ -31,6 +31,7 @@ EXAMPLE_TDD = "001_FTDD|Webhook_Delivery.md"
 REPLAYS: dict[str, tuple[str, list[str]]] = {
     "openai-tid.yaml": ("tid", []),
     "openai-spec.yaml": ("spec", []),
+    "openai-tid-research.yaml": ("tid", ["--codebase", "codebase"]),
     "anthropic-tid.yaml": ("tid", []),
 }
 
@@ -137,3 +138,19 @@ def test_the_scan_catches_a_planted_key(planted: str, tmp_path: Path) -> None:
     fake = tmp_path / "planted.yaml"
     fake.write_text(f"interactions:\n- request:\n    headers:\n{planted}\n", encoding="utf-8")
     assert find_secrets(fake.read_text(encoding="utf-8"))
+
+
+def test_the_research_cassette_carries_the_pins_and_names_prd_and_adr() -> None:
+    """Option B as recorded: the codebase's exact pin is in every drafted section's prompt."""
+    import yaml
+
+    tape = yaml.safe_load((CASSETTES / "openai-tid-research.yaml").read_text(encoding="utf-8"))
+    bodies = [json.loads(i["request"]["body"]) for i in tape["interactions"]]
+    drafts = [b for b in bodies if b["messages"][-1]["content"].startswith("Write the section")]
+    assert len(drafts) == 10
+    assert all("fastapi==0.115.0" in b["messages"][0]["content"] for b in drafts)
+    assert all("<research-notes" in b["messages"][0]["content"] for b in drafts)
+    references = (CASSETTES / "openai-tid-research.md").read_text(encoding="utf-8")
+    references = references.split("## References", 1)[1]
+    assert "000_PADR|Relay.md" in references and "001_FPRD|Webhook_Delivery.md" in references
+    assert "`fastapi==0.115.0`" in references
