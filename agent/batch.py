@@ -182,13 +182,13 @@ def estimate_batch(paths: list[Path], template: Template, settings: Settings) ->
     revision round. The price ignores cache discounts, so the cost is an upper
     bound, retries and research calls aside.
     """
-    from agent.pipeline import resolve_review
+    from agent.pipeline import resolve_review, resolve_revisions
     from agent.review import BATCH_SIZE
 
     shape = _Shape(settings.model)
     max_tokens = settings.max_tokens or default_max_tokens(settings.model)
     review = resolve_review(settings.review, shape)  # type: ignore[arg-type]
-    rounds = settings.max_revisions if review != "off" else 0
+    rounds = resolve_revisions(settings.max_revisions, shape) if review != "off" else 0  # type: ignore[arg-type]
     review_calls = (
         -(-len(template.checklist) // BATCH_SIZE) * (1 + rounds) if review == "llm" else 0
     )

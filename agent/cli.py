@@ -265,7 +265,9 @@ def _add_stage_args(parser: argparse.ArgumentParser) -> None:
         "auto (default): llm, but lint on embedded models. Failing sections are re-drafted.",
     )
     review.add_argument(
-        "--max-revisions", type=int, help="rounds of re-drafting failing sections (default 1)"
+        "--max-revisions",
+        type=int,
+        help="rounds of re-drafting failing sections (default 1; 0 on embedded models)",
     )
     review.add_argument(
         "--review-appendix", action="store_true", help="add a Review section to the document"

@@ -63,7 +63,12 @@ class Settings(BaseModel):
         description="llm: lints + the model judges the checklist; lint: lints only; "
         "auto: llm, except lint on embedded models (a small model's verdicts are noise)",
     )
-    max_revisions: int = Field(default=1, ge=0, le=3, description="rounds re-drafting failures")
+    max_revisions: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description="rounds re-drafting failing sections; None: 1, but 0 on embedded models",
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
