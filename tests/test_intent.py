@@ -22,6 +22,7 @@ from agent.intent import (
 from agent.providers.fake import FakeProvider
 from agent.templates import get_template
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES: list[dict[str, Any]] = json.loads(
     (FIXTURES / "chat" / "intent_replies.json").read_text(encoding="utf-8")
@@ -218,3 +219,60 @@ def test_an_answer_to_which_one_picks_a_candidate() -> None:
     assert pick_candidate("the scheduling one", [a, b]) == b
     assert pick_candidate("data export", [a, b]) is None
     assert pick_candidate("no idea", [a, b]) is None
+
+
+# --- real replies: Qwen2.5-Coder-1.5B through llama-server, recorded by
+# scripts/record_intents.py into cassettes/chat-intent.yaml ---------------------------
+
+
+def _recorded() -> dict[str, Intent]:
+    import sys
+
+    from agent.intent import ask_model, repair
+    from agent.providers import open_provider
+    from agent.recording import cassette
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from record_intents import CONTEXT, REQUESTS
+
+    async def replay() -> dict[str, Intent]:
+        read: dict[str, Intent] = {}
+        # Any base URL: it selects the request shape the recording used; the host is ignored.
+        provider = await open_provider(
+            "openai:qwen-1.5b", base_url="http://127.0.0.1:9/v1", replay=True
+        )
+        try:
+            with cassette(ROOT / "cassettes" / "chat-intent.yaml", "replay"):
+                for text in REQUESTS:
+                    intent, _ = await ask_model(provider, text, CONTEXT)
+                    read[text] = repair(intent, text)
+        finally:
+            await provider.aclose()
+        return read
+
+    return asyncio.run(replay())
+
+
+def test_recorded_replies_are_read_and_repaired_by_code(tmp_path: Path) -> None:
+    read = _recorded()
+    # The model's own reading, kept where it is right.
+    assert read["switch to the spec template"].action == "set_template"
+    assert read["switch to the spec template"].template == "spec"
+    # It guessed a section for a generate request; the TDD comes from the words.
+    billing = read["I'd like the implementation doc for billing export"]
+    assert billing.action == "generate" and billing.research is False
+    tdds = tmp_path / "0xcc" / "tdds"
+    tdds.mkdir(parents=True)
+    (tdds / "001_FTDD|Billing_Export.md").write_text("# Billing Export\n\n## A\n")
+    (tdds / "002_FTDD|Audit_Log.md").write_text("# Audit Log\n\n## A\n")
+    match = resolve_tdd(billing.tdd, tmp_path)
+    assert match.path is not None and match.path.name == "001_FTDD|Billing_Export.md"
+    # The small model asked back instead of acting on the other four: each is a
+    # clarifying question for the user, never an action taken on a guess.
+    for text in (
+        "what has this cost me so far?",
+        "make section 2 mention the test utilities",
+        "write it to out/billing.md",
+        "do the audit log one next",
+    ):
+        assert read[text].action == "clarify" and read[text].question, text
