@@ -226,14 +226,16 @@ def test_an_answer_to_which_one_picks_a_candidate() -> None:
 
 
 def _recorded() -> dict[str, Intent]:
-    import sys
+    import runpy
 
     from agent.intent import ask_model, repair
     from agent.providers import open_provider
     from agent.recording import cassette
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from record_intents import CONTEXT, REQUESTS
+    # The requests and context exactly as the recording script sent them.
+    script = runpy.run_path(str(ROOT / "scripts" / "record_intents.py"), run_name="recorded")
+    requests: list[str] = script["REQUESTS"]
+    context: IntentContext = script["CONTEXT"]
 
     async def replay() -> dict[str, Intent]:
         read: dict[str, Intent] = {}
@@ -243,8 +245,8 @@ def _recorded() -> dict[str, Intent]:
         )
         try:
             with cassette(ROOT / "cassettes" / "chat-intent.yaml", "replay"):
-                for text in REQUESTS:
-                    intent, _ = await ask_model(provider, text, CONTEXT)
+                for text in requests:
+                    intent, _ = await ask_model(provider, text, context)
                     read[text] = repair(intent, text)
         finally:
             await provider.aclose()
