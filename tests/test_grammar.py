@@ -459,7 +459,7 @@ def test_section_grammar_rejects_invalid_documents() -> None:
 @pytest.mark.parametrize(
     ("schema", "keyword"),
     [
-        ({"type": "string", "pattern": "^a$"}, "pattern"),
+        ({"type": "string", "pattern": "^(a|b)$"}, "pattern"),
         ({"type": "string", "format": "date"}, "format"),
         ({"type": "integer", "minimum": 0}, "minimum"),
         ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, "uniqueItems"),
@@ -500,6 +500,19 @@ def test_schema_fingerprint() -> None:
     assert schema_fingerprint(a) != schema_fingerprint({**a, "maxLength": 6})
     assert re.fullmatch(r"[0-9a-f]{16}", schema_fingerprint(a))
     assert schema_fingerprint(_schema(SECTIONS[0])) == schema_fingerprint(_schema(SECTIONS[0]))
+
+
+def test_a_simple_id_pattern_becomes_a_gbnf_sequence() -> None:
+    grammar = json_schema_to_gbnf({"type": "string", "pattern": "^R[0-9]{1,2}$"})
+    r = Recognizer(grammar)
+    assert r.accepts('"R1"') and r.accepts('"R12"')
+    assert not r.accepts('"R"') and not r.accepts('"R123"') and not r.accepts('"X1"')
+
+
+@pytest.mark.parametrize("pattern", ["R[0-9]", "^(a|b)$", "^a.b$", '^["x]$'])
+def test_patterns_beyond_literals_and_classes_are_refused(pattern: str) -> None:
+    with pytest.raises(ValueError, match="pattern"):
+        json_schema_to_gbnf({"type": "string", "pattern": pattern})
 
 
 # --- llama.cpp's own parser ----------------------------------------------------------
@@ -551,7 +564,11 @@ def test_llama_cpp_parses_section_grammars() -> None:
             {"$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"enum": ["x", 1]}}, "$ref": "#/$defs/A"},
         )
     ]
-    grammars = [_grammar(s.id) for s in SECTIONS] + small
+    # Research runs add note_refs, whose ids carry a pattern.
+    cited = [
+        json_schema_to_gbnf(section_model(s, cites=True).model_json_schema()) for s in SECTIONS
+    ]
+    grammars = [_grammar(s.id) for s in SECTIONS] + small + cited
     # The control: a grammar llama.cpp must refuse, so the check can fail.
     broken = "root ::= missing-rule\n"
     assert _llama_parses([*grammars, broken]) == [True] * len(grammars) + [False]

@@ -33,7 +33,7 @@ _ANNOTATIONS = frozenset(
 _ALLOWED = {
     "object": frozenset({"type", "properties", "required", "additionalProperties"}),
     "array": frozenset({"type", "items", "minItems", "maxItems"}),
-    "string": frozenset({"type", "minLength", "maxLength"}),
+    "string": frozenset({"type", "minLength", "maxLength", "pattern"}),
     "integer": frozenset({"type"}),
     "number": frozenset({"type"}),
     "boolean": frozenset({"type"}),
@@ -108,6 +108,37 @@ def _json_literal(value: Any, where: str) -> str:
     if value is not None and not isinstance(value, str | int | float | bool):
         raise ValueError(f"enum/const values must be scalars, got {value!r} at {where}")
     return _literal(json.dumps(value, ensure_ascii=False))
+
+
+# The regex subset ids need (`^R[0-9]{1,2}$`): literals, [classes], quantifiers.
+_PATTERN_TOKEN = re.compile(r"(\[[^\]\\]+\]|\\.|[^\\\[\](){}?*+|.^$])(\{\d+(?:,\d+)?\}|[?*+])?")
+
+
+def _pattern(pattern: Any, where: str) -> str:
+    """A GBNF sequence for an anchored pattern of literals and character classes."""
+    if not isinstance(pattern, str) or not (pattern.startswith("^") and pattern.endswith("$")):
+        raise ValueError(
+            f"unsupported JSON Schema keyword 'pattern' at {where} ({pattern!r}: only "
+            "anchored literals and [classes] with quantifiers)"
+        )
+    body, parts, pos = pattern[1:-1], [], 0
+    while pos < len(body):
+        match = _PATTERN_TOKEN.match(body, pos)
+        if match is None:
+            raise ValueError(
+                f"unsupported JSON Schema keyword 'pattern' at {where} ({pattern!r}: only "
+                "anchored literals and [classes] with quantifiers)"
+            )
+        atom, quantifier = match.group(1), match.group(2) or ""
+        if atom.startswith("["):
+            if '"' in atom or "\\" in atom:
+                raise ValueError(f"unsupported 'pattern' class {atom!r} at {where}")
+            rule = atom
+        else:
+            rule = json.dumps(atom[-1])
+        parts.append(rule + quantifier)
+        pos = match.end()
+    return " ".join(parts) or '""'
 
 
 def _seq(*parts: str) -> str:
@@ -248,7 +279,11 @@ class _Builder:
             body = self._array(schema, hint, where)
         elif kind == "string":
             body = self._string(schema, where)
-            hint = f"string-{schema.get('minLength', 0)}-{schema.get('maxLength', 'n')}"
+            hint = (
+                "pattern"
+                if "pattern" in schema
+                else f"string-{schema.get('minLength', 0)}-{schema.get('maxLength', 'n')}"
+            )
         else:
             body = self._use(kind)
             if name is None:
@@ -271,6 +306,8 @@ class _Builder:
         return self._value(self._defs[name], name, ref, rule)
 
     def _string(self, schema: dict[str, Any], where: str) -> str:
+        if "pattern" in schema:
+            return _seq('"\\""', _pattern(schema["pattern"], where), '"\\""')
         lo = _count(schema, "minLength", where) or 0
         hi = _count(schema, "maxLength", where)
         chars = self._repeat(self._use("char"), lo, hi, "chars")
