@@ -20,47 +20,48 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TDD = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
+EXAMPLE = ROOT / "examples" / "0xcc"
+TDD = "001_FTDD|Webhook_Delivery.md"
 RUNS = 5
 
 
-def replay_once(cassette: Path, template: str) -> float:
+def replay_once(cassette: Path, template: str, extra: list[str]) -> float:
+    """One replay in a fresh process, laid out as scripts/record-cassettes recorded it."""
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "0xcc" / "tdds" / TDD.name
-        work.parent.mkdir(parents=True)
-        shutil.copy(TDD, work)
+        work = Path(tmp)
+        for folder in ("tdds", "prds", "adrs"):
+            shutil.copytree(EXAMPLE / folder, work / "0xcc" / folder)
+        shutil.copytree(ROOT / "tests" / "fixtures" / "research" / "codebase", work / "codebase")
         started = time.perf_counter()
+        args = ["generate", f"0xcc/tdds/{TDD}", "-t", template, "-q", *extra]
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "agent",
-                "generate",
-                str(work),
-                "-t",
-                template,
-                "-q",
-                "--replay",
-                str(cassette),
-            ],
+            [sys.executable, "-m", "agent", *args, "--replay", str(cassette)],
             check=True,
             capture_output=True,
+            cwd=work,
         )
         return time.perf_counter() - started
 
 
 def main(argv: list[str]) -> int:
-    cassettes = [Path(a) for a in argv] or sorted((ROOT / "cassettes").glob("*-tid.yaml"))
+    if argv and argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0
+    cassettes = [Path(a).resolve() for a in argv] or sorted((ROOT / "cassettes").glob("*.yaml"))
     print(
-        f"{'cassette':<22} {'recorded s':>10} {'replay min':>10} {'median':>8} {'max':>8} "
+        f"{'cassette':<26} {'recorded s':>10} {'replay min':>10} {'median':>8} {'max':>8} "
         f"{'speed-up':>9} {'<= 3 s':>7}"
     )
     for cassette in cassettes:
         meta = json.loads(cassette.with_name(cassette.name + ".meta.json").read_text())
-        times = [replay_once(cassette, meta["template"]) for _ in range(RUNS)]
+        if "template" not in meta:
+            continue  # not a generate run (chat-intent)
+        # The research cassette was recorded with the fixture codebase as a source.
+        extra = ["--codebase", "codebase"] if meta.get("research") else []
+        times = [replay_once(cassette, meta["template"], extra) for _ in range(RUNS)]
         median = statistics.median(times)
         print(
-            f"{cassette.name:<22} {meta['recorded_wall_s']:>10.1f} {min(times):>10.2f} "
+            f"{cassette.name:<26} {meta['recorded_wall_s']:>10.1f} {min(times):>10.2f} "
             f"{median:>8.2f} {max(times):>8.2f} {meta['recorded_wall_s'] / median:>8.0f}x "
             f"{'yes' if median <= 3 else 'NO':>7}"
         )
