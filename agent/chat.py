@@ -31,7 +31,7 @@ from rich.text import Text
 
 from agent.assemble import render_section
 from agent.config import Settings, load_research_config
-from agent.draft import CallRecord, Event, SectionDraft, draft_section, plan_messages
+from agent.draft import CallRecord, Event, SectionDraft, draft_section
 from agent.errors import InputError, TidsmithError
 from agent.intent import (
     Intent,
@@ -47,6 +47,7 @@ from agent.intent import tdd_files as list_tdds
 from agent.pipeline import (
     Document,
     document_header,
+    draft_plan,
     prompt_versions,
     provider_default_max_tokens,
     render_document,
@@ -437,12 +438,12 @@ class ChatSession:
         max_tokens = self.settings.max_tokens or provider_default_max_tokens(provider)
         # The section's original request, its previous answer, then the instruction:
         # the model revises its own draft instead of starting over.
-        plan = plan_messages(
+        plan = draft_plan(
             template,
             tdd,
             provider,
             max_tokens=max_tokens,
-            schema_in_text=provider.schema_in_text,
+            research=doc.research,
             sections=[section],
         )
         previous = next(d for d in doc.sections if d.section_id == section.id)

@@ -21,7 +21,15 @@ from agent import __version__
 from agent.assemble import DocumentHeader, RelatedDoc, assemble
 from agent.checkpoint import SectionCheckpoint
 from agent.config import Settings
-from agent.draft import CallRecord, Event, Progress, SectionDraft, draft_all, plan_messages
+from agent.draft import (
+    CallRecord,
+    DraftPlan,
+    Event,
+    Progress,
+    SectionDraft,
+    draft_all,
+    plan_messages,
+)
 from agent.errors import ConfigError, InputError
 from agent.prompting import load_prompt
 from agent.providers import open_provider
@@ -29,7 +37,7 @@ from agent.providers.base import Provider
 from agent.recording import CassetteMeta, cassette, meta_path, read_meta
 from agent.redact import redact
 from agent.tdd import Tdd, load_tdd
-from agent.templates import Template, get_template
+from agent.templates import Section, Template, get_template
 from agent.write import default_output_path, write_atomic, write_json_atomic
 
 if TYPE_CHECKING:
@@ -205,7 +213,6 @@ async def run_generate(
         review_mode = resolve_review(settings.review, provider)
         revisions = resolve_revisions(settings.max_revisions, provider)
         try:
-            notes = ""
             if research is not None:
                 # A recording must hold the research calls, and a replay must
                 # answer them from the cassette: neither reuses saved research.
@@ -221,16 +228,7 @@ async def run_generate(
                     emit,
                     reuse=recording is None,
                 )
-                # Notes get at most a quarter of the context; the TDD needs the rest.
-                notes = notes_block_for(found, provider.context_window // 4)
-            plan = plan_messages(
-                template,
-                tdd,
-                provider,
-                max_tokens=max_tokens,
-                schema_in_text=provider.schema_in_text,
-                notes=notes,
-            )
+            plan = draft_plan(template, tdd, provider, max_tokens=max_tokens, research=found)
             if not plan.shared_prefix:
                 emit(
                     Event(
@@ -422,10 +420,35 @@ async def _research(
     return found
 
 
-def notes_block_for(found: ResearchResult, max_tokens: int) -> str:
-    from research import notes_block
+def draft_plan(
+    template: Template,
+    tdd: Tdd,
+    provider: Provider,
+    *,
+    max_tokens: int,
+    research: ResearchResult | None = None,
+    sections: list[Section] | None = None,
+) -> DraftPlan:
+    """Each section's messages, with the research notes in the shared prefix when there are any.
 
-    return notes_block(found, max_tokens)
+    Every caller that (re)drafts a section builds its messages here, so a
+    revision sees the same notes, and may cite them, as the first draft did.
+    """
+    notes = ""
+    if research is not None:
+        from research import notes_block
+
+        # Notes get at most a quarter of the context; the TDD needs the rest.
+        notes = notes_block(research, provider.context_window // 4)
+    return plan_messages(
+        template,
+        tdd,
+        provider,
+        max_tokens=max_tokens,
+        schema_in_text=provider.schema_in_text,
+        sections=sections,
+        notes=notes,
+    )
 
 
 def _research_summary(found: ResearchResult | None) -> dict[str, Any] | None:

@@ -503,3 +503,24 @@ def test_ask_exits_2_when_the_tdd_is_ambiguous_or_missing(
 def test_ask_only_creates_documents(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "revise section 2 to be shorter", "-m", "fake"]) == 2
     assert "ask only creates documents" in capsys.readouterr().err
+
+
+def test_revising_a_researched_document_keeps_its_notes(harness: Harness, workdir: Path) -> None:
+    prds = workdir / "0xcc" / "prds"
+    prds.mkdir()
+    (prds / "001_FPRD|Billing_Export.md").write_text(
+        "# Feature PRD: Billing Export\n\n## Goals\n\nExports must finish within 30 seconds.\n",
+        encoding="utf-8",
+    )
+    harness("/research on")
+    generated(harness)
+    first = next(r for r in harness.provider.requests if r.label == "code_structure")
+    assert "<research-notes" in first.messages[0].content
+    harness.provider.requests.clear()
+    harness("/revise 2 add the test utilities")
+    # (The fake marks every string "revised", note ids too, so it is asked twice.)
+    revision = harness.provider.requests[0]
+    assert revision.label == "code_structure"
+    # The same shared prefix, notes included, and the section may still cite them.
+    assert revision.messages[0].content == first.messages[0].content
+    assert "note_refs" in revision.json_schema["properties"]
