@@ -1,12 +1,13 @@
 """Batch: a folder of TDDs into documents, under one limit of in-flight model calls.
 
 One provider serves the whole batch. Documents start while fewer than
-`concurrency` are open; every section call of every document takes a slot of
-one shared semaphore, so the limit holds across documents and sections
-together. A document's failure is recorded on its row and never stops the
-others. Each validated section is checkpointed as it completes
-(`agent.checkpoint`), so a rerun asks only for what is missing, and a TDD whose
-finished document was made from the same TDD, template and model is skipped.
+`concurrency` are open; every model call of every document (research, section,
+review and revision calls alike) takes a slot of one shared semaphore, so the
+limit holds across documents and stages together. A document's failure is
+recorded on its row and never stops the others. Each validated section is
+checkpointed as it completes (`agent.checkpoint`), so a rerun asks only for
+what is missing, and a TDD whose finished document was made from the same
+TDD, template and model is skipped.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
 # The 0xcc convention: `001_FTDD|Name.md`, `000_PTDD|Name.md`.
 DEFAULT_GLOB = "[0-9]*TDD*.md"
 
-Status = Literal["queued", "drafting", "done", "failed", "skipped"]
+Status = Literal["queued", "researching", "drafting", "reviewing", "done", "failed", "skipped"]
+# The states of a document that is still being worked on.
+ACTIVE: tuple[Status, ...] = ("queued", "researching", "drafting", "reviewing")
 
 
 class DocRow(BaseModel):
@@ -77,6 +80,35 @@ class BatchResult(BaseModel):
     def exit_code(self) -> int:
         """1 when any document failed; 0 when every one is done or skipped."""
         return 1 if any(r.status == "failed" for r in self.rows) else 0
+
+
+class _Limited:
+    """The batch's provider, with each call holding a slot of the batch's one limit.
+
+    Limiting at the provider, rather than in each stage, covers every call a
+    document makes: research and review run their own small fan-outs that
+    would otherwise add to the section calls in flight.
+    """
+
+    def __init__(self, inner: Provider, slots: asyncio.Semaphore) -> None:
+        self.inner = inner
+        self.slots = slots
+        self.name = inner.name
+        self.model = inner.model
+        self.max_concurrency = inner.max_concurrency
+        self.context_window = inner.context_window
+        self.schema_in_text = inner.schema_in_text
+
+    def __getattr__(self, name: str) -> object:
+        # Optional provider attributes (default_max_tokens) read through.
+        return getattr(self.inner, name)
+
+    async def complete(self, request: Request) -> Reply:
+        async with self.slots:
+            return await self.inner.complete(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class DocEstimate(BaseModel):
@@ -375,8 +407,8 @@ async def _run_documents(
     review_appendix: bool,
 ) -> None:
     limit = max(1, min(settings.concurrency, provider.max_concurrency))
-    # One slot per in-flight model call, whichever document it belongs to.
-    calls = asyncio.Semaphore(limit)
+    # One slot per in-flight model call, whichever document and stage it belongs to.
+    limited = _Limited(provider, asyncio.Semaphore(limit))
     # Enough open documents to keep every slot busy while each one's first call
     # runs alone; more would only hold budget reservations earlier than needed.
     documents = asyncio.Semaphore(limit)
@@ -389,7 +421,6 @@ async def _run_documents(
                 row.status, row.reason = "skipped", "budget: --max-cost reached before it started"
                 update(row, None)
                 return
-            row.status = "drafting"
             update(row, None)
             begun = time.perf_counter()
             checkpoint = SectionCheckpoint(checkpoint_folder(output))
@@ -397,6 +428,11 @@ async def _run_documents(
             counted: set[str] = set()
 
             def on_event(event: Event) -> None:
+                stage = _stage(event, ids)
+                # Stages only move forward: a revision's re-draft is part of review.
+                if stage is not None and ACTIVE.index(stage) > ACTIVE.index(row.status):
+                    row.status = stage
+                    update(row, None)
                 # Progress counts each template section once; research steps and
                 # re-drafts are not sections finishing.
                 if event.kind == "done" and event.section in ids and event.section not in counted:
@@ -416,14 +452,13 @@ async def _run_documents(
                     doc = await run_generate(
                         Path(row.tdd),
                         settings=settings,
-                        provider=provider,
+                        provider=limited,
                         template=template,
                         # The exact file: numbering a TDD twice could pick another number.
                         out=output,
                         force=force,
                         safe_names=safe_names,
                         on_event=on_event,
-                        limiter=calls,
                         checkpoint=checkpoint,
                         research=research,
                         review_appendix=review_appendix,
@@ -455,6 +490,17 @@ async def _run_documents(
     await asyncio.gather(*(one(row, output) for row, _, output in todo))
 
 
+def _stage(event: Event, sections: set[str]) -> Status | None:
+    """The document state an event shows: research, drafting (checkpoints too), review."""
+    if event.section == "research":
+        return "researching"
+    if event.section == "review":
+        return "reviewing"
+    if event.kind in ("start", "done") and event.section in sections:
+        return "drafting"
+    return None
+
+
 # ---- progress and summaries (rich; the CLI picks the view) ----
 
 
@@ -477,9 +523,7 @@ class Tally:
         tokens = sum(r.input_tokens + r.output_tokens for r in rows)
         costs = [r.cost_usd for r in rows]
         cost = "unknown" if None in costs else f"${sum(c or 0.0 for c in costs):.4f}"
-        left = sum(
-            r.sections_total - r.sections_done for r in rows if r.status in ("queued", "drafting")
-        )
+        left = sum(r.sections_total - r.sections_done for r in rows if r.status in ACTIVE)
         eta = "-"
         if self.fresh and left:
             eta = f"{left * (time.perf_counter() - self.started) / self.fresh:.0f}s"

@@ -132,6 +132,25 @@ class Recording(BaseModel):
     mode: Literal["new", "once", "append", "replay"] = "new"
 
 
+def _write_outputs(
+    path: Path,
+    markdown: str,
+    record: RunRecord,
+    drafts: list[SectionDraft],
+    report: ReviewReport | None,
+    force: bool,
+) -> None:
+    write_atomic(path, markdown, force=force)
+    write_json_atomic(run_record_path(path), record)
+    # The validated section models: what assemble turned into the document.
+    write_json_atomic(
+        run_record_path(path).with_name(f"{path.stem}.sections.json"),
+        {d.section_id: d.content for d in drafts},
+    )
+    if report is not None:
+        write_json_atomic(run_record_path(path).with_name(f"{path.stem}.review.json"), report)
+
+
 async def run_generate(
     tdd_path: Path,
     *,
@@ -255,7 +274,7 @@ async def run_generate(
             if review_mode != "off":
                 from agent.review import review_and_revise
 
-                emit(Event(kind="info", detail=f"reviewing ({review_mode})"))
+                emit(Event(kind="info", section="review", detail=f"reviewing ({review_mode})"))
                 drafts, report = await review_and_revise(
                     provider,
                     template,
@@ -324,15 +343,9 @@ async def run_generate(
             ),
         )
     if path is not None:
-        write_atomic(path, markdown, force=force)
-        write_json_atomic(run_record_path(path), record)
-        # The validated section models: what assemble turned into the document.
-        write_json_atomic(
-            run_record_path(path).with_name(f"{path.stem}.sections.json"),
-            {d.section_id: d.content for d in drafts},
-        )
-        if report is not None:
-            write_json_atomic(run_record_path(path).with_name(f"{path.stem}.review.json"), report)
+        # Each write ends in an fsync (milliseconds); in a batch that would stall
+        # every other document's calls on this event loop, so it runs in a thread.
+        await asyncio.to_thread(_write_outputs, path, markdown, record, drafts, report, force)
     return Document(
         markdown=markdown,
         sections=drafts,

@@ -150,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
+        arrived = time.perf_counter()
         server = self.fault_server
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -176,17 +177,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(503, "server_error", "fault server request bound reached")
             return
         try:
-            self._answer(server, server._next(schema_name), body, spec)
+            self._answer(server, server._next(schema_name), body, spec, arrived + server.latency)
         finally:
             with server._lock:
                 server.in_flight -= 1
 
     def _answer(
-        self, server: FaultServer, fault: Fault, body: dict[str, Any], spec: dict[str, Any]
+        self,
+        server: FaultServer,
+        fault: Fault,
+        body: dict[str, Any],
+        spec: dict[str, Any],
+        due: float,
     ) -> None:
-        if server.latency:
-            server.closing.wait(server.latency)
+        def hold() -> None:
+            # `latency` is the whole time to answer, as a model server's would be:
+            # building the reply below happens inside it, not after it.
+            if (left := due - time.perf_counter()) > 0:
+                server.closing.wait(left)
+
         kind = fault.kind
+        if kind not in ("ok", "length", "refusal", "truncated", "trickle"):
+            hold()
         if kind in _ERRORS:
             status, code, message = _ERRORS[kind]
             self._error(status, code, message, fault.retry_after)
@@ -230,6 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(payload).encode()
         if kind == "truncated":
             data = data[: len(data) // 2]
+        hold()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -241,3 +241,48 @@ def test_cli_plain_progress_summary_and_exit_codes(
     (folder / "003_FTDD|Broken.md").write_text("no headings here\n", encoding="utf-8")
     assert main(["batch", str(folder), "-m", "fake", "-q"]) == 1
     assert "Broken" in capsys.readouterr().out
+
+
+def test_research_and_review_calls_share_the_limit_and_show_as_stages(tmp_path: Path) -> None:
+    from agent.batch import DocRow
+    from research import ResearchConfig
+
+    folder = make_tdds(tmp_path, 3)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "retries.md").write_text(
+        "# Retries\n\nBilling exports retry with backoff and a dead-letter queue.\n", "utf-8"
+    )
+    seen: dict[str, list[str]] = {}
+
+    def on_update(row: DocRow, _event: object) -> None:
+        states = seen.setdefault(row.name, [])
+        if not states or states[-1] != row.status:
+            states.append(row.status)
+
+    async def go() -> BatchResult:
+        provider = openai_at(server)
+        try:
+            return await run_batch(
+                find_tdds(folder),
+                settings=Settings(
+                    concurrency=2, model="openai:gpt-4.1-mini", review="llm", max_revisions=0
+                ),
+                template=TEMPLATE,
+                provider=provider,
+                research=ResearchConfig(related=False, docs=[docs]),
+                on_update=on_update,
+            )
+        finally:
+            await provider.aclose()
+
+    with FaultServer(latency=0.03) as server:
+        result = asyncio.run(go())
+        review_calls = server.count("checklist_review")
+        research_calls = server.count("research_queries")
+        # Research and review calls took slots of the same limit as the sections.
+        assert server.max_in_flight == 2
+    assert [r.status for r in result.rows] == ["done"] * 3
+    assert review_calls >= 3 and research_calls == 3
+    for states in seen.values():
+        assert states == ["queued", "researching", "drafting", "reviewing", "done"]
