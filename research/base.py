@@ -11,15 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import bm25s
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.draft import CallRecord
 from agent.tdd import parse_headings, word_terms
 from agent.tokens import count_tokens, truncate_tokens
+
+if TYPE_CHECKING:
+    import bm25s
 
 
 class Passage(BaseModel):
@@ -195,6 +196,10 @@ class Ranker:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Ranker:
+        # Imported here: bm25s (and numpy) cost ~0.2 s, and a run without
+        # research still imports this module for its models.
+        import bm25s
+
         model = bm25s.BM25()
         if not texts:
             return cls(model, 0)
@@ -206,7 +211,7 @@ class Ranker:
         tokens = terms(query)
         if not tokens or not self.size:
             return [0.0] * self.size
-        return [float(s) for s in np.asarray(self.model.get_scores(tokens))]
+        return [float(s) for s in self.model.get_scores(tokens)]
 
     def top(self, query: str, limit: int) -> list[tuple[int, float]]:
         """The best `limit` (index, score) pairs with a positive score, best first."""

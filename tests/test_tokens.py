@@ -187,3 +187,35 @@ def test_truncate_never_splits_a_character() -> None:
 def test_truncate_rejects_a_negative_limit() -> None:
     with pytest.raises(ValueError, match="max_tokens"):
         truncate_tokens("x", -1)
+
+
+def test_a_second_load_uses_the_marshalled_ranks_and_counts_the_same(
+    offline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    text = "def f(x):\n    return x ** 2  # ünïcode, 数字 123456\n" * 20
+    parsed = tokens.get_encoding("o200k_base")
+    saved = tokens._marshal_path("o200k_base")
+    assert saved.is_file()
+    tokens.get_encoding.cache_clear()
+
+    def no_parse(*_a: object, **_k: object) -> None:
+        raise AssertionError("the encoding file was parsed again")
+
+    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", no_parse)
+    monkeypatch.setattr(tiktoken_ext.openai_public, "load_tiktoken_bpe", no_parse)
+    fast = tokens.get_encoding("o200k_base")
+    assert fast is not parsed
+    assert fast.encode_ordinary(text) == parsed.encode_ordinary(text)
+    assert fast.encode("<|endoftext|>", allowed_special="all") == [199999]
+
+
+def test_a_damaged_marshal_file_falls_back_to_parsing(
+    offline: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    tokens._marshal_path("o200k_base").write_bytes(b"\x00 not marshal")
+    assert count_tokens("hello world") == 2
+    # The damaged file was replaced by a good one.
+    tokens.get_encoding.cache_clear()
+    assert tokens._load_marshalled("o200k_base") is not None
