@@ -186,6 +186,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="start no document once spent + in-flight estimates would pass this",
     )
+    pb = bat.add_argument_group(
+        "provider batch",
+        "Draft every section through the provider's batch API (OpenAI Batch, Anthropic "
+        "Message Batches): half price, answered within 24 h. Valid replies are saved as "
+        "checkpoints, then the documents are assembled as usual; research, what failed, review "
+        "and revisions run live. The batch id is kept in <out>/.tidsmith/provider-batch.json, so "
+        "after Ctrl-C or --batch-wait the same command resumes polling it (docs/batch.md).",
+    )
+    pb.add_argument(
+        "--provider-batch", action="store_true", help="draft through the provider's batch API"
+    )
+    pb.add_argument(
+        "--poll-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between status checks (default 60)",
+    )
+    pb.add_argument(
+        "--batch-wait",
+        type=float,
+        metavar="SECONDS",
+        help="stop waiting after this long, exit 75; the batch keeps running (default 25 h)",
+    )
     _add_stage_args(bat)
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     bat.set_defaults(handler=cmd_batch)
@@ -621,6 +645,43 @@ def cmd_batch(args: argparse.Namespace) -> int:
         out.print(estimate_table(estimates, expected_model_label(settings.model)))
         return 0
     err = Console(stderr=True, highlight=False)
+    if args.provider_batch:
+        from agent.errors import ConfigError
+        from agent.provider_batch import BatchPending, interrupted_message, run_provider_batch
+
+        if args.max_cost is not None:
+            raise ConfigError(
+                "--max-cost cannot bound a provider batch (it is paid as one); "
+                "check the cost with --dry-run (batches cost half), then drop --max-cost"
+            )
+
+        def said(line: str) -> None:
+            if not args.quiet:
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        try:
+            asyncio.run(
+                run_provider_batch(
+                    paths,
+                    settings=settings,
+                    template=template,
+                    out=args.out,
+                    force=args.force,
+                    safe_names=args.safe_names,
+                    resume=args.resume,
+                    research=_research_from(args),
+                    poll_interval=args.poll_interval,
+                    max_wait_s=args.batch_wait,
+                    on_progress=said,
+                )
+            )
+        except BatchPending as e:
+            print(f"tidsmith: {e}", file=sys.stderr)
+            return e.exit_code
+        except KeyboardInterrupt:
+            line = interrupted_message(paths, template, args.out, args.safe_names)
+            print(f"tidsmith: {line}", file=sys.stderr)
+            return 130
     view = None
     if not args.quiet:
         view = LiveView(err) if err.is_terminal else PlainView(err)

@@ -6,11 +6,12 @@ The only module that imports the `anthropic` SDK.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anthropic
 
-from agent.errors import ProviderError, is_unrecorded, unrecorded_error
+from agent.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
 from agent.providers.base import Reply, Request, Usage
 from agent.providers.retry import (
     CallTimedOut,
@@ -23,6 +24,10 @@ from agent.redact import redact
 
 if TYPE_CHECKING:
     import httpx2
+
+    from agent.provider_batch import BatchItem, BatchStatus
+
+T = TypeVar("T")
 
 StructuredMode = Literal["native", "json_in_text"]
 
@@ -100,7 +105,8 @@ class AnthropicProvider:
             http_client=http_client,
         )
 
-    async def complete(self, request: Request) -> Reply:
+    def message_kwargs(self, request: Request) -> dict[str, Any]:
+        """The `messages.create` arguments for one request (see `batch_params` for batches)."""
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         kwargs: dict[str, Any] = {
             "model": self.model,
@@ -124,6 +130,10 @@ class AnthropicProvider:
             kwargs["output_config"] = {
                 "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}
             }
+        return kwargs
+
+    async def complete(self, request: Request) -> Reply:
+        kwargs = self.message_kwargs(request)
         where = f"{self.label}, section {request.label!r}"
         try:
             message = await with_retries(
@@ -146,21 +156,105 @@ class AnthropicProvider:
             if missing is None:
                 raise
             raise missing from None
-        text = "".join(block.text for block in message.content if block.type == "text")
-        stop = message.stop_reason or "end_turn"
-        refusal = None
-        if stop == "refusal":
-            refusal = text.strip() or "the model declined to answer (stop_reason: refusal)"
-        return Reply(
-            text=text,
-            usage=usage_of(message.usage),
-            finish_reason=_FINISH.get(stop, stop),
-            refusal=refusal,
-            model=message.model or self.model,
-        )
+        return reply_of(message, self.model)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    # ---- Message Batches: the same params per request, answered within 24 h ----
+
+    def batch_params(self, request: Request) -> dict[str, Any]:
+        """`message_kwargs` as one batch request's params: `extra_body` merges into them."""
+        kwargs = self.message_kwargs(request)
+        params = {k: v for k, v in kwargs.items() if k != "extra_body"}
+        params.update(kwargs.get("extra_body") or {})
+        return params
+
+    async def submit_batch(self, requests: Mapping[str, Request]) -> str:
+        """Start one Message Batch with a request per custom_id; returns its id."""
+        batch = [{"custom_id": cid, "params": self.batch_params(r)} for cid, r in requests.items()]
+        if len(batch) > BATCH_MAX_REQUESTS:
+            raise ConfigError(
+                f"{len(batch)} requests are more than one Message Batch takes "
+                f"({BATCH_MAX_REQUESTS}); run the batch on fewer TDDs (--glob)"
+            )
+        # Not retried: a create whose answer was lost may still have started a
+        # batch, and a second one would be paid for twice.
+        created = await self._batch_call(
+            lambda: self._client.messages.batches.create(requests=cast(Any, batch)),
+            "creating the batch",
+            retry=False,
+        )
+        return created.id
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Where the batch stands, in counts of requests."""
+        from agent.provider_batch import BatchStatus
+
+        batch = await self._batch_call(
+            lambda: self._client.messages.batches.retrieve(batch_id), "checking the batch"
+        )
+        c = batch.request_counts
+        return BatchStatus(
+            batch_id=batch.id,
+            status=batch.processing_status,
+            ended=batch.processing_status == "ended",
+            total=c.processing + c.succeeded + c.errored + c.canceled + c.expired,
+            succeeded=c.succeeded,
+            errored=c.errored + c.canceled + c.expired,
+        )
+
+    async def batch_results(self, batch_id: str) -> dict[str, BatchItem]:
+        """Every request's outcome by custom_id: its Reply, or why it has none."""
+        from agent.provider_batch import BatchItem
+
+        async def fetch() -> dict[str, BatchItem]:
+            items: dict[str, BatchItem] = {}
+            async for line in await self._client.messages.batches.results(batch_id):
+                result = line.result
+                if result.type == "succeeded":
+                    items[line.custom_id] = BatchItem(reply=reply_of(result.message, self.model))
+                elif result.type == "errored":
+                    error = result.error.error
+                    why = _one_line(f"{error.type}: {error.message}")
+                    items[line.custom_id] = BatchItem(error=why)
+                else:
+                    items[line.custom_id] = BatchItem(error=f"the request was {result.type}")
+            return items
+
+        return await self._batch_call(fetch, "downloading the results")
+
+    async def _batch_call(
+        self, call: Callable[[], Awaitable[T]], what: str, *, retry: bool = True
+    ) -> T:
+        where = f"{self.label}, provider batch ({what})"
+        policy = self.retry if retry else RetryPolicy(max_retries=0)
+        try:
+            return await with_retries(call, policy, transient, timeout=self.timeout)
+        except anthropic.AnthropicError as e:
+            raise describe_error(e, where) from e
+        except CallTimedOut as e:
+            raise ProviderError(f"{where}: {e}; raise --timeout or try again later") from e
+
+
+# Anthropic's bound on one Message Batch (it also caps the body at 256 MB).
+BATCH_MAX_REQUESTS = 100_000
+
+
+def reply_of(message: anthropic.types.Message, model: str) -> Reply:
+    """A Message, live or from a batch's results, as our Reply."""
+    text = "".join(block.text for block in message.content if block.type == "text")
+    stop = message.stop_reason or "end_turn"
+    refusal = None
+    if stop == "refusal":
+        refusal = text.strip() or "the model declined to answer (stop_reason: refusal)"
+    return Reply(
+        text=text,
+        usage=usage_of(message.usage),
+        finish_reason=_FINISH.get(stop, stop),
+        refusal=refusal,
+        model=message.model or model,
+    )
 
 
 def usage_of(usage: anthropic.types.Usage) -> Usage:
@@ -205,6 +299,11 @@ def map_error(e: anthropic.AnthropicError, label: str, request: Request) -> Prov
     missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
     if missing is not None:
         return missing
+    return describe_error(e, where)
+
+
+def describe_error(e: anthropic.AnthropicError, where: str) -> ProviderError:
+    """An SDK error as one line after `where`, the call that failed."""
     if isinstance(e, anthropic.APITimeoutError):
         return ProviderError(
             f"{where}: the request timed out; raise --timeout or use a faster model"
