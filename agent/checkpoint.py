@@ -18,8 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.draft import SectionDraft
-from agent.providers.base import Message
+from agent.draft import PROMPT_ID, DraftPlan, SectionDraft, section_schema
+from agent.prompting import load_prompt
+from agent.providers.base import Message, Provider
+from agent.templates import Section, Template
 
 
 class _Saved(BaseModel):
@@ -48,6 +50,21 @@ def section_key(
         "messages": [m.model_dump() for m in messages],
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def draft_key(
+    provider: Provider, template: Template, section: Section, plan: DraftPlan, max_tokens: int
+) -> str:
+    """The key a section's draft is saved and looked up under (live and provider batch)."""
+    return section_key(
+        model=f"{provider.name}:{provider.model}",
+        max_tokens=max_tokens,
+        prompt=f"{PROMPT_ID} {load_prompt(PROMPT_ID).version}",
+        template=f"{template.name} {template.version}",
+        section_id=section.id,
+        schema=section_schema(section, plan.cites)[1],
+        messages=plan.requests[section.id],
+    )
 
 
 class SectionCheckpoint:

@@ -345,17 +345,9 @@ async def draft_all(
     async def one(section: Section) -> SectionDraft:
         key = ""
         if checkpoint is not None:
-            from agent.checkpoint import section_key
+            from agent.checkpoint import draft_key
 
-            key = section_key(
-                model=f"{provider.name}:{provider.model}",
-                max_tokens=max_tokens,
-                prompt=f"{PROMPT_ID} {load_prompt(PROMPT_ID).version}",
-                template=f"{template.name} {template.version}",
-                section_id=section.id,
-                schema=section_schema(section, plan.cites)[1],
-                messages=plan.requests[section.id],
-            )
+            key = draft_key(provider, template, section, plan, max_tokens)
             saved = checkpoint.load(section.id, key)
             if saved is not None:
                 on_event(

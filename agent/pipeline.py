@@ -236,7 +236,7 @@ async def run_generate(
                 # A recording must hold the research calls, and a replay must
                 # answer them from the cassette: neither reuses saved research.
                 # A run that writes nothing keeps nothing either.
-                found = await _research(
+                found = await research_stage(
                     tdd,
                     provider,
                     template,
@@ -400,7 +400,7 @@ def resolve_review(mode: str, provider: Provider) -> ReviewMode:
     return "lint" if provider.name == "local" else "llm"
 
 
-async def _research(
+async def research_stage(
     tdd: Tdd,
     provider: Provider,
     template: Template,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.checkpoint import SectionCheckpoint, checkpoint_folder, section_key
+from agent.checkpoint import SectionCheckpoint, checkpoint_folder, draft_key
 from agent.config import Settings
 from agent.draft import PROMPT_ID, CallRecord, DraftPlan, SectionDraft, parse_reply, section_schema
 from agent.errors import ConfigError, InputError, ProviderError, TidsmithError
@@ -385,16 +385,7 @@ def _jobs(
             json_schema=schema,
             max_tokens=max_tokens,
         )
-        # The key `draft_all` looks the section up by.
-        key = section_key(
-            model=f"{provider.name}:{provider.model}",
-            max_tokens=max_tokens,
-            prompt=f"{PROMPT_ID} {prompt.version}",
-            template=f"{template.name} {template.version}",
-            section_id=section.id,
-            schema=schema,
-            messages=messages,
-        )
+        key = draft_key(provider, template, section, plan, max_tokens)
         # Both vendors take up to 64 of [A-Za-z0-9_-]; section ids are [a-z0-9_], at most 40.
         custom_id = f"d{index:04d}-{section.id}"
         jobs.append(_Job(custom_id, tdd, section, plan, request, key, checkpoint))
@@ -435,7 +426,7 @@ async def _research_all(
     The notes are part of every section's messages, so the batch must be built
     from the same research the live run will load from `<out>/.tidsmith/research/`.
     """
-    from agent.pipeline import _research
+    from agent.pipeline import research_stage
 
     limit = asyncio.Semaphore(max(1, min(settings.concurrency, provider.max_concurrency)))
     found: dict[str, ResearchResult] = {}
@@ -444,7 +435,7 @@ async def _research_all(
         name = Path(tdd.path).stem
         async with limit:
             try:
-                result = await _research(
+                result = await research_stage(
                     tdd,
                     provider,
                     template,

@@ -24,13 +24,13 @@ import email.parser
 import email.policy
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from agent.providers.fake import sample_instance
+from tests.loopback import LoopbackServer
 
 Outcome = Literal["ok", "invalid", "error"]
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -49,7 +49,7 @@ class FixtureBatch:
     error_file_id: str = ""
 
 
-class BatchServer:
+class BatchServer(LoopbackServer):
     """Start with `with BatchServer(...) as server:`; OpenAI at `openai_url`, Anthropic at `url`."""
 
     def __init__(
@@ -62,12 +62,12 @@ class BatchServer:
         max_requests: int = 500,
         lifetime_s: float = 60.0,
     ) -> None:
+        super().__init__(lifetime_s)
         self.key = key
         self.polls = polls
         self.outcomes: dict[str, Outcome] = dict(outcomes or {})
         self.fail_batch = fail_batch
         self.max_requests = max_requests
-        self.lifetime_s = lifetime_s
         self.requests = 0
         self.batches: dict[str, FixtureBatch] = {}
         self.files: dict[str, bytes] = {}
@@ -78,44 +78,14 @@ class BatchServer:
         self.live: list[str] = []
         self.live_bodies: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
-        self._lock = threading.Lock()
         self._ids = 0
-        self.closing = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     @property
     def openai_url(self) -> str:
         return f"{self.url}/v1"
 
-    def __enter__(self) -> BatchServer:
-        handler = type("Handler", (_Handler,), {"batch_server": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        # The lifetime bound: whatever happens to the test, the server stops.
-        self._timer = threading.Timer(self.lifetime_s, self.close)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.closing.is_set():
-            return
-        self.closing.set()
-        self._timer.cancel()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"batch_server": self})
 
     def next_id(self, prefix: str) -> str:
         with self._lock:

@@ -16,15 +16,15 @@ import hashlib
 import json
 import socket
 import struct
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from agent.providers.fake import sample_instance
 from agent.tokens import count_tokens
+from tests.loopback import LoopbackServer
 
 FaultKind = Literal[
     "ok",
@@ -65,7 +65,7 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     """Start with `with FaultServer(...) as server:`; `server.base_url` ends in /v1."""
 
     def __init__(
@@ -77,11 +77,11 @@ class FaultServer:
         max_requests: int = 5000,
         lifetime_s: float = 120.0,
     ) -> None:
+        super().__init__(lifetime_s)
         self.latency = latency
         self._queue = list(faults or [])
         self._by_schema = {k: list(v) for k, v in (by_schema or {}).items()}
         self.max_requests = max_requests
-        self.lifetime_s = lifetime_s
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -89,48 +89,17 @@ class FaultServer:
         self.prefix_hashes: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.times: list[float] = []
-        self._lock = threading.Lock()
-        self.closing = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._threads: list[threading.Thread] = []
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None, "start the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return f"{self.url}/v1"
 
     def count(self, schema_name: str) -> int:
         """Requests received for one section's schema (`section_<id>`)."""
         return self.schema_names.count(schema_name)
 
-    def __enter__(self) -> FaultServer:
-        server = self
-        handler = type("Handler", (_Handler,), {"fault_server": server})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        serve = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        serve.start()
-        # The lifetime bound: whatever happens to the test, the server stops.
-        timer = threading.Timer(self.lifetime_s, self.close)
-        timer.daemon = True
-        timer.start()
-        self._threads = [serve]
-        self._timer = timer
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self.closing.is_set():
-            return
-        self.closing.set()
-        self._timer.cancel()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"fault_server": self})
 
     def _next(self, schema_name: str) -> Fault:
         with self._lock:
