@@ -13,6 +13,8 @@ TDD, template and model is skipped.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agent.checkpoint import SectionCheckpoint, checkpoint_folder
 from agent.config import Settings
 from agent.cost import call_cost
+from agent.draft import PROMPT_ID as DRAFT_PROMPT
 from agent.draft import Event, plan_messages, section_schema
 from agent.errors import ConfigError, InputError, TidsmithError
 from agent.pipeline import (
@@ -82,15 +85,52 @@ class BatchResult(BaseModel):
         return 1 if any(r.status == "failed" for r in self.rows) else 0
 
 
+class _Slots:
+    """The batch's limit on calls in flight; waiting calls go by priority, then arrival.
+
+    A document's first calls (research, then its first section, which warms the
+    provider's prefix cache) come before the other documents' section calls:
+    each one unlocks a whole document's fan-out, so serving them first keeps
+    the slots full to the end instead of leaving a tail of late documents.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), ready))
+        try:
+            await ready
+        except asyncio.CancelledError:
+            if ready.done() and not ready.cancelled():
+                # The slot was handed over just as the wait was cancelled: pass it on.
+                self.release()
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, ready = heapq.heappop(self._waiting)
+            if not ready.done():  # skip waits that were cancelled
+                ready.set_result(None)
+                return
+        self.free += 1
+
+
 class _Limited:
-    """The batch's provider, with each call holding a slot of the batch's one limit.
+    """One document's view of the batch's provider: each call holds a slot of the one limit.
 
     Limiting at the provider, rather than in each stage, covers every call a
     document makes: research and review run their own small fan-outs that
     would otherwise add to the section calls in flight.
     """
 
-    def __init__(self, inner: Provider, slots: asyncio.Semaphore) -> None:
+    def __init__(self, inner: Provider, slots: _Slots) -> None:
         self.inner = inner
         self.slots = slots
         self.name = inner.name
@@ -98,14 +138,20 @@ class _Limited:
         self.max_concurrency = inner.max_concurrency
         self.context_window = inner.context_window
         self.schema_in_text = inner.schema_in_text
+        self.started = False  # a section call has finished: the rest can fan out
 
     def __getattr__(self, name: str) -> object:
         # Optional provider attributes (default_max_tokens) read through.
         return getattr(self.inner, name)
 
     async def complete(self, request: Request) -> Reply:
-        async with self.slots:
+        await self.slots.acquire(1 if self.started else 0)
+        try:
             return await self.inner.complete(request)
+        finally:
+            self.slots.release()
+            if request.prompt_id == DRAFT_PROMPT:
+                self.started = True
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -408,7 +454,7 @@ async def _run_documents(
 ) -> None:
     limit = max(1, min(settings.concurrency, provider.max_concurrency))
     # One slot per in-flight model call, whichever document and stage it belongs to.
-    limited = _Limited(provider, asyncio.Semaphore(limit))
+    slots = _Slots(limit)
     # Enough open documents to keep every slot busy while each one's first call
     # runs alone; more would only hold budget reservations earlier than needed.
     documents = asyncio.Semaphore(limit)
@@ -452,7 +498,7 @@ async def _run_documents(
                     doc = await run_generate(
                         Path(row.tdd),
                         settings=settings,
-                        provider=limited,
+                        provider=_Limited(provider, slots),
                         template=template,
                         # The exact file: numbering a TDD twice could pick another number.
                         out=output,

@@ -286,3 +286,32 @@ def test_research_and_review_calls_share_the_limit_and_show_as_stages(tmp_path: 
     assert review_calls >= 3 and research_calls == 3
     for states in seen.values():
         assert states == ["queued", "researching", "drafting", "reviewing", "done"]
+
+
+def test_batch_slots_serve_first_calls_first_then_arrival_and_skip_cancelled_waits() -> None:
+    from agent.batch import _Slots  # pyright: ignore[reportPrivateUsage]
+
+    async def go() -> list[str]:
+        slots = _Slots(1)
+        order: list[str] = []
+        await slots.acquire(1)  # held
+
+        async def call(name: str, priority: int) -> None:
+            await slots.acquire(priority)
+            order.append(name)
+            await asyncio.sleep(0)
+            slots.release()
+
+        tasks = [
+            asyncio.create_task(call(name, priority))
+            for name, priority in [("a1", 1), ("b1", 1), ("gone", 0), ("c0", 0), ("d1", 1)]
+        ]
+        await asyncio.sleep(0.01)
+        tasks[2].cancel()
+        await asyncio.sleep(0.01)
+        slots.release()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert slots.free == 1
+        return order
+
+    assert asyncio.run(go()) == ["c0", "a1", "b1", "d1"]
