@@ -175,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             over = server.requests > server.max_requests or server.closing.is_set()
             server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
         if over:
-            self._send(503, {"error": {"message": "fixture server request bound reached"}})
+            self._refuse(503, {"error": {"message": "fixture server request bound reached"}})
             return False
         anthropic = self.path.startswith("/v1/messages")
         # The anthropic SDK sends x-api-key or a bearer token, depending on the call.
@@ -191,9 +191,16 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             else:
                 body = {"error": {"message": message, "type": "invalid_request_error"}}
-            self._send(401, body)
+            self._refuse(401, body)
             return False
         return True
+
+    def _refuse(self, status: int, payload: Any) -> None:
+        # Read the unread body first: closing a socket with data still unread
+        # sends a reset, and the client may see that instead of this answer.
+        self._body()
+        self.close_connection = True
+        self._send(status, payload)
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
