@@ -29,7 +29,8 @@ from agent.prompting import (
     section_message,
     system_message,
 )
-from agent.providers.base import Message, Provider, Reply, Request
+from agent.providers.base import Message, Provider, Reply, Request, schema_budget
+from agent.providers.grammar import fit_ratio
 from agent.tdd import Tdd, excerpt
 from agent.templates import Section, Template, section_model
 from agent.tokens import count_tokens
@@ -152,17 +153,20 @@ def plan_messages(
     sections = sections if sections is not None else template.sections
     tdd_tokens = count_tokens(tdd.text)
     cites = bool(notes)
-    users = {
-        s.id: section_message(
+    budget = schema_budget(provider, max_tokens)
+    users: dict[str, Message] = {}
+    for s in sections:
+        schema = section_schema(s, cites)[1]
+        users[s.id] = section_message(
             template,
             s,
             tdd.feature,
-            section_schema(s, cites)[1],
+            schema,
             schema_in_text=schema_in_text,
             cites=cites,
+            # The bounds the provider's grammar will enforce on this section.
+            fit=1.0 if budget is None else fit_ratio(schema, budget),
         )
-        for s in sections
-    }
     # The file name, not the path: prompts (and cassettes) must not depend on
     # where the TDD sits on this machine.
     source = Path(tdd.path).name

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
 from agent.providers.base import Message
+from agent.providers.grammar import fitted_length
 from agent.templates import Section, Template
 
 
@@ -69,17 +70,25 @@ def section_heading(template: Template, section: Section) -> str:
     return f"{number}. {section.title}" if number is not None else section.title
 
 
-def describe_fields(section: Section, cites: bool = False) -> str:
+def describe_fields(section: Section, cites: bool = False, fit: float = 1.0) -> str:
+    """The fields a section reply must fill; `fit` scales the character bounds.
+
+    A provider that lowers the schema's bounds to fit max_tokens
+    (`fit_schema`) passes its ratio, so the prompt states the bound the
+    grammar enforces: told the template's bound, a model writes code that the
+    grammar cuts off mid-line.
+    """
     lines: list[str] = []
     for part in section.parts:
+        limit = fitted_length(part.max_chars, fit)
         if part.kind == "text":
-            shape = f"markdown text, at most {part.max_chars} characters"
+            shape = f"markdown text, at most {limit} characters"
         elif part.kind == "list":
             shape = f"a list of 1 to {part.max_items} short items"
         elif part.kind == "code":
             shape = (
                 f"an object with intro (1-2 sentences), path (file path or empty) and code "
-                f"({part.language} only, at most {part.max_chars} characters)"
+                f"({part.language} only, at most {limit} characters)"
             )
         else:
             cols = ", ".join(part.columns)
@@ -119,6 +128,7 @@ def section_message(
     *,
     schema_in_text: bool,
     cites: bool = False,
+    fit: float = 1.0,
 ) -> Message:
     prompt = load_prompt("draft_section")
     text = fill(
@@ -127,7 +137,7 @@ def section_message(
         doc_name=template.title,
         feature=feature,
         section_guidance=section.guidance.strip(),
-        fields=describe_fields(section, cites),
+        fields=describe_fields(section, cites, fit),
         format_note=format_note(prompt, schema, schema_in_text),
     )
     return Message(role="user", content=text)

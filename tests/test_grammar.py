@@ -722,3 +722,49 @@ def test_union_grammar_joins_every_section_of_a_template() -> None:
     assert grammar.startswith("root ::=")
     for section in sections:
         assert section.parts[0].id.replace("_", "-") in grammar
+
+
+def test_the_draft_prompt_states_the_bounds_the_fitted_schema_enforces() -> None:
+    """A compatible server gets lowered bounds; the prompt must say the same numbers."""
+    from agent.draft import PROMPT_ID, plan_messages, section_schema
+    from agent.providers.base import Request
+    from agent.providers.openai import OpenAIProvider
+    from agent.tdd import load_tdd
+    from agent.templates import get_template
+
+    tdd = load_tdd(
+        Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
+    )
+    template = get_template("tid")
+    compatible = OpenAIProvider("m", api_key="x", base_url="http://127.0.0.1:9/v1")
+    cloud = OpenAIProvider("gpt-4.1-mini", api_key="x")
+    fitted = plan_messages(template, tdd, compatible, max_tokens=800, schema_in_text=False)
+    plain = plan_messages(template, tdd, cloud, max_tokens=800, schema_in_text=False)
+    checked = 0
+    for section in template.sections:
+        code_parts = [p for p in section.parts if p.kind == "code"]
+        if not code_parts:
+            continue
+        messages = fitted.requests[section.id]
+        body = compatible.chat_body(
+            Request(
+                prompt_id=PROMPT_ID,
+                prompt_version="1",
+                label=section.id,
+                messages=messages,
+                schema_name=f"section_{section.id}",
+                json_schema=section_schema(section)[1],
+                max_tokens=800,
+            )
+        )
+        schema = body["response_format"]["json_schema"]["schema"]
+        for part in code_parts:
+            ref = schema["properties"][part.id]["$ref"].rsplit("/", 1)[-1]
+            bound = schema["$defs"][ref]["properties"]["code"]["maxLength"]
+            assert bound < part.max_chars  # the fit lowered it
+            said = f"{part.language} only, at most {bound} characters"
+            assert said in messages[-1].content
+            # A cloud model is told (and held to) the template's own bound.
+            assert f"at most {part.max_chars} characters" in plain.requests[section.id][-1].content
+            checked += 1
+    assert checked >= 2

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import ConfigError, ProviderError
-from agent.providers.base import Provider, Reply, Request
+from agent.providers.base import Provider, Reply, Request, schema_budget
 
 DEFAULT_OPENAI = "gpt-4.1-mini"
 DEFAULT_ANTHROPIC = "claude-sonnet-4-6"
@@ -55,6 +55,9 @@ class LocalProvider:
         self._inner = inner
         self.model = str(server.model_name)
         self.context_window = int(server.context_window)
+
+    def schema_budget(self, max_tokens: int) -> int | None:
+        return schema_budget(self._inner, max_tokens)
 
     async def complete(self, request: Request) -> Reply:
         try:

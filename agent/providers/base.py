@@ -65,3 +65,16 @@ class Provider(Protocol):
     async def complete(self, request: Request) -> Reply: ...
 
     async def aclose(self) -> None: ...
+
+
+def schema_budget(provider: object, max_tokens: int) -> int | None:
+    """The characters `provider` fits a reply's strings into, if it lowers schema bounds.
+
+    Optional for providers (OpenAI-compatible servers have it), so it is read
+    with getattr rather than required by the protocol.
+    """
+    budget = getattr(provider, "schema_budget", None)
+    if not callable(budget):
+        return None
+    chars = budget(max_tokens)
+    return chars if isinstance(chars, int) else None

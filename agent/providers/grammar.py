@@ -429,27 +429,41 @@ def fit_schema(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
     off at max_tokens is unusable. Replies valid for the copy stay valid for
     the original, whose bounds are only ever lowered.
     """
-    worst = worst_case_chars(schema)
-    if worst <= max_chars:
+    ratio = fit_ratio(schema, max_chars)
+    if ratio >= 1.0:
         return schema
-    structure = worst_case_chars(schema, strings=False)
-    text = worst - structure
-    if text <= 0:
-        return schema
-    ratio = max(0.0, (max_chars - structure) / text)
 
     def shrink(node: Any) -> Any:
         if isinstance(node, dict):
             out = {k: shrink(v) for k, v in node.items()}
             if out.get("type") == "string" and "maxLength" in out:
                 floor = int(out.get("minLength", 0))
-                out["maxLength"] = max(floor, 8, int(int(out["maxLength"]) * ratio))
+                out["maxLength"] = fitted_length(int(out["maxLength"]), ratio, floor)
             return out
         if isinstance(node, list):
             return [shrink(v) for v in node]
         return node
 
     return shrink(schema)
+
+
+def fit_ratio(schema: dict[str, Any], max_chars: int) -> float:
+    """The factor `fit_schema` scales every string bound by (1.0: the schema fits as is)."""
+    worst = worst_case_chars(schema)
+    if worst <= max_chars:
+        return 1.0
+    structure = worst_case_chars(schema, strings=False)
+    text = worst - structure
+    if text <= 0:
+        return 1.0
+    return max(0.0, (max_chars - structure) / text)
+
+
+def fitted_length(max_length: int, ratio: float, floor: int = 0) -> int:
+    """A string bound after fitting: what the grammar lets through, and the prompt says."""
+    if ratio >= 1.0:
+        return max_length
+    return max(floor, 8, int(max_length * ratio))
 
 
 def char_budget(max_tokens: int) -> int:

@@ -100,13 +100,12 @@ class OpenAIProvider:
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
+        budget = self.schema_budget(request.max_tokens)
         if self.structured == "json_schema":
-            # Compatible servers often run small models that fill every bound:
-            # lower the bounds so the JSON can close within max_tokens.
             schema = (
                 strict_schema(request.json_schema)
-                if self.base_url is None
-                else fit_schema(request.json_schema, char_budget(request.max_tokens))
+                if budget is None
+                else fit_schema(request.json_schema, budget)
             )
             body["response_format"] = {
                 "type": "json_schema",
@@ -116,12 +115,24 @@ class OpenAIProvider:
                     "strict": self.base_url is None,
                 },
             }
-        elif self.structured == "grammar":
-            schema = fit_schema(request.json_schema, char_budget(request.max_tokens))
-            body["grammar"] = json_schema_to_gbnf(schema)
+        elif budget is not None:  # grammar
+            body["grammar"] = json_schema_to_gbnf(fit_schema(request.json_schema, budget))
         else:
             body["response_format"] = {"type": "json_object"}
         return body
+
+    def schema_budget(self, max_tokens: int) -> int | None:
+        """The characters a reply's strings are fitted into, or None when bounds go as is.
+
+        Compatible servers often run small models that fill every bound: their
+        schema (or grammar) gets lower bounds so the JSON can close within
+        max_tokens. The drafting prompt states the same lowered bounds.
+        """
+        if self.structured == "grammar" or (
+            self.structured == "json_schema" and self.base_url is not None
+        ):
+            return char_budget(max_tokens)
+        return None
 
     async def complete(self, request: Request) -> Reply:
         body = self.chat_body(request)
