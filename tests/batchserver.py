@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from agent.providers.fake import sample_instance
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackHandler, LoopbackServer
 
 Outcome = Literal["ok", "invalid", "error"]
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -155,16 +155,8 @@ def _message(params: dict[str, Any], outcome: Outcome, n: int) -> dict[str, Any]
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     batch_server: BatchServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two writes; with Nagle on, the body waits for
-    # the client's delayed ACK of the headers (up to 40 ms on Linux), which a
-    # real server (uvicorn, nginx) avoids with TCP_NODELAY, as this does.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     # ---- plumbing ----
 

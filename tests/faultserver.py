@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from agent.providers.fake import sample_instance
 from agent.tokens import count_tokens
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackHandler, LoopbackServer
 
 FaultKind = Literal[
     "ok",
@@ -111,16 +111,8 @@ class FaultServer(LoopbackServer):
         return Fault()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     fault_server: FaultServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two writes; with Nagle on, the body waits for
-    # the client's delayed ACK of the headers (up to 40 ms on Linux), which a
-    # real server (uvicorn, nginx) avoids with TCP_NODELAY, as this does.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         arrived = time.perf_counter()
