@@ -17,6 +17,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -302,6 +303,62 @@ def estimate_batch(paths: list[Path], template: Template, settings: Settings) ->
     return estimates
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What a batch does with one TDD: draft it (tdd and output set), or why not."""
+
+    path: Path
+    tdd: Tdd | None = None
+    output: Path | None = None
+    verdict: Literal["draft", "skipped", "failed"] = "draft"
+    reason: str = ""
+
+
+def plan_documents(
+    paths: list[Path],
+    template: Template,
+    *,
+    out: Path | None = None,
+    force: bool = False,
+    safe_names: bool = False,
+    resume: bool = True,
+    model_label: str | None = None,
+) -> list[Planned]:
+    """Each TDD's output path and whether it is drafted, skipped or failed.
+
+    An existing document is skipped when it is up to date for `model_label`
+    (with `resume`), else it fails unless `force`. With no `model_label`, an
+    existing document is never taken as up to date.
+    """
+    planned: list[Planned] = []
+    claimed: dict[Path, str] = {}
+    for path in paths:
+        try:
+            tdd = load_tdd(path)
+            output = default_output_path(tdd, template.doc_kind, out, safe_names)
+        except TidsmithError as e:
+            planned.append(Planned(path, verdict="failed", reason=str(e)))
+            continue
+        if output in claimed:
+            # Two unnumbered TDDs can be given the same next free number.
+            why = f"would write {output.name}, as {claimed[output]} does; number the TDD"
+            planned.append(Planned(path, output=output, verdict="failed", reason=why))
+            continue
+        claimed[output] = path.name
+        if output.exists() and not force:
+            if resume and model_label and is_current(output, tdd, template, model_label):
+                planned.append(Planned(path, output=output, verdict="skipped", reason="up to date"))
+            else:
+                why = (
+                    f"{output.name} exists but was made from another TDD, template or model; "
+                    "pass --force to replace it"
+                )
+                planned.append(Planned(path, output=output, verdict="failed", reason=why))
+            continue
+        planned.append(Planned(path, tdd=tdd, output=output))
+    return planned
+
+
 class _Budget:
     """Spent + reserved (the estimates of documents in flight) against --max-cost."""
 
@@ -359,40 +416,31 @@ async def run_batch(
     )
     rows: list[DocRow] = []
     todo: list[tuple[DocRow, Tdd, Path]] = []
-    claimed: dict[Path, str] = {}
-    for path in paths:
-        row = DocRow(tdd=str(path), name=path.stem, sections_total=len(template.sections))
+    planned = plan_documents(
+        paths,
+        template,
+        out=out,
+        force=force,
+        safe_names=safe_names,
+        resume=resume,
+        model_label=model_label,
+    )
+    for p in planned:
+        row = DocRow(
+            tdd=str(p.path),
+            name=p.path.stem,
+            sections_total=len(template.sections),
+            output=None if p.output is None else str(p.output),
+        )
         rows.append(row)
-        try:
-            tdd = load_tdd(path)
-            output = default_output_path(tdd, template.doc_kind, out, safe_names)
-        except TidsmithError as e:
-            row.status, row.reason = "failed", str(e)
-            update(row, None)
-            continue
-        row.output = str(output)
-        if output in claimed:
-            # Two unnumbered TDDs can be given the same next free number.
-            row.status = "failed"
-            row.reason = f"would write {output.name}, as {claimed[output]} does; number the TDD"
-            update(row, None)
-            continue
-        claimed[output] = path.name
-        if output.exists() and not force:
-            if resume and is_current(output, tdd, template, model_label):
-                row.status, row.reason = "skipped", "up to date"
+        if p.verdict != "draft":
+            row.status, row.reason = p.verdict, p.reason
+            if p.verdict == "skipped":
                 row.sections_done = row.sections_total
-            else:
-                row.status = "failed"
-                row.reason = (
-                    f"{output.name} exists but was made from another TDD, template or model; "
-                    "pass --force to replace it"
-                )
-            update(row, None)
-            continue
-        if not resume:
-            SectionCheckpoint(checkpoint_folder(output)).clear()
-        todo.append((row, tdd, output))
+        elif p.tdd is not None and p.output is not None:
+            if not resume:
+                SectionCheckpoint(checkpoint_folder(p.output)).clear()
+            todo.append((row, p.tdd, p.output))
         update(row, None)
 
     budget = _Budget(max_cost)

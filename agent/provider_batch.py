@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.batch import plan_documents
 from agent.checkpoint import SectionCheckpoint, checkpoint_folder, draft_key
 from agent.config import Settings
 from agent.draft import PROMPT_ID, CallRecord, DraftPlan, SectionDraft, parse_reply, section_schema
@@ -333,27 +334,13 @@ def documents_to_draft(
     force: bool = False,
     safe_names: bool = False,
 ) -> list[tuple[Tdd, Path]]:
-    """The TDDs `run_batch` would draft, with their output paths (its skip rules, resume on).
+    """The TDDs `run_batch` would draft, with their output paths (its plan, resume on).
 
     Unreadable TDDs, clashing outputs and existing documents (unless `force`)
     are left out here; `run_batch` reports each of them on its row.
     """
-    work: list[tuple[Tdd, Path]] = []
-    claimed: set[Path] = set()
-    for path in paths:
-        try:
-            tdd = load_tdd(path)
-            output = default_output_path(tdd, template.doc_kind, out, safe_names)
-        except TidsmithError:
-            continue
-        if output in claimed:
-            continue
-        claimed.add(output)
-        if output.exists() and not force:
-            # Up to date (run_batch skips it) or made from other inputs (it fails): no drafts.
-            continue
-        work.append((tdd, output))
-    return work
+    planned = plan_documents(paths, template, out=out, force=force, safe_names=safe_names)
+    return [(p.tdd, p.output) for p in planned if p.tdd is not None and p.output is not None]
 
 
 def _jobs(
