@@ -334,17 +334,16 @@ async def draft_all(
     concurrency: int,
     max_tokens: int,
     on_event: Progress = _quiet,
-    limiter: asyncio.Semaphore | None = None,
     checkpoint: SectionCheckpoint | None = None,
 ) -> list[SectionDraft]:
     """Draft every planned section; the first alone, the rest concurrently.
 
-    `limiter` replaces the per-document limit with one shared by several
-    documents (a batch); `checkpoint` loads sections already drafted from the
-    same request and saves each new one as soon as it validates.
+    `checkpoint` loads sections already drafted from the same request and
+    saves each new one as soon as it validates. A batch limits calls across
+    documents at the provider it passes in (`agent.batch`).
     """
     order = [s for s in template.sections if s.id in plan.requests]
-    limit = limiter or asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
+    limit = asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
 
     async def one(section: Section) -> SectionDraft:
         key = ""

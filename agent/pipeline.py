@@ -164,7 +164,6 @@ async def run_generate(
     today: str | None = None,
     recording: Recording | None = None,
     on_event: Progress | None = None,
-    limiter: asyncio.Semaphore | None = None,
     checkpoint: SectionCheckpoint | None = None,
     research: ResearchConfig | None = None,
     retrievers: Sequence[BaseRetriever] = (),
@@ -263,7 +262,6 @@ async def run_generate(
                 concurrency=settings.concurrency,
                 max_tokens=max_tokens,
                 on_event=emit,
-                limiter=limiter,
                 checkpoint=checkpoint,
             )
             header = document_header(template, tdd, path, _model_label(provider), today)
