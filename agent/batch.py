@@ -459,7 +459,11 @@ async def run_batch(
         from agent.providers import open_provider
 
         provider = await open_provider(
-            settings.model, base_url=settings.base_url, timeout=settings.timeout
+            settings.model,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            structured=settings.structured,
+            reasoning_effort=settings.reasoning_effort,
         )
     try:
         if todo and provider is not None:

@@ -145,6 +145,8 @@ class ChatSession:
                 self.settings.model,
                 base_url=self.settings.base_url,
                 timeout=self.settings.timeout,
+                structured=self.settings.structured,
+                reasoning_effort=self.settings.reasoning_effort,
                 progress=lambda msg: self.console.print(f"[dim]{msg}[/dim]"),
             )
             self._own_provider = True

@@ -8,12 +8,13 @@ traceback instead. Heavy imports happen inside commands so `--help` is fast.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import TidsmithError
+from agent.errors import ConfigError, TidsmithError
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("tdd", type=Path, help="the TDD markdown file")
     gen.add_argument("-t", "--template", help="tid (default), spec, or a path to a template YAML")
     gen.add_argument("-m", "--model", help=MODEL_HELP)
+    _add_model_args(gen)
     gen.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     gen.add_argument("-o", "--out", type=Path, help="output file (.md) or folder")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -67,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reply limit per section call (default 1800; 1000 on embedded models)",
     )
     gen.add_argument("--timeout", type=float, help="seconds per model call (default 600)")
+    gen.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="stop the whole run after this many seconds (its run record keeps what was spent)",
+    )
     tape = gen.add_mutually_exclusive_group()
     tape.add_argument(
         "--record",
@@ -114,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     rev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     rev.add_argument("--llm", action="store_true", help="also judge the checklist with a model")
     rev.add_argument("-m", "--model", help=MODEL_HELP)
+    _add_model_args(rev)
     rev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     rev.add_argument("--max-tokens", type=int, help="reply limit per review call (default 1200)")
     rev.set_defaults(handler=cmd_review)
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--llm", action="store_true", help="judge the checklist with the model")
     ev.add_argument("-t", "--template", help="tid (default), spec, or a template YAML")
     ev.add_argument("-m", "--model", help=MODEL_HELP)
+    _add_model_args(ev)
     ev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     ev.add_argument("--max-tokens", type=int, help="reply limit per section call")
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
@@ -158,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("-o", "--out", type=Path, help="output folder (default: a sibling tids/)")
     bat.add_argument("-t", "--template", help="tid (default), spec, or a path to a template YAML")
     bat.add_argument("-m", "--model", help=MODEL_HELP)
+    _add_model_args(bat)
     bat.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     bat.add_argument(
         "--concurrency", type=int, help="model calls in flight at once, all documents together"
@@ -234,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--force", action="store_true", help="overwrite an existing output file")
     for sub in (chat, ask):
         sub.add_argument("-m", "--model", help=MODEL_HELP)
+        _add_model_args(sub)
         sub.add_argument("-t", "--template", help="tid (default) or spec, unless the request says")
         sub.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
         sub.add_argument(
@@ -250,6 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     tpl.add_argument("path", nargs="?", type=Path, help="a template YAML to validate and show")
     tpl.set_defaults(handler=cmd_templates)
     return parser
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    """How the model is asked: structured-output mode and reasoning effort."""
+    parser.add_argument(
+        "--structured",
+        choices=["auto", "native", "json-schema", "grammar", "json-object", "schema-in-prompt"],
+        help="how the model is asked for JSON (default auto: the API's native structured "
+        "output, falling back where a server says it cannot; docs/providers.md)",
+    )
+    parser.add_argument(
+        "--reasoning-effort",
+        metavar="LEVEL",
+        help="OpenAI reasoning models (gpt-5.x, o-series): minimal|none|low|medium|high, as "
+        "the model offers (default: the model's own, or the table's)",
+    )
 
 
 def _add_stage_args(parser: argparse.ArgumentParser) -> None:
@@ -326,6 +354,8 @@ _SETTING_FLAGS = (
     "base_url",
     "review",
     "max_revisions",
+    "structured",
+    "reasoning_effort",
 )
 
 
@@ -417,6 +447,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 on_event=progress,
                 research=research,
                 review_appendix=args.review_appendix,
+                deadline=_deadline(args.deadline),
             )
         )
     finally:
@@ -438,6 +469,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for line in summary_lines(doc.review):
             print(line, file=sys.stderr)
     return 0
+
+
+def _deadline(seconds: float | None) -> float | None:
+    if seconds is None:
+        return None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"--deadline {seconds} is not a positive number of seconds")
+    return seconds
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -499,7 +538,11 @@ def cmd_review(args: argparse.Namespace) -> int:
         if args.llm:
             settings = _settings_from(args)
             provider = await open_provider(
-                settings.model, base_url=settings.base_url, timeout=settings.timeout
+                settings.model,
+                base_url=settings.base_url,
+                timeout=settings.timeout,
+                structured=settings.structured,
+                reasoning_effort=settings.reasoning_effort,
             )
         try:
             return await review_markdown(
@@ -759,10 +802,26 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"tidsmith: error: {e}", file=sys.stderr)
+        _print_spent(e)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("tidsmith: interrupted; nothing was written", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("tidsmith: interrupted; no document was written", file=sys.stderr)
+        _print_spent(e)
         return 130
+
+
+def _print_spent(error: BaseException) -> None:
+    """What a run that did not finish had already spent (its run record holds every call)."""
+    record = getattr(error, "run_record", None)
+    totals = getattr(record, "totals", None)
+    if totals is None or not totals.calls:
+        return
+    cost = "unknown cost" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    print(
+        f"tidsmith: spent before stopping: {totals.calls} calls, {totals.input_tokens} input + "
+        f"{totals.output_tokens} output tokens, {cost}",
+        file=sys.stderr,
+    )
 
 
 def _terminate_cleanly() -> None:

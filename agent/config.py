@@ -42,6 +42,8 @@ _ENV = {
     "TIDSMITH_MAX_TOKENS": "max_tokens",
     "TIDSMITH_TIMEOUT": "timeout",
     "TIDSMITH_REVIEW": "review",
+    "TIDSMITH_STRUCTURED": "structured",
+    "TIDSMITH_REASONING_EFFORT": "reasoning_effort",
 }
 
 
@@ -58,6 +60,19 @@ class Settings(BaseModel):
     )
     timeout: float = Field(default=600.0, gt=0)
     base_url: str | None = None
+    structured: Literal[
+        "auto", "native", "json-schema", "grammar", "json-object", "schema-in-prompt"
+    ] = Field(
+        default="auto",
+        description="how the model is asked for JSON; auto: the API's native structured "
+        "output, falling back where a server says it cannot (docs/providers.md)",
+    )
+    reasoning_effort: str | None = Field(
+        default=None,
+        description="openai reasoning models: the effort to spend "
+        "(prompts/models/capabilities.yaml lists "
+        "what each model takes); None: the model's default",
+    )
     review: Literal["auto", "llm", "lint", "off"] = Field(
         default="auto",
         description="llm: lints + the model judges the checklist; lint: lints only; "

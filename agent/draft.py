@@ -29,7 +29,7 @@ from agent.prompting import (
     section_message,
     system_message,
 )
-from agent.providers.base import Message, Provider, Reply, Request, schema_budget
+from agent.providers.base import Message, Provider, Reply, Request, Usage, schema_budget
 from agent.providers.grammar import fit_ratio
 from agent.tdd import Tdd, excerpt
 from agent.templates import Section, Template, section_model
@@ -70,6 +70,7 @@ class CallRecord(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
+    cache_write_tokens: int = 0
     latency_s: float
     cost_usd: float | None
     finish_reason: str
@@ -81,14 +82,16 @@ class CallRecord(BaseModel):
         cls, provider: Provider, request: Request, reply: Reply, *, attempt: int, latency_s: float
     ) -> CallRecord:
         """The record of one call, not yet marked ok or failed."""
+        usage = reply.usage or Usage()
         return cls(
             section=request.label,
             prompt_id=request.prompt_id,
             prompt_version=request.prompt_version,
             attempt=attempt,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            cached_tokens=reply.usage.cached_tokens,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             latency_s=round(latency_s, 3),
             cost_usd=call_cost(provider, reply.usage),
             finish_reason=reply.finish_reason,
@@ -196,12 +199,17 @@ def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
     if reply.refusal:
         raise ValueError(f"the model refused: {reply.refusal[:200]}")
     text = reply.text.strip()
+    if not text:
+        raise ValueError(f"the reply was empty (finish_reason: {reply.finish_reason})")
     fenced = _FENCE.match(text)
     if fenced:
         text = fenced.group(1)
     elif not text.startswith("{") and "{" in text:
         # JSON-in-text models sometimes chat before or after the object.
-        text = text[text.index("{") : text.rindex("}") + 1]
+        start, end = text.index("{"), text.rfind("}")
+        if end < start:
+            raise ValueError(f"the reply holds no complete JSON object (it begins {text[:60]!r})")
+        text = text[start : end + 1]
     try:
         # Small models' grammars let raw newlines into strings: accept them.
         data = json.loads(text, strict=False)
@@ -215,6 +223,42 @@ def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
         raise ValueError(f"field {loc}: {first['msg']} ({e.error_count()} problems)") from e
+
+
+# Finish reasons no re-ask can fix: the same request would be refused or filtered again.
+_FINAL = {
+    "refusal": "the model refused to answer",
+    "content_filter": "the provider's content filter stopped the reply",
+}
+
+
+def final_cause(reply: Reply) -> str | None:
+    """Why a reply is final and unusable (a refusal, a content filter), or None."""
+    if reply.refusal:
+        return f"the model refused to answer: {' '.join(reply.refusal.split())[:200]}"
+    return _FINAL.get(reply.finish_reason)
+
+
+def more_room(provider: Provider, request: Request, reply: Reply) -> int:
+    """The reply limit to ask again with after a reply was cut off (<= the current: none)."""
+    used = reply.usage.input_tokens if reply.usage is not None else 0
+    limit = provider.context_window - used
+    # Providers that know their model's output limit say so (optional, like schema_budget).
+    room = getattr(provider, "room", None)
+    if callable(room):
+        known = room(request, reply)
+        if isinstance(known, int):
+            limit = known
+    wanted = max(request.max_tokens * 2, request.max_tokens + 1024)
+    return min(limit, wanted)
+
+
+def reask(prompt: PromptFile, messages: list[Message], reply: Reply, error: str) -> list[Message]:
+    """The conversation for asking once more with the error: never an empty message."""
+    retry = Message(role="user", content=fill(prompt.retry, error=error))
+    if not reply.text.strip():
+        return [*messages, retry]
+    return [*messages, Message(role="assistant", content=reply.text[:4000]), retry]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -261,6 +305,11 @@ async def structured_call(
         record = CallRecord.from_reply(
             provider, request, reply, attempt=attempt, latency_s=time.perf_counter() - started
         )
+        final = final_cause(reply)
+        if final is not None:
+            # Asking again would be refused or filtered again, and paid for again.
+            calls.append(record.model_copy(update={"error": final}))
+            return None, calls, final
         try:
             parsed = cast(M, parse_reply(model, reply))
             if check is not None:
@@ -268,11 +317,28 @@ async def structured_call(
         except ValueError as e:
             error = str(e)
             calls.append(record.model_copy(update={"error": error}))
-            if attempt < attempts:
-                on_event(Event(kind="retry", section=label, detail=error))
-                retry = Message(role="user", content=fill(prompt.retry, error=error))
-                convo = [*messages, Message(role="assistant", content=reply.text[:4000]), retry]
-                request = request.model_copy(update={"messages": convo})
+            if attempt == attempts:
+                continue
+            if reply.finish_reason == "length":
+                # Cut off: the same request would be cut again. Ask with more room.
+                bigger = more_room(provider, request, reply)
+                if bigger <= request.max_tokens:
+                    error = (
+                        f"the reply was cut off at {request.max_tokens} tokens, "
+                        "the most this model has room for"
+                    )
+                    return None, calls, error
+                on_event(
+                    Event(
+                        kind="retry",
+                        section=label,
+                        detail=f"cut off at {request.max_tokens} tokens; asking with {bigger}",
+                    )
+                )
+                request = request.model_copy(update={"max_tokens": bigger})
+                continue
+            on_event(Event(kind="retry", section=label, detail=error))
+            request = request.model_copy(update={"messages": reask(prompt, messages, reply, error)})
             continue
         calls.append(record.model_copy(update={"ok": True}))
         return parsed, calls, ""
@@ -311,9 +377,18 @@ async def draft_section(
             section_id=section.id, content=content, tdd_refs=refs, note_refs=notes, calls=calls
         )
     heading = section_heading(template, section)
+    where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
+    if (calls and calls[-1].finish_reason in _FINAL) or error.startswith("the model refused"):
+        # A refusal or a filter is the model's answer: a larger model is no fix.
+        raise SectionFailed(f"{where}: {error}; the request was not asked again", calls)
+    if "cut off" in error:
+        raise SectionFailed(
+            f"{where}: {error}; raise --max-tokens, or lower the section's bounds in the template",
+            calls,
+        )
     raise SectionFailed(
-        f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version}): the model's reply was not "
-        f"usable after 2 attempts: {error}; try a larger model or raise --max-tokens",
+        f"{where}: the model's reply was not usable after {len(calls)} attempts: {error}; "
+        "try a larger model or raise --max-tokens",
         calls,
     )
 

@@ -253,7 +253,11 @@ async def run_eval(
     own = False
     if provider is None and (generate or llm):
         provider = await open_provider(
-            settings.model, base_url=settings.base_url, timeout=settings.timeout
+            settings.model,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            structured=settings.structured,
+            reasoning_effort=settings.reasoning_effort,
         )
         own = True
     rows: list[EvalRow] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,8 @@ from agent.draft import (
     draft_all,
     plan_messages,
 )
-from agent.errors import ConfigError, InputError
+from agent.errors import ConfigError, InputError, TidsmithError
+from agent.ledger import Ledger
 from agent.prompting import load_prompt
 from agent.providers import open_provider
 from agent.providers.base import Provider
@@ -47,6 +49,9 @@ if TYPE_CHECKING:
     from research import ResearchConfig, ResearchResult
 
 
+log = logging.getLogger(__name__)
+
+
 class Totals(BaseModel):
     calls: int = 0
     input_tokens: int = 0
@@ -59,6 +64,8 @@ class RunRecord(BaseModel):
     """What produced a document: model, template and prompt versions, every call."""
 
     tool_version: str = __version__
+    status: Literal["ok", "failed", "interrupted"] = "ok"
+    error: str = Field(default="", description="why a run that did not finish stopped")
     model: str
     template: str
     template_version: str
@@ -168,11 +175,15 @@ async def run_generate(
     research: ResearchConfig | None = None,
     retrievers: Sequence[BaseRetriever] = (),
     review_appendix: bool = False,
+    deadline: float | None = None,
 ) -> Document:
     """Run the whole pipeline for one TDD. Opens (and closes) a provider if none is given.
 
     load → research (when `research` is given) → plan → draft → review and
-    revise (per `settings.review`) → assemble → write.
+    revise (per `settings.review`) → assemble → write. `deadline` bounds the
+    model calls in seconds. A run that fails writes its run record anyway
+    (status failed, every call made, cost so far), and the exception carries it
+    as `run_record`.
     """
     emit: Progress = on_event or (lambda _e: None)
     started = time.perf_counter()
@@ -201,6 +212,7 @@ async def run_generate(
                     "model": settings.model or meta.model,
                     "base_url": settings.base_url or meta.base_url or None,
                     "max_tokens": settings.max_tokens or meta.max_tokens,
+                    "structured": replay_structured(settings.structured, meta),
                     # Review calls are part of the recording (or absent from it).
                     "review": meta.review,
                     "max_revisions": meta.max_revisions,
@@ -217,6 +229,7 @@ async def run_generate(
     out_dir = path.parent if path is not None else Path.cwd()
     found: ResearchResult | None = None
     report: ReviewReport | None = None
+    ledger: Ledger | None = None
     with session as tape:
         own = provider is None
         if provider is None:
@@ -225,67 +238,50 @@ async def run_generate(
                 base_url=settings.base_url,
                 timeout=settings.timeout,
                 replay=replay,
+                structured=settings.structured,
+                reasoning_effort=settings.reasoning_effort,
                 progress=lambda msg: emit(Event(kind="info", detail=msg)),
             )
+        # Every call is recorded as it returns: a run that fails still says what it spent.
+        ledger = Ledger(provider)
         max_tokens = settings.max_tokens or provider_default_max_tokens(provider)
         review_mode = resolve_review(settings.review, provider)
         revisions = resolve_revisions(settings.max_revisions, provider)
         try:
-            if research is not None:
-                # A recording must hold the research calls, and a replay must
-                # answer them from the cassette: neither reuses saved research.
-                # A run that writes nothing keeps nothing either.
-                found = await research_stage(
+            async with asyncio.timeout(deadline):
+                found, plan, drafts, report, header = await _stages(
                     tdd,
-                    provider,
+                    ledger,
                     template,
-                    research,
-                    retrievers,
-                    out_dir if path is not None else None,
-                    max_tokens,
-                    emit,
-                    reuse=recording is None,
-                )
-            plan = draft_plan(template, tdd, provider, max_tokens=max_tokens, research=found)
-            if not plan.shared_prefix:
-                emit(
-                    Event(
-                        kind="info",
-                        detail="the TDD is larger than the model's context: "
-                        "each section gets the TDD parts most relevant to it",
-                    )
-                )
-            drafts = await draft_all(
-                provider,
-                template,
-                plan,
-                concurrency=settings.concurrency,
-                max_tokens=max_tokens,
-                on_event=emit,
-                checkpoint=checkpoint,
-            )
-            header = document_header(template, tdd, path, _model_label(provider), today)
-
-            def render(current: list[SectionDraft]) -> str:
-                return render_document(template, tdd, header, current, out_dir)
-
-            if review_mode != "off":
-                from agent.review import review_and_revise
-
-                emit(Event(kind="info", section="review", detail=f"reviewing ({review_mode})"))
-                drafts, report = await review_and_revise(
-                    provider,
-                    template,
-                    tdd,
-                    plan,
-                    drafts,
-                    render,
-                    max_revisions=revisions,
-                    llm=review_mode == "llm",
+                    path,
+                    out_dir,
+                    settings=settings,
                     max_tokens=max_tokens,
-                    codebase_versions=_codebase_versions(found),
-                    on_event=emit,
+                    review_mode=review_mode,
+                    revisions=revisions,
+                    research=research,
+                    retrievers=retrievers,
+                    reuse=recording is None,
+                    checkpoint=checkpoint,
+                    today=today,
+                    emit=emit,
                 )
+        except BaseException as e:
+            failed = _failed_record(
+                e, ledger, provider, template, tdd, path, started, started_at, replay, recording
+            )
+            if path is not None:
+                _save_failed_record(path, failed)
+            # The CLI prints what was spent; the library caller can read it too.
+            e.run_record = failed  # pyright: ignore[reportAttributeAccessIssue]
+            if isinstance(e, TimeoutError) and deadline is not None:
+                late = TidsmithError(
+                    f"the run passed --deadline {deadline:g}s and was stopped; "
+                    "raise --deadline, or use a faster model"
+                )
+                late.run_record = failed  # pyright: ignore[reportAttributeAccessIssue]
+                raise late from e
+            raise
         finally:
             if own:
                 await provider.aclose()
@@ -332,6 +328,7 @@ async def run_generate(
                 tdd_sha256=tdd.sha256,
                 date=today,
                 base_url=redact(settings.base_url or ""),
+                structured=str(getattr(provider, "structured", "") or ""),
                 max_tokens=max_tokens,
                 recorded_wall_s=record.wall_s,
                 interactions=interactions,
@@ -352,6 +349,127 @@ async def run_generate(
         review=report,
         research=found,
     )
+
+
+async def _stages(
+    tdd: Tdd,
+    provider: Provider,
+    template: Template,
+    path: Path | None,
+    out_dir: Path,
+    *,
+    settings: Settings,
+    max_tokens: int,
+    review_mode: ReviewMode,
+    revisions: int,
+    research: ResearchConfig | None,
+    retrievers: Sequence[BaseRetriever],
+    reuse: bool,
+    checkpoint: SectionCheckpoint | None,
+    today: str,
+    emit: Progress,
+) -> tuple[
+    ResearchResult | None, DraftPlan, list[SectionDraft], ReviewReport | None, DocumentHeader
+]:
+    """research → plan → draft → review and revise: the stages that call the model."""
+    found: ResearchResult | None = None
+    report: ReviewReport | None = None
+    if research is not None:
+        # A recording must hold the research calls, and a replay must
+        # answer them from the cassette: neither reuses saved research.
+        # A run that writes nothing keeps nothing either.
+        found = await research_stage(
+            tdd,
+            provider,
+            template,
+            research,
+            retrievers,
+            out_dir if path is not None else None,
+            max_tokens,
+            emit,
+            reuse=reuse,
+        )
+    plan = draft_plan(template, tdd, provider, max_tokens=max_tokens, research=found)
+    if not plan.shared_prefix:
+        emit(
+            Event(
+                kind="info",
+                detail="the TDD is larger than the model's context: "
+                "each section gets the TDD parts most relevant to it",
+            )
+        )
+    drafts = await draft_all(
+        provider,
+        template,
+        plan,
+        concurrency=settings.concurrency,
+        max_tokens=max_tokens,
+        on_event=emit,
+        checkpoint=checkpoint,
+    )
+    header = document_header(template, tdd, path, _model_label(provider), today)
+
+    def render(current: list[SectionDraft]) -> str:
+        return render_document(template, tdd, header, current, out_dir)
+
+    if review_mode != "off":
+        from agent.review import review_and_revise
+
+        emit(Event(kind="info", section="review", detail=f"reviewing ({review_mode})"))
+        drafts, report = await review_and_revise(
+            provider,
+            template,
+            tdd,
+            plan,
+            drafts,
+            render,
+            max_revisions=revisions,
+            llm=review_mode == "llm",
+            max_tokens=max_tokens,
+            codebase_versions=_codebase_versions(found),
+            on_event=emit,
+        )
+    return found, plan, drafts, report, header
+
+
+def _failed_record(
+    error: BaseException,
+    ledger: Ledger,
+    provider: Provider,
+    template: Template,
+    tdd: Tdd,
+    path: Path | None,
+    started: float,
+    started_at: str,
+    replay: bool,
+    recording: Recording | None,
+) -> RunRecord:
+    """The record of a run that did not finish: every call the provider was sent, as made."""
+    interrupted = isinstance(error, KeyboardInterrupt | asyncio.CancelledError)
+    return RunRecord(
+        status="interrupted" if interrupted else "failed",
+        error=redact(str(error))[:500] or type(error).__name__,
+        model=_model_label(provider),
+        template=template.name,
+        template_version=template.version,
+        prompts=prompt_versions(),
+        tdd_path=tdd.path,
+        tdd_sha256=tdd.sha256,
+        output_path=None,
+        started_at=started_at,
+        wall_s=round(time.perf_counter() - started, 3),
+        calls=list(ledger.records),
+        totals=totals(ledger.records),
+        replayed_from=str(recording.path) if replay and recording else None,
+    )
+
+
+def _save_failed_record(path: Path, record: RunRecord) -> None:
+    """Best effort: a record that cannot be written must not hide the run's own error."""
+    try:
+        write_json_atomic(run_record_path(path), record)
+    except OSError:
+        log.warning("could not write the failed run's record beside %s", path)
 
 
 DEFAULT_MAX_TOKENS = 1800
@@ -534,6 +652,24 @@ def document_header(
         model=model,
         date=today,
     )
+
+
+def replay_structured(asked: str, meta: CassetteMeta) -> str:
+    """The structured-output mode a replay must use: the one the cassette was recorded with.
+
+    Cassettes from before `--structured` existed did not say; their mode
+    followed from the endpoint (a base URL meant a compatible server).
+    """
+    if asked != "auto":
+        return asked
+    if meta.structured:
+        return meta.structured
+    vendor = meta.model.partition(":")[0]
+    if meta.base_url and vendor == "openai":
+        return "json-schema"
+    if meta.base_url and vendor == "anthropic":
+        return "schema-in-prompt"
+    return "auto"
 
 
 def check_replay(cassette_path: Path, tdd: Tdd, template: Template) -> CassetteMeta:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.batch import plan_documents
 from agent.checkpoint import SectionCheckpoint, checkpoint_folder, draft_key
 from agent.config import Settings
+from agent.cost import batch_cost
 from agent.draft import PROMPT_ID, CallRecord, DraftPlan, SectionDraft, parse_reply, section_schema
 from agent.errors import ConfigError, InputError, ProviderError, TidsmithError
 from agent.pipeline import draft_plan, provider_default_max_tokens
@@ -42,8 +43,6 @@ from agent.write import default_output_path, write_json_atomic
 if TYPE_CHECKING:
     from research import ResearchConfig, ResearchResult
 
-# Both vendors bill batch requests at half the live price.
-BATCH_PRICE = 0.5
 # OpenAI's completion window is 24 h and finalizing takes a while after it.
 DEFAULT_MAX_WAIT_S = 25 * 3600.0
 STATE_NAME = "provider-batch.json"
@@ -177,7 +176,11 @@ async def run_provider_batch(
         from agent.providers import open_provider
 
         provider = await open_provider(
-            settings.model, base_url=settings.base_url, timeout=settings.timeout
+            settings.model,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            structured=settings.structured,
+            reasoning_effort=settings.reasoning_effort,
         )
     try:
         if not isinstance(provider, BatchProvider) or provider.name not in ("openai", "anthropic"):
@@ -389,7 +392,7 @@ def _draft(provider: Provider, job: _Job, reply: Reply) -> SectionDraft:
     model, _ = section_schema(job.section, job.plan.cites)
     content = parse_reply(model, reply).model_dump()
     record = CallRecord.from_reply(provider, job.request, reply, attempt=1, latency_s=0.0)
-    cost = None if record.cost_usd is None else round(record.cost_usd * BATCH_PRICE, 6)
+    cost = batch_cost(provider, record.cost_usd)
     return SectionDraft(
         section_id=job.section.id,
         content=content,

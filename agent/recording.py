@@ -54,6 +54,8 @@ class CassetteMeta(BaseModel):
     tdd_sha256: str
     date: str
     base_url: str = ""
+    # The structured-output mode the provider used (empty: recorded before it was a setting).
+    structured: str = ""
     max_tokens: int | None = None
     recorded_wall_s: float = 0.0
     interactions: int = 0

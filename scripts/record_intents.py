@@ -24,6 +24,9 @@ from agent.providers import open_provider  # noqa: E402
 from agent.recording import cassette  # noqa: E402
 
 # Requests the pre-parse leaves to the model (none says "create" with a TID/Spec or a path).
+# The small recorded model gets its schema fitted to max_tokens (docs/providers.md).
+STRUCTURED = "json-schema"
+
 REQUESTS = [
     "I'd like the implementation doc for billing export",
     "what has this cost me so far?",
@@ -43,7 +46,9 @@ CONTEXT = IntentContext(
 
 async def main(base_url: str, model: str, path: Path) -> None:
     # As `generate` builds it, so the requests match what the test replays.
-    provider = await open_provider(f"openai:{model}", base_url=base_url, timeout=600)
+    provider = await open_provider(
+        f"openai:{model}", base_url=base_url, timeout=600, structured=STRUCTURED
+    )
     scratch = path.with_name(f".{path.name}.recording")
     scratch.unlink(missing_ok=True)
     try:

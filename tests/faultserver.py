@@ -38,6 +38,7 @@ FaultKind = Literal[
     "truncated",
     "length",
     "refusal",
+    "content_filter",
     "quota",
     "400",
     "401",
@@ -162,7 +163,7 @@ class _Handler(LoopbackHandler):
                 server.closing.wait(left)
 
         kind = fault.kind
-        if kind not in ("ok", "length", "refusal", "truncated", "trickle"):
+        if kind not in ("ok", "length", "refusal", "content_filter", "truncated", "trickle"):
             hold()
         if kind in _ERRORS:
             status, code, message = _ERRORS[kind]
@@ -185,6 +186,8 @@ class _Handler(LoopbackHandler):
             content, finish = (content or "")[: max(1, len(content or "") // 2)], "length"
         elif kind == "refusal":
             content, refusal = None, "I'm sorry, I can't help with that request."
+        elif kind == "content_filter":
+            content, finish = None, "content_filter"
         prompt = "".join(m["content"] for m in body.get("messages", []))
         payload = {
             "id": f"chatcmpl-fault{server.requests}",

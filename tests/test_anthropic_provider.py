@@ -129,9 +129,9 @@ def failure(endpoint: Endpoint) -> str:
     return str(info.value)
 
 
-def test_is_a_provider_with_schema_in_text_only_in_json_in_text_mode() -> None:
+def test_is_a_provider_with_schema_in_text_only_in_schema_in_prompt_mode() -> None:
     native = make_provider(Endpoint())
-    in_text = make_provider(Endpoint(), "json_in_text", base_url="http://127.0.0.1:8080")
+    in_text = make_provider(Endpoint(), "schema-in-prompt", base_url="http://127.0.0.1:8080")
     assert isinstance(native, Provider)
     assert native.name == "anthropic"
     assert native.context_window == 200_000
@@ -179,9 +179,9 @@ def test_output_schema_is_what_anthropic_accepts_and_keeps_bounds_visible() -> N
     assert "maxItems: 6" in steps["description"]
 
 
-def test_json_in_text_mode_sends_no_structured_output_fields() -> None:
+def test_schema_in_prompt_mode_sends_no_structured_output_fields() -> None:
     endpoint = Endpoint()
-    call(make_provider(endpoint, "json_in_text", base_url="http://127.0.0.1:8080"))
+    call(make_provider(endpoint, "schema-in-prompt", base_url="http://127.0.0.1:8080"))
     sent = endpoint.sent
     assert endpoint.requests[-1].url.host == "127.0.0.1"
     assert "output_config" not in sent
@@ -249,6 +249,7 @@ def test_reply_fields() -> None:
     assert reply.refusal is None
     assert reply.model == "claude-sonnet-4-6"
     # Input counts cache reads (and writes), like OpenAI's prompt_tokens.
+    assert reply.usage is not None
     assert reply.usage.input_tokens == 40 + 1800
     assert reply.usage.cached_tokens == 1800
     assert reply.usage.output_tokens == 25
@@ -269,7 +270,9 @@ def test_cache_writes_count_as_input() -> None:
         }
     )
     reply = call(make_provider(Endpoint(body=body)))
+    assert reply.usage is not None
     assert reply.usage.input_tokens == 1812
+    assert reply.usage.cache_write_tokens == 1800
     assert reply.usage.cached_tokens == 0
 
 
@@ -321,37 +324,37 @@ def test_refusal_without_text_still_sets_refusal() -> None:
         (
             401,
             error_body("authentication_error", "invalid x-api-key"),
-            "the API key was rejected (401); check ANTHROPIC_API_KEY",
+            "the API key was rejected (HTTP 401",
         ),
         (
             403,
             error_body("permission_error", "no access to this model"),
-            "access denied (403)",
+            "access denied (HTTP 403",
         ),
         (
             404,
             error_body("not_found_error", "model: claude-nope"),
-            "not found (404); check --model/--base-url",
+            "not found (HTTP 404): model: claude-nope; check --model",
         ),
         (
             429,
             error_body("rate_limit_error", "Number of request tokens has exceeded your limit"),
-            "rate limited (429) after retries; lower --concurrency",
+            "(HTTP 429): Number of request tokens has exceeded your limit; lower --concurrency",
         ),
         (
             529,
             error_body("overloaded_error", "Overloaded"),
-            "Anthropic is overloaded (529) after retries; try again in a few minutes",
+            "the API is overloaded (HTTP 529): Overloaded; try again in a few",
         ),
         (
             500,
             error_body("api_error", "Internal server error"),
-            "the server answered 500: Internal server error",
+            "the server failed (HTTP 500): Internal server error",
         ),
         (
             400,
             error_body("invalid_request_error", "output_config.format.schema: too complex"),
-            "the request was rejected (400): output_config.format.schema: too complex",
+            "the request was rejected (HTTP 400): output_config.format.schema: too complex",
         ),
         (
             400,
@@ -359,17 +362,17 @@ def test_refusal_without_text_still_sets_refusal() -> None:
                 "invalid_request_error",
                 "Your credit balance is too low to access the Anthropic API.",
             ),
-            "out of credit or over its spend limit (400)",
+            "out of quota or credit (HTTP 400)",
         ),
         (
             402,
             error_body("billing_error", "payment required"),
-            "out of credit or over its spend limit (402)",
+            "out of quota or credit (HTTP 402",
         ),
         (
             429,
             error_body("rate_limit_error", "limit reached", code="enforced_spend_limit_reached"),
-            "out of credit or over its spend limit (429)",
+            "out of quota or credit (HTTP 429, enforced_spend_limit_reached)",
         ),
     ],
 )
@@ -397,7 +400,7 @@ def test_error_text_is_redacted() -> None:
 
 def test_timeout_and_connection_errors() -> None:
     timed_out = failure(Endpoint(fail=httpx2.ReadTimeout("read timed out")))
-    assert "timed out; raise --timeout" in timed_out
+    assert "no complete reply in time" in timed_out and "raise --timeout" in timed_out
     refused = failure(Endpoint(fail=httpx2.ConnectError("connection refused")))
     assert "cannot connect" in refused
     assert "--base-url" in refused

@@ -106,7 +106,7 @@ def test_a_failure_is_isolated_and_a_rerun_requests_only_the_missing_section(
     statuses = sorted(r.status for r in first.rows)
     assert statuses == ["done", "done", "failed"]
     failed = next(r for r in first.rows if r.status == "failed")
-    assert "(400)" in failed.reason
+    assert "(HTTP 400" in failed.reason
     assert "\n" not in failed.reason
     assert first.exit_code == 1
     assert failed.output is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import Settings
+from agent.draft import SectionFailed
 from agent.errors import ProviderError
 from agent.pipeline import run_generate
 from agent.providers.base import Message, Request
@@ -87,7 +88,7 @@ def test_retry_after_header_forms() -> None:
 @pytest.mark.parametrize(
     ("kind", "fix"),
     [
-        ("400", r"request was rejected \(400\)"),
+        ("400", r"request was rejected \(HTTP 400"),
         ("401", "check OPENAI_API_KEY"),
         ("quota", "add credit"),
     ],
@@ -112,28 +113,59 @@ def test_a_stalled_or_trickling_server_is_bounded_by_the_call_timeout(kind: str)
     assert elapsed < 1.5
 
 
-@pytest.mark.parametrize("kind", ["length", "refusal"])
-def test_a_cut_off_or_refused_section_is_asked_again_once(kind: str, tmp_path: Path) -> None:
+def _generate(server: FaultServer, tmp_path: Path) -> object:
+    template = get_template("tid")
+
+    async def go() -> object:
+        p = provider(server)
+        try:
+            return await run_generate(
+                FIXTURE,
+                settings=Settings(concurrency=4, review="off"),
+                provider=p,
+                template=template,
+                out=tmp_path,
+            )
+        finally:
+            await p.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_cut_off_section_is_asked_again_once_with_more_room(tmp_path: Path) -> None:
+    template = get_template("tid")
+    first = template.sections[1].id
+    with FaultServer(by_schema={f"section_{first}": [Fault("length")]}) as server:
+        doc = _generate(server, tmp_path)
+        assert server.count(f"section_{first}") == 2
+        assert server.requests == len(template.sections) + 1
+        sent = [
+            b for b in server.bodies if b["response_format"]["json_schema"]["name"].endswith(first)
+        ]
+    # The same request would be cut again: the retry asks for a longer reply, not a repair.
+    limits = [b["max_completion_tokens"] for b in sent]
+    assert limits[1] > limits[0]
+    assert sent[1]["messages"] == sent[0]["messages"]
+    calls = [c for c in doc.record.calls if c.section == first]  # type: ignore[attr-defined]
+    assert [c.ok for c in calls] == [False, True]
+    assert "cut off" in calls[0].error
+
+
+@pytest.mark.parametrize("kind", ["refusal", "content_filter"])
+def test_a_refused_or_filtered_section_is_not_asked_again(kind: str, tmp_path: Path) -> None:
     template = get_template("tid")
     first = template.sections[1].id
     with FaultServer(by_schema={f"section_{first}": [Fault(kind)]}) as server:  # type: ignore[arg-type]
-
-        async def go() -> object:
-            p = provider(server)
-            try:
-                return await run_generate(
-                    FIXTURE,
-                    settings=Settings(concurrency=4, review="off"),
-                    provider=p,
-                    template=template,
-                    out=tmp_path,
-                )
-            finally:
-                await p.aclose()
-
-        doc = asyncio.run(go())
-        assert server.count(f"section_{first}") == 2
-        assert server.requests == len(template.sections) + 1
-    calls = [c for c in doc.record.calls if c.section == first]  # type: ignore[attr-defined]
-    assert [c.ok for c in calls] == [False, True]
-    assert ("cut off" if kind == "length" else "refused") in calls[0].error
+        with pytest.raises(SectionFailed) as info:
+            _generate(server, tmp_path)
+        assert server.count(f"section_{first}") == 1
+        received = server.requests
+    message = str(info.value)
+    assert ("refused" if kind == "refusal" else "content filter") in message
+    assert "larger model" not in message and "\n" not in message
+    # The run record of the failed run lists every call the server received.
+    record = info.value.run_record  # type: ignore[attr-defined]
+    assert record.status == "failed"
+    assert record.totals.calls == received
+    saved = next((tmp_path / ".tidsmith").glob("*.run.json"))
+    assert '"status": "failed"' in saved.read_text() or '"status":"failed"' in saved.read_text()

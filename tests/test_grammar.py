@@ -736,7 +736,9 @@ def test_the_draft_prompt_states_the_bounds_the_fitted_schema_enforces() -> None
         Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
     )
     template = get_template("tid")
-    compatible = OpenAIProvider("m", api_key="x", base_url="http://127.0.0.1:9/v1")
+    compatible = OpenAIProvider(
+        "m", api_key="x", base_url="http://127.0.0.1:9/v1", structured="json-schema"
+    )
     cloud = OpenAIProvider("gpt-4.1-mini", api_key="x")
     fitted = plan_messages(template, tdd, compatible, max_tokens=800, schema_in_text=False)
     plain = plan_messages(template, tdd, cloud, max_tokens=800, schema_in_text=False)

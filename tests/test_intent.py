@@ -239,9 +239,12 @@ def _recorded() -> dict[str, Intent]:
 
     async def replay() -> dict[str, Intent]:
         read: dict[str, Intent] = {}
-        # Any base URL: it selects the request shape the recording used; the host is ignored.
+        # The request shape the recording used (the script says it); the host is ignored.
         provider = await open_provider(
-            "openai:qwen-1.5b", base_url="http://127.0.0.1:9/v1", replay=True
+            "openai:qwen-1.5b",
+            base_url="http://127.0.0.1:9/v1",
+            replay=True,
+            structured=script["STRUCTURED"],
         )
         try:
             with cassette(ROOT / "cassettes" / "chat-intent.yaml", "replay"):

@@ -111,7 +111,11 @@ def test_a_section_that_never_validates_fails_clearly_and_writes_nothing(tdd_fil
     message = str(info.value)
     assert "Implementation Strategy" in message
     assert "draft_section" in message
-    assert not (tdd_file.parent.parent / "tids").exists()
+    tids = tdd_file.parent.parent / "tids"
+    # No document; only the failed run's record, with both paid calls in it.
+    assert [p.name for p in tids.iterdir()] == [".tidsmith"]
+    record = info.value.run_record  # type: ignore[attr-defined]
+    assert (record.status, record.totals.calls) == ("failed", 2)
 
 
 def test_truncated_reply_is_reported_as_truncation(tdd_file: Path) -> None:

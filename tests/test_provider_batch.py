@@ -22,7 +22,6 @@ from agent.cost import call_cost
 from agent.errors import ConfigError, InputError, ProviderError
 from agent.pipeline import RunRecord, run_record_path
 from agent.provider_batch import (
-    BATCH_PRICE,
     BatchPending,
     ProviderBatchResult,
     documents_to_draft,
@@ -156,7 +155,7 @@ def test_openai_batch_prefills_checkpoints_and_the_live_run_drafts_only_what_fai
         _Priced("openai", "gpt-4.1-mini"),
         Usage(input_tokens=batched.input_tokens, output_tokens=batched.output_tokens),
     )
-    assert full is not None and batched.cost_usd == pytest.approx(full * BATCH_PRICE, abs=1e-6)
+    assert full is not None and batched.cost_usd == pytest.approx(full * 0.5, abs=1e-6)
     assert len(record.calls) == len(SECTIONS)
 
 

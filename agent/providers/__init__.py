@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from agent.errors import ConfigError, ProviderError
-from agent.providers.base import Provider, Reply, Request, schema_budget
+from agent.models import default_model
+from agent.providers.base import (
+    STRUCTURED_MODES,
+    Provider,
+    Reply,
+    Request,
+    StructuredMode,
+    schema_budget,
+)
 
-DEFAULT_OPENAI = "gpt-4.1-mini"
-DEFAULT_ANTHROPIC = "claude-sonnet-4-6"
+# Current models of each vendor, from prompts/models/capabilities.yaml.
+DEFAULT_OPENAI = default_model("openai")
+DEFAULT_ANTHROPIC = default_model("anthropic")
+# `--concurrency` is honoured up to the settings' documented maximum; a hosted
+# API imposes its own rate limits, which the retries respect.
+HOSTED_MAX_CONCURRENCY = 64
 ID_FORMS = "openai:MODEL, anthropic:MODEL, local, local:smollm2|qwen-0.5b|qwen-1.5b|FILE.gguf, fake"
 
 
@@ -44,7 +56,6 @@ class LocalProvider:
     """The embedded model: a llama.cpp server we started, spoken to over HTTP."""
 
     name = "local"
-    schema_in_text = False
     # One CPU-bound server: parallel requests would only queue there.
     max_concurrency = 1
     # ~10-25 tokens/s on a laptop CPU: 1000 tokens is about a minute a section.
@@ -58,6 +69,14 @@ class LocalProvider:
 
     def schema_budget(self, max_tokens: int) -> int | None:
         return schema_budget(self._inner, max_tokens)
+
+    @property
+    def schema_in_text(self) -> bool:
+        return self._inner.schema_in_text
+
+    def room(self, request: Request, reply: Reply) -> int:
+        used = reply.usage.input_tokens if reply.usage is not None else 0
+        return max(0, self.context_window - used)
 
     async def complete(self, request: Request) -> Reply:
         try:
@@ -82,16 +101,30 @@ async def open_provider(
     env: dict[str, str] | None = None,
     replay: bool = False,
     progress: Callable[[str], None] | None = None,
+    structured: str = "auto",
+    reasoning_effort: str | None = None,
 ) -> Provider:
     """Build the provider for a model id; the caller must `aclose()` it.
 
     With `replay`, answers come from a cassette: no key is needed, no local
-    server starts, and nothing is retried (a miss is final).
+    server starts, and nothing is retried (a miss is final). `structured` is
+    `auto` or one of STRUCTURED_MODES: `auto` asks for the API's native
+    structured output and, when a server says it cannot do that, falls back
+    (OpenAI protocol: JSON mode, then the schema in the prompt; Anthropic: the
+    schema in the prompt). The embedded model uses its grammar.
     """
     env = dict(os.environ) if env is None else env
     retries = 0 if replay else 2
     model_id = model_id or default_model_id(env)
     provider, name = parse_model_id(model_id)
+    if structured != "auto" and structured not in STRUCTURED_MODES:
+        raise ConfigError(
+            f"--structured {structured!r} is not a mode; use auto, " + ", ".join(STRUCTURED_MODES)
+        )
+    auto = structured == "auto" and not replay
+    mode = "native" if structured == "auto" else structured
+    if reasoning_effort is not None and provider != "openai":
+        raise ConfigError(f"--reasoning-effort applies to openai: models, not {model_id}")
     if provider == "fake":
         from agent.providers.fake import FakeProvider
 
@@ -106,7 +139,17 @@ async def open_provider(
         from agent.providers.openai import OpenAIProvider
 
         # Compatible servers often need no key; the SDK insists on a non-empty one.
-        return OpenAIProvider(name, api_key=key or "unused", base_url=base_url, timeout=timeout)
+        return OpenAIProvider(
+            name,
+            api_key=key or "unused",
+            base_url=base_url,
+            structured=cast(StructuredMode, mode),
+            fallback=auto,
+            reasoning_effort=reasoning_effort,
+            max_concurrency=HOSTED_MAX_CONCURRENCY,
+            timeout=timeout,
+            max_retries=retries,
+        )
     if provider == "anthropic":
         base_url = base_url or env.get("ANTHROPIC_BASE_URL") or None
         key = env.get("ANTHROPIC_API_KEY")
@@ -118,13 +161,21 @@ async def open_provider(
             name,
             api_key=key or "unused",
             base_url=base_url,
-            # Compatible servers (llama.cpp) ignore structured output: schema in text.
-            structured="native" if base_url is None else "json_in_text",
+            structured=cast(StructuredMode, mode),
+            fallback=auto,
+            max_concurrency=HOSTED_MAX_CONCURRENCY,
             timeout=timeout,
             max_retries=retries,
         )
     from agent.providers.openai import OpenAIProvider
 
+    # The embedded server takes a grammar; json-object is the other mode it has.
+    local_mode: StructuredMode = "grammar" if structured == "auto" else cast(StructuredMode, mode)
+    if local_mode not in ("grammar", "json-object"):
+        raise ConfigError(
+            f"--structured {structured} is not available on the embedded model; "
+            "use grammar or json-object"
+        )
     if replay:
         from agent.providers.local import replay_identity
 
@@ -135,7 +186,7 @@ async def open_provider(
             alias,
             api_key="local",
             base_url="http://127.0.0.1:9/v1",
-            structured="grammar",
+            structured=local_mode,
             max_concurrency=1,
             context_window=window,
             timeout=timeout,
@@ -149,7 +200,7 @@ async def open_provider(
         server.model_name,
         api_key="local",
         base_url=server.base_url,
-        structured="grammar",
+        structured=local_mode,
         max_concurrency=1,
         context_window=server.context_window,
         timeout=timeout,

@@ -5,14 +5,24 @@ The only module that imports the `anthropic` SDK.
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anthropic
+import httpx2
 
 from agent.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.providers.base import Reply, Request, Usage
+from agent.models import ModelFamily, capabilities
+from agent.providers.base import Reply, Request, StructuredMode, Usage, with_schema_in_text
+from agent.providers.conformance import ANTHROPIC_RULES, anthropic_problems
+from agent.providers.failures import (
+    ApiFailure,
+    call_site,
+    describe,
+    one_line,
+    refuses_structured,
+)
 from agent.providers.retry import (
     CallTimedOut,
     RetryPolicy,
@@ -20,16 +30,14 @@ from agent.providers.retry import (
     status_transient,
     with_retries,
 )
-from agent.redact import redact
 
 if TYPE_CHECKING:
-    import httpx2
-
     from agent.provider_batch import BatchItem, BatchStatus
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-StructuredMode = Literal["native", "json_in_text"]
+ANTHROPIC_MODES: tuple[StructuredMode, ...] = ("native", "schema-in-prompt")
 
 # Anthropic stop reasons in the vocabulary the pipeline checks ("length" = truncated).
 _FINISH = {
@@ -40,14 +48,13 @@ _FINISH = {
     "refusal": "refusal",
 }
 
-# Anthropic deprecated sampling parameters from Opus 4.7 on: newer Claude models answer
-# 400 "temperature is deprecated for this model". These older ones still take it.
-_TAKES_TEMPERATURE = re.compile(r"claude-3|claude-(opus|sonnet|haiku)-4(-[0-6])?(-\d{8})?$")
-
 
 def takes_temperature(model: str) -> bool:
-    """Whether to send `temperature`: older Claude models and any non-Claude server model."""
-    return not model.startswith("claude-") or _TAKES_TEMPERATURE.match(model) is not None
+    """Whether to send `temperature`: per the model table; any non-Claude server model does."""
+    family = capabilities("anthropic", model)
+    if family is None:
+        return not model.startswith("claude-")
+    return family.temperature
 
 
 def output_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -57,9 +64,17 @@ def output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     and moves what the API rejects (`maxLength`, `maxItems`, `minItems` > 1,
     numeric bounds, unknown string formats) into the field's description, so the
     model still reads the bound; our pydantic validation enforces it afterwards.
-    It does not modify its argument.
+    It does not modify its argument. A schema that still breaks a published
+    rule is a ConfigError before anything is sent.
     """
-    return anthropic.transform_schema(schema)
+    transformed = anthropic.transform_schema(schema)
+    problems = anthropic_problems(transformed)
+    if problems:
+        raise ConfigError(
+            f"Anthropic structured outputs cannot take this schema: {problems[0]} "
+            f"({ANTHROPIC_RULES}); simplify the template, or pass --structured schema-in-prompt"
+        )
+    return transformed
 
 
 class AnthropicProvider:
@@ -74,21 +89,37 @@ class AnthropicProvider:
         api_key: str,
         base_url: str | None = None,
         structured: StructuredMode = "native",
-        max_concurrency: int = 8,
-        context_window: int = 200_000,
+        fallback: bool = False,
+        max_concurrency: int = 64,
+        context_window: int | None = None,
         timeout: float = 600.0,
         max_retries: int = 2,
         http_client: httpx2.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        """Build the client; `http_client` (an `httpx2.AsyncClient`) is for tests and proxies."""
+        """Build the client; `http_client` (an `httpx2.AsyncClient`) is for tests and proxies.
+
+        `fallback`: when a server says it cannot do structured output, put the
+        schema in the prompt instead (llama.cpp's /v1/messages drops it silently:
+        pass `--structured schema-in-prompt` for such servers).
+        """
+        if structured not in ANTHROPIC_MODES:
+            raise ConfigError(
+                f"--structured {structured} is not an Anthropic mode; use native or "
+                "schema-in-prompt"
+            )
         self.model = model
+        self.family: ModelFamily | None = capabilities("anthropic", model)
         self.max_concurrency = max_concurrency
-        self.context_window = context_window
+        self.context_window = context_window or (
+            self.family.context_window if self.family is not None else 200_000
+        )
+        self.max_output_tokens = (
+            self.family.max_output_tokens if self.family is not None else self.context_window
+        )
         self.structured: StructuredMode = structured
+        self.fallback = fallback
         self.base_url = base_url
-        # llama-server's /v1/messages drops output_config: the schema must travel in the prompt.
-        self.schema_in_text = structured == "json_in_text"
         self.label = (
             f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {base_url}"
         )
@@ -104,6 +135,15 @@ class AnthropicProvider:
             max_retries=0,
             http_client=http_client,
         )
+
+    @property
+    def schema_in_text(self) -> bool:
+        return self.structured == "schema-in-prompt"
+
+    def room(self, request: Request, reply: Reply) -> int:
+        """The largest reply limit a retry of `request` could ask for."""
+        used = reply.usage.input_tokens if reply.usage is not None else 0
+        return max(0, min(self.max_output_tokens, self.context_window - used))
 
     def message_kwargs(self, request: Request) -> dict[str, Any]:
         """The `messages.create` arguments for one request (see `batch_params` for batches)."""
@@ -133,30 +173,44 @@ class AnthropicProvider:
         return kwargs
 
     async def complete(self, request: Request) -> Reply:
-        kwargs = self.message_kwargs(request)
-        where = f"{self.label}, section {request.label!r}"
-        try:
-            message = await with_retries(
-                lambda: self._client.messages.create(**kwargs),
-                self.retry,
-                transient,
-                timeout=self.timeout,
-            )
-        except anthropic.AnthropicError as e:
-            raise map_error(e, self.label, request) from e
-        except CallTimedOut as e:
-            raise ProviderError(
-                f"{where}: {e} (after {self.retry.max_retries} retries); "
-                "raise --timeout or use a faster model"
-            ) from e
-        except Exception as e:
-            # A replayed cassette refuses unrecorded requests from inside the
-            # HTTP transport, below the SDK's own error types.
-            missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-            if missing is None:
-                raise
-            raise missing from None
-        return reply_of(message, self.model)
+        where = call_site(self.label, request.prompt_id, request.label)
+        while True:
+            sent = with_schema_in_text(request) if self.schema_in_text else request
+            kwargs = self.message_kwargs(sent)
+            attempts = 0
+
+            async def attempt(kwargs: dict[str, Any] = kwargs) -> anthropic.types.Message:
+                nonlocal attempts
+                attempts += 1
+                return await self._client.messages.create(**kwargs)
+
+            try:
+                message = await with_retries(attempt, self.retry, transient, timeout=self.timeout)
+            except anthropic.AnthropicError as e:
+                missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+                if missing is not None:
+                    raise missing from None
+                failure = failure_of(e, retries=attempts - 1)
+                if self.fallback and self.structured == "native" and refuses_structured(failure):
+                    log.warning(
+                        "%s cannot do structured output (%s); the schema goes in the prompt",
+                        self.label,
+                        one_line(failure.message, 120),
+                    )
+                    self.structured = "schema-in-prompt"
+                    continue
+                raise describe_failure(failure, where) from e
+            except CallTimedOut as e:
+                failure = ApiFailure(kind="timeout", message=str(e), retries=attempts - 1)
+                raise describe_failure(failure, where) from e
+            except Exception as e:
+                # A replayed cassette refuses unrecorded requests from inside the
+                # HTTP transport, below the SDK's own error types.
+                missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+                if missing is None:
+                    raise
+                raise missing from None
+            return reply_of(message, self.model, where)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -216,7 +270,7 @@ class AnthropicProvider:
                     items[line.custom_id] = BatchItem(reply=reply_of(result.message, self.model))
                 elif result.type == "errored":
                     error = result.error.error
-                    why = _one_line(f"{error.type}: {error.message}")
+                    why = one_line(f"{error.type}: {error.message}")
                     items[line.custom_id] = BatchItem(error=why)
                 else:
                     items[line.custom_id] = BatchItem(error=f"the request was {result.type}")
@@ -241,35 +295,67 @@ class AnthropicProvider:
 BATCH_MAX_REQUESTS = 100_000
 
 
-def reply_of(message: anthropic.types.Message, model: str) -> Reply:
-    """A Message, live or from a batch's results, as our Reply."""
-    text = "".join(block.text for block in message.content if block.type == "text")
-    stop = message.stop_reason or "end_turn"
+def reply_of(message: Any, model: str, where: str = "") -> Reply:
+    """A Message, live or from a batch's results, as our Reply.
+
+    A reply with no text (a refusal, max_tokens spent thinking, an empty
+    end_turn, a tool_use-only answer) keeps its stop reason, so the caller
+    can say what happened instead of re-asking with an empty message.
+    """
+    where = where or f"anthropic:{model}"
+    blocks = getattr(message, "content", None)
+    if not isinstance(blocks, list):
+        raise _malformed(where, "the message has no content list")
+    text = "".join(
+        b.text for b in blocks if getattr(b, "type", None) == "text" and isinstance(b.text, str)
+    )
+    stop = getattr(message, "stop_reason", None) or "end_turn"
     refusal = None
     if stop == "refusal":
         refusal = text.strip() or "the model declined to answer (stop_reason: refusal)"
+    if not text.strip() and stop == "tool_use":
+        stop = "tool_use"
     return Reply(
         text=text,
-        usage=usage_of(message.usage),
+        usage=usage_of(getattr(message, "usage", None), where),
         finish_reason=_FINISH.get(stop, stop),
         refusal=refusal,
-        model=message.model or model,
+        model=str(getattr(message, "model", None) or model),
     )
 
 
-def usage_of(usage: anthropic.types.Usage) -> Usage:
-    """Anthropic's usage in our terms: input counts cache reads and writes, like OpenAI's."""
-    read = usage.cache_read_input_tokens or 0
-    written = usage.cache_creation_input_tokens or 0
+def _count(value: Any, what: str, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _malformed(where, f"usage.{what} is {type(value).__name__}, not a number")
+    if value < 0 or (isinstance(value, float) and not value.is_integer()):
+        raise _malformed(where, f"usage.{what} is {value}, not a non-negative integer")
+    return int(value)
+
+
+def usage_of(usage: Any, where: str = "") -> Usage | None:
+    """Anthropic's usage in our terms: input counts cache reads and writes, like OpenAI's.
+
+    None when the server sent none: the call's cost is unknown, not zero.
+    """
+    if usage is None:
+        return None
+    read = _count(getattr(usage, "cache_read_input_tokens", 0), "cache_read_input_tokens", where)
+    written = _count(
+        getattr(usage, "cache_creation_input_tokens", 0), "cache_creation_input_tokens", where
+    )
+    fresh = _count(getattr(usage, "input_tokens", 0), "input_tokens", where)
     return Usage(
-        input_tokens=usage.input_tokens + read + written,
-        output_tokens=usage.output_tokens,
+        input_tokens=fresh + read + written,
+        output_tokens=_count(getattr(usage, "output_tokens", 0), "output_tokens", where),
         cached_tokens=read,
+        cache_write_tokens=written,
     )
 
 
-def _one_line(text: str) -> str:
-    return " ".join(redact(text).split())[:300]
+def _malformed(where: str, why: str) -> ProviderError:
+    return describe_failure(ApiFailure(kind="malformed", message=why), where)
 
 
 def _out_of_credit(e: anthropic.APIStatusError) -> bool:
@@ -293,50 +379,40 @@ def transient(e: BaseException) -> Transient | None:
     return None
 
 
-def map_error(e: anthropic.AnthropicError, label: str, request: Request) -> ProviderError:
-    """An SDK error as one line the user can act on."""
-    where = f"{label}, section {request.label!r}"
-    missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-    if missing is not None:
-        return missing
-    return describe_error(e, where)
+def failure_of(e: anthropic.AnthropicError, *, retries: int = 0) -> ApiFailure:
+    """An SDK error in neutral terms, for `agent.providers.failures.describe`."""
+    if isinstance(e, anthropic.APITimeoutError):
+        return ApiFailure(kind="timeout", retries=retries)
+    if isinstance(e, anthropic.APIConnectionError):
+        cause = e.__cause__
+        reset = isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError)
+        return ApiFailure(
+            kind="reset" if reset else "connection",
+            message=str(cause or e.message),
+            retries=retries,
+        )
+    if isinstance(e, anthropic.APIResponseValidationError):
+        return ApiFailure(kind="malformed", message=e.message, retries=retries)
+    if not isinstance(e, anthropic.APIStatusError):
+        return ApiFailure(kind="malformed", message=str(e), retries=retries)
+    body = e.body
+    message = e.api_message or (body if isinstance(body, str) else "")
+    return ApiFailure(
+        kind="status",
+        status=e.status_code,
+        message=str(message or ""),
+        error_type=e.type,
+        code=e.error_code,
+        request_id=e.request_id,
+        out_of_credit=_out_of_credit(e),
+        retries=retries,
+    )
+
+
+def describe_failure(failure: ApiFailure, where: str) -> ProviderError:
+    return describe(failure, where, key_env="ANTHROPIC_API_KEY")
 
 
 def describe_error(e: anthropic.AnthropicError, where: str) -> ProviderError:
     """An SDK error as one line after `where`, the call that failed."""
-    if isinstance(e, anthropic.APITimeoutError):
-        return ProviderError(
-            f"{where}: the request timed out; raise --timeout or use a faster model"
-        )
-    if isinstance(e, anthropic.APIConnectionError):
-        return ProviderError(
-            f"{where}: cannot connect ({_one_line(e.message)}); "
-            "check the network or --base-url (is the server running?)"
-        )
-    if not isinstance(e, anthropic.APIStatusError):
-        return ProviderError(f"{where}: {_one_line(str(e))}")
-    detail = _one_line(e.api_message or e.message)
-    if _out_of_credit(e):
-        return ProviderError(
-            f"{where}: the account is out of credit or over its spend limit ({e.status_code}); "
-            "add credit, raise the limit, or use another ANTHROPIC_API_KEY"
-        )
-    if isinstance(e, anthropic.AuthenticationError):
-        return ProviderError(f"{where}: the API key was rejected (401); check ANTHROPIC_API_KEY")
-    if isinstance(e, anthropic.PermissionDeniedError):
-        return ProviderError(
-            f"{where}: access denied (403); check that ANTHROPIC_API_KEY may use this model"
-        )
-    if isinstance(e, anthropic.NotFoundError):
-        return ProviderError(
-            f"{where}: model or endpoint not found (404); check --model/--base-url"
-        )
-    if isinstance(e, anthropic.RateLimitError):
-        return ProviderError(f"{where}: rate limited (429) after retries; lower --concurrency")
-    if isinstance(e, anthropic.OverloadedError):
-        return ProviderError(
-            f"{where}: Anthropic is overloaded (529) after retries; try again in a few minutes"
-        )
-    if isinstance(e, anthropic.BadRequestError):
-        return ProviderError(f"{where}: the request was rejected (400): {detail}")
-    return ProviderError(f"{where}: the server answered {e.status_code}: {detail}")
+    return describe_failure(failure_of(e), where)

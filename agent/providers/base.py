@@ -6,9 +6,10 @@ a provider is built, so `tidsmith --help` never pays for them.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Message(BaseModel):
@@ -19,9 +20,31 @@ class Message(BaseModel):
 
 
 class Usage(BaseModel):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
+    """Tokens one call used. Input counts cache reads and writes, as both vendors bill them."""
+
+    model_config = ConfigDict(strict=True)
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cached_tokens: int = Field(default=0, ge=0, description="input read from the prompt cache")
+    cache_write_tokens: int = Field(default=0, ge=0, description="input written to the cache")
+
+
+# How a provider asks for JSON that matches a schema (`--structured`):
+# native: the API's own structured output (OpenAI strict json_schema, Anthropic output_config);
+# json-schema: OpenAI-protocol json_schema, not strict, bounds fitted to max_tokens (small models
+#   on compatible servers, whose grammar enforces every bound);
+# grammar: a GBNF grammar in the request (llama.cpp servers);
+# json-object: OpenAI JSON mode, the schema in the prompt;
+# schema-in-prompt: no structured-output field at all, the schema in the prompt.
+StructuredMode = Literal["native", "json-schema", "grammar", "json-object", "schema-in-prompt"]
+STRUCTURED_MODES: tuple[StructuredMode, ...] = (
+    "native",
+    "json-schema",
+    "grammar",
+    "json-object",
+    "schema-in-prompt",
+)
 
 
 class Request(BaseModel):
@@ -35,15 +58,27 @@ class Request(BaseModel):
     messages: list[Message]
     schema_name: str
     json_schema: dict[str, Any]
-    max_tokens: int = 1500
+    max_tokens: int = Field(default=1500, gt=0)
     temperature: float = 0.2
+
+    @field_validator("messages")
+    @classmethod
+    def _no_empty_message(cls, messages: list[Message]) -> list[Message]:
+        # Anthropic rejects an empty message (400 "all messages must have non-empty
+        # content"); no provider is helped by one. Building one is our bug.
+        for i, m in enumerate(messages):
+            if not m.content.strip():
+                raise ValueError(f"message {i} ({m.role}) is empty")
+        return messages
 
 
 class Reply(BaseModel):
     """The raw text the model produced plus what it cost; parsing is the caller's."""
 
     text: str
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage | None = Field(
+        default_factory=Usage, description="None: the server did not say (cost unknown)"
+    )
     finish_reason: str = "stop"
     refusal: str | None = None
     model: str = ""
@@ -59,12 +94,33 @@ class Provider(Protocol):
     max_concurrency: int
     # Tokens the model can attend to, prompt plus reply.
     context_window: int
+
     # True when the endpoint has no structured output: the schema goes in the prompt.
-    schema_in_text: bool
+    # A property: `--structured auto` may change it when a server refuses a mode.
+    @property
+    def schema_in_text(self) -> bool: ...
 
     async def complete(self, request: Request) -> Reply: ...
 
     async def aclose(self) -> None: ...
+
+
+# When a server turns out not to support a schema field (`--structured auto` falling
+# back), requests planned for one still need the schema: it goes in the prompt,
+# worded as prompts/*.yaml `format_in_text` words it.
+_SCHEMA_NOTE = "Reply with one JSON object that matches this JSON schema, and nothing else:"
+
+
+def with_schema_in_text(request: Request) -> Request:
+    """`request` with its schema stated in the last user message, unless a message states it."""
+    compact = json.dumps(request.json_schema, separators=(",", ":"))
+    if any(compact in m.content for m in request.messages):
+        return request
+    messages = list(request.messages)
+    last = max(i for i, m in enumerate(messages) if m.role != "assistant")
+    note = f"\n\n{_SCHEMA_NOTE}\n```json\n{compact}\n```"
+    messages[last] = Message(role=messages[last].role, content=messages[last].content + note)
+    return request.model_copy(update={"messages": messages})
 
 
 def schema_budget(provider: object, max_tokens: int) -> int | None:

@@ -99,14 +99,18 @@ class LangChainProvider:
         pass
 
 
-def usage_of(answer: AIMessage) -> Usage:
-    """Token counts when the integration reports them (LangChain's input includes cache reads)."""
+def usage_of(answer: AIMessage) -> Usage | None:
+    """Token counts when the integration reports them (LangChain's input includes cache reads).
+
+    None when it does not: the call's cost is then unknown, not zero.
+    """
     meta = answer.usage_metadata
     if meta is None:
-        return Usage()
+        return None
     details = meta.get("input_token_details") or {}
     return Usage(
-        input_tokens=meta.get("input_tokens", 0),
-        output_tokens=meta.get("output_tokens", 0),
-        cached_tokens=details.get("cache_read", 0),
+        input_tokens=int(meta.get("input_tokens", 0)),
+        output_tokens=int(meta.get("output_tokens", 0)),
+        cached_tokens=int(details.get("cache_read", 0) or 0),
+        cache_write_tokens=int(details.get("cache_creation", 0) or 0),
     )

@@ -1,4 +1,4 @@
-"""OpenAI and every OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio).
+"""OpenAI and every OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio, gateways).
 
 The only module that imports the `openai` SDK.
 """
@@ -7,14 +7,25 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 import openai
+from openai.lib._pydantic import _ensure_strict_json_schema  # pyright: ignore[reportPrivateUsage]
 
 from agent.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.providers.base import Reply, Request, Usage
+from agent.models import ModelFamily, capabilities
+from agent.providers.base import Reply, Request, StructuredMode, Usage, with_schema_in_text
+from agent.providers.conformance import OPENAI_RULES, openai_strict_problems
+from agent.providers.failures import (
+    ApiFailure,
+    call_site,
+    describe,
+    one_line,
+    refuses_structured,
+)
 from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
 from agent.providers.retry import (
     CallTimedOut,
@@ -23,39 +34,82 @@ from agent.providers.retry import (
     status_transient,
     with_retries,
 )
-from agent.redact import redact
 
 if TYPE_CHECKING:
     from agent.provider_batch import BatchItem, BatchStatus
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-StructuredMode = Literal["json_schema", "grammar", "json_object"]
+# What the OpenAI protocol can be asked for, in the order `auto` falls back when a
+# server says it cannot do one.
+OPENAI_MODES: tuple[StructuredMode, ...] = (
+    "native",
+    "json-object",
+    "schema-in-prompt",
+    "json-schema",
+    "grammar",
+)
+_FALLBACK: dict[StructuredMode, StructuredMode] = {
+    "native": "json-object",
+    "json-object": "schema-in-prompt",
+}
+# Keywords the strict mode does not document (see agent.providers.conformance); like
+# Anthropic's SDK transform, their values move into the description, so the model
+# still reads the bound, and our pydantic validation enforces it on the reply.
+_MOVED_TO_DESCRIPTION = ("minLength", "maxLength", "default", "uniqueItems", "examples")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not")
+_SUBSCHEMA_MAP = ("properties", "$defs", "definitions")
+_SUBSCHEMA_LIST = ("anyOf", "allOf", "oneOf", "prefixItems")
 
-# Keywords OpenAI's strict structured outputs reject; our pydantic validation
-# still enforces them after the reply arrives.
-_STRICT_UNSUPPORTED = ("maxLength", "minLength", "title", "default")
+
+def _move_unsupported(node: Any) -> None:
+    """Move undocumented keywords into `description`, in every sub-schema (not property names)."""
+    if not isinstance(node, dict):
+        return
+    moved = {k: node.pop(k) for k in _MOVED_TO_DESCRIPTION if k in node}
+    if moved:
+        note = "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in moved.items()) + "}"
+        node["description"] = (
+            f"{node['description']}\n\n{note}" if node.get("description") else note
+        )
+    for key in _SUBSCHEMA_ONE:
+        _move_unsupported(node.get(key))
+    for key in _SUBSCHEMA_MAP:
+        children = node.get(key)
+        if isinstance(children, dict):
+            for child in children.values():
+                _move_unsupported(child)
+    for key in _SUBSCHEMA_LIST:
+        children = node.get(key)
+        if isinstance(children, list):
+            for child in children:
+                _move_unsupported(child)
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a pydantic JSON schema in the subset OpenAI's strict mode accepts."""
+    """A copy of a pydantic JSON schema that OpenAI's strict mode accepts.
 
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: walk(v) for k, v in node.items() if k not in _STRICT_UNSUPPORTED}
-            if out.get("type") == "object" and "properties" in out:
-                out["additionalProperties"] = False
-                out["required"] = list(out["properties"])
-            return out
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(copy.deepcopy(schema))
+    The SDK's own conversion (what `.parse()` and `pydantic_function_tool` use)
+    closes every object, requires every property and inlines a `$ref` that has
+    sibling keywords; then keywords strict mode does not document move into the
+    description. Raises ConfigError if the result still breaks a published rule
+    (a custom template can ask for what strict mode cannot express).
+    """
+    root = copy.deepcopy(schema)
+    strict = _ensure_strict_json_schema(root, path=(), root=root)
+    _move_unsupported(strict)
+    problems = openai_strict_problems(strict)
+    if problems:
+        raise ConfigError(
+            f"OpenAI strict mode cannot take this schema: {problems[0]} ({OPENAI_RULES}); "
+            "simplify the template, or pass --structured json-object"
+        )
+    return strict
 
 
 class OpenAIProvider:
-    """Chat completions with structured output, by schema, grammar or JSON mode."""
+    """Chat completions with structured output: strict or fitted schema, grammar, JSON mode."""
 
     def __init__(
         self,
@@ -63,21 +117,40 @@ class OpenAIProvider:
         *,
         api_key: str,
         base_url: str | None = None,
-        structured: StructuredMode = "json_schema",
-        max_concurrency: int = 8,
-        context_window: int = 128_000,
+        structured: StructuredMode = "native",
+        fallback: bool = False,
+        reasoning_effort: str | None = None,
+        max_concurrency: int = 64,
+        context_window: int | None = None,
         timeout: float = 600.0,
         max_retries: int = 2,
         name: str = "openai",
         retry: RetryPolicy | None = None,
     ) -> None:
+        """`fallback`: when a server says it cannot do `structured`, use the next mode."""
+        if structured not in OPENAI_MODES:
+            raise ConfigError(
+                f"--structured {structured} is not an OpenAI-protocol mode; use one of "
+                + ", ".join(OPENAI_MODES)
+            )
         self.name = name
         self.model = model
+        # A hosted family (gpt-5.x, o-series...) sets the request shape; a model on a
+        # compatible server that the table does not know gets the classic shape.
+        self.family: ModelFamily | None = (
+            capabilities("openai", model) if name == "openai" else None
+        )
+        self.reasoning_effort = _effort(self.family, model, reasoning_effort)
         self.max_concurrency = max_concurrency
-        self.context_window = context_window
+        self.context_window = context_window or (
+            self.family.context_window if self.family is not None else 128_000
+        )
+        self.max_output_tokens = (
+            self.family.max_output_tokens if self.family is not None else self.context_window
+        )
         self.structured: StructuredMode = structured
+        self.fallback = fallback
         self.base_url = base_url
-        self.schema_in_text = structured == "json_object"
         self.label = f"{name}:{model}" if base_url is None else f"{name}:{model} at {base_url}"
         self.timeout = timeout
         # We retry ourselves (see agent.providers.retry): the SDK would also retry
@@ -88,74 +161,121 @@ class OpenAIProvider:
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
 
+    @property
+    def schema_in_text(self) -> bool:
+        """Whether the prompt must carry the schema (the request has no schema field)."""
+        return self.structured in ("json-object", "schema-in-prompt")
+
     def chat_body(self, request: Request) -> dict[str, Any]:
         """The chat-completions JSON body for one request.
 
         `complete` posts it, and each provider batch line carries it unchanged,
         so a batched section is byte for byte the request a live one would be.
         """
+        family = self.family
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [m.model_dump() for m in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
         }
-        budget = self.schema_budget(request.max_tokens)
-        if self.structured == "json_schema":
-            schema = (
-                strict_schema(request.json_schema)
-                if budget is None
-                else fit_schema(request.json_schema, budget)
-            )
+        # gpt-5.x and the o-series reject `max_tokens` and a non-default temperature.
+        token_param = family.token_param if family is not None else "max_tokens"
+        body[token_param] = request.max_tokens
+        if family is None or family.temperature:
+            body["temperature"] = request.temperature
+        if self.reasoning_effort is not None:
+            body["reasoning_effort"] = self.reasoning_effort
+        mode = self.structured
+        if mode == "native":
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
                     "name": request.schema_name,
-                    "schema": schema,
-                    "strict": self.base_url is None,
+                    "schema": strict_schema(request.json_schema),
+                    "strict": True,
                 },
             }
-        elif budget is not None:  # grammar
+        elif mode == "json-schema":
+            budget = char_budget(request.max_tokens)
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "schema": fit_schema(request.json_schema, budget),
+                    "strict": False,
+                },
+            }
+        elif mode == "grammar":
+            budget = char_budget(request.max_tokens)
             body["grammar"] = json_schema_to_gbnf(fit_schema(request.json_schema, budget))
-        else:
+        elif mode == "json-object":
             body["response_format"] = {"type": "json_object"}
         return body
 
     def schema_budget(self, max_tokens: int) -> int | None:
         """The characters a reply's strings are fitted into, or None when bounds go as is.
 
-        Compatible servers often run small models that fill every bound: their
-        schema (or grammar) gets lower bounds so the JSON can close within
+        Small models on compatible servers fill every bound: in the fitted modes
+        their schema (or grammar) gets lower bounds so the JSON can close within
         max_tokens. The drafting prompt states the same lowered bounds.
         """
-        if self.structured == "grammar" or (
-            self.structured == "json_schema" and self.base_url is not None
-        ):
+        if self.structured in ("grammar", "json-schema"):
             return char_budget(max_tokens)
         return None
 
+    def room(self, request: Request, reply: Reply) -> int:
+        """The largest reply limit a retry of `request` could ask for."""
+        used = reply.usage.input_tokens if reply.usage is not None else 0
+        return max(0, min(self.max_output_tokens, self.context_window - used))
+
     async def complete(self, request: Request) -> Reply:
-        body = self.chat_body(request)
-        where = f"{self.label}, section {request.label!r}"
+        where = call_site(self.label, request.prompt_id, request.label)
+        while True:
+            try:
+                return await self._complete(request, where)
+            except _Refused as e:
+                mode = self.structured
+                nxt = _FALLBACK.get(mode) if self.fallback else None
+                if nxt is None:
+                    raise describe_failure(e.failure, where) from None
+                # Said once per provider: every later call uses the mode that works.
+                self.structured = nxt
+                self.log_fallback(mode, nxt, e.failure)
+
+    def log_fallback(self, old: str, new: str, failure: ApiFailure) -> None:
+        log.warning(
+            "%s cannot do --structured %s (%s); using %s",
+            self.label,
+            old,
+            one_line(failure.message, 120),
+            new,
+        )
+
+    async def _complete(self, request: Request, where: str) -> Reply:
+        # After a fallback, requests planned for a schema field carry the schema in text.
+        body = self.chat_body(with_schema_in_text(request) if self.schema_in_text else request)
+        attempts = 0
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            return await self._post(body)
+
         try:
-            completion = await with_retries(
-                lambda: self._post(body),
-                self.retry,
-                transient,
-                timeout=self.timeout,
-            )
+            completion = await with_retries(attempt, self.retry, transient, timeout=self.timeout)
         except openai.APIError as e:
-            raise map_error(e, self.label, request) from e
+            missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
+            if missing is not None:
+                raise missing from None
+            failure = failure_of(e, retries=attempts - 1)
+            if self.fallback and refuses_structured(failure):
+                raise _Refused(failure) from e
+            raise describe_failure(failure, where) from e
         except CallTimedOut as e:
-            raise ProviderError(
-                f"{where}: {e} (after {self.retry.max_retries} retries); "
-                "raise --timeout or use a faster model"
-            ) from e
-        except json.JSONDecodeError as e:
-            raise ProviderError(
-                f"{where}: the server's reply was not complete JSON (after "
-                f"{self.retry.max_retries} retries); check --base-url and the server's logs"
-            ) from e
+            failure = ApiFailure(kind="timeout", message=str(e), retries=attempts - 1)
+            raise describe_failure(failure, where) from e
+        except (httpx2.TransportError, json.JSONDecodeError) as e:
+            failure = ApiFailure(kind="reset", message=type(e).__name__, retries=attempts - 1)
+            raise describe_failure(failure, where) from e
         except Exception as e:
             # A replayed cassette refuses unrecorded requests from inside the
             # HTTP transport, below the SDK's own error types.
@@ -231,7 +351,7 @@ class OpenAIProvider:
         failed = ""
         if batch.status == "failed":
             errors = batch.errors.data if batch.errors is not None and batch.errors.data else []
-            failed = "; ".join(redact(e.message or e.code or "") for e in errors[:3])
+            failed = "; ".join(one_line(e.message or e.code or "") for e in errors[:3])
             failed = failed or "the provider gave no reason"
         return BatchStatus(
             batch_id=batch.id,
@@ -273,7 +393,7 @@ class OpenAIProvider:
         status = response.get("status_code")
         if line.get("error") or status != 200:
             error = line.get("error") or body.get("error") or {}
-            why = redact(str(error.get("message") or error.get("code") or "no reason given"))
+            why = one_line(str(error.get("message") or error.get("code") or "no reason given"))
             return custom_id, BatchItem(error=f"{status or 'failed'}: {why[:300]}")
         where = f"{self.label}, batch request {custom_id}"
         try:
@@ -300,29 +420,79 @@ BATCH_MAX_REQUESTS = 50_000
 BATCH_MAX_BYTES = 200 * 10**6
 
 
+class _Refused(Exception):
+    """A server said it cannot do the structured-output mode (caught by `complete`)."""
+
+    def __init__(self, failure: ApiFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _effort(family: ModelFamily | None, model: str, asked: str | None) -> str | None:
+    """The reasoning effort to send: the user's, else the family's default, else none."""
+    if asked is None:
+        return family.default_reasoning_effort if family is not None else None
+    if family is not None and asked not in family.reasoning_effort:
+        offered = ", ".join(family.reasoning_effort) or "none (it does not reason)"
+        raise ConfigError(
+            f"--reasoning-effort {asked} is not offered by {model}; it takes: {offered}"
+        )
+    return asked
+
+
+def _count(value: Any, what: str, where: str) -> int:
+    """A usage count: a non-negative integer (an integral float is accepted as one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _malformed(where, f"usage.{what} is {type(value).__name__}, not a number")
+    if value < 0 or (isinstance(value, float) and not value.is_integer()):
+        raise _malformed(where, f"usage.{what} is {value}, not a non-negative integer")
+    return int(value)
+
+
+def _malformed(where: str, why: str) -> ProviderError:
+    return describe_failure(ApiFailure(kind="malformed", message=why), where)
+
+
+def usage_of(stats: Any, where: str) -> Usage | None:
+    """A chat completion's `usage`, validated; None when the server did not report it."""
+    if stats is None:
+        return None
+    if not isinstance(stats, dict):
+        raise _malformed(where, f"usage is {type(stats).__name__}, not an object")
+    details = stats.get("prompt_tokens_details") or {}
+    if not isinstance(details, dict):
+        raise _malformed(where, "usage.prompt_tokens_details is not an object")
+    return Usage(
+        input_tokens=_count(stats.get("prompt_tokens", 0), "prompt_tokens", where),
+        output_tokens=_count(stats.get("completion_tokens", 0), "completion_tokens", where),
+        cached_tokens=_count(details.get("cached_tokens") or 0, "cached_tokens", where),
+    )
+
+
 def reply_of(completion: Any, model: str, where: str) -> Reply:
     """A chat completion's JSON, live or from a batch output file, as our Reply."""
-    choices = completion.get("choices") if isinstance(completion, dict) else None
-    if not choices:
-        raise ProviderError(
-            f"{where}: the server's reply held no choices; check --base-url and its logs"
-        )
+    if not isinstance(completion, dict):
+        raise _malformed(where, f"the body is a JSON {type(completion).__name__}, not an object")
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _malformed(where, "it holds no choices")
     choice = choices[0]
+    if not isinstance(choice, dict):
+        raise _malformed(where, "choices[0] is not an object")
     message = choice.get("message") or {}
-    usage = Usage()
-    if stats := completion.get("usage"):
-        details = stats.get("prompt_tokens_details") or {}
-        usage = Usage(
-            input_tokens=stats.get("prompt_tokens") or 0,
-            output_tokens=stats.get("completion_tokens") or 0,
-            cached_tokens=details.get("cached_tokens") or 0,
-        )
+    if not isinstance(message, dict):
+        raise _malformed(where, "choices[0].message is not an object")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise _malformed(where, "choices[0].message.content is not a string")
+    refusal = message.get("refusal")
+    finish = choice.get("finish_reason")
     return Reply(
-        text=message.get("content") or "",
-        usage=usage,
-        finish_reason=choice.get("finish_reason") or "stop",
-        refusal=message.get("refusal"),
-        model=completion.get("model") or model,
+        text=content or "",
+        usage=usage_of(completion.get("usage"), where),
+        finish_reason=finish if isinstance(finish, str) and finish else "stop",
+        refusal=refusal if isinstance(refusal, str) and refusal else None,
+        model=str(completion.get("model") or model),
     )
 
 
@@ -339,51 +509,44 @@ def transient(e: BaseException) -> Transient | None:
         return status_transient(e.status_code, e.response.headers, permanent=_no_quota(e))
     if isinstance(e, openai.APIConnectionError):  # includes the SDK's own timeout
         return Transient(reason=type(e).__name__)
-    if isinstance(e, json.JSONDecodeError):
-        # The SDK lets a cut-off body through as a raw decode error.
-        return Transient(reason="truncated reply body")
+    if isinstance(e, httpx2.TransportError | json.JSONDecodeError):
+        # Reading the body ourselves: a reset or a cut-off body is not wrapped by the SDK.
+        return Transient(reason="connection reset or truncated reply body")
     return None
 
 
-def map_error(e: openai.APIError, label: str, request: Request) -> ProviderError:
-    """An SDK error as one line the user can act on."""
-    where = f"{label}, section {request.label!r}"
-    missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-    if missing is not None:
-        return missing
-    return describe_error(e, where)
+def failure_of(e: openai.APIError, *, retries: int = 0) -> ApiFailure:
+    """An SDK error in neutral terms, for `agent.providers.failures.describe`."""
+    if isinstance(e, openai.APITimeoutError):
+        return ApiFailure(kind="timeout", retries=retries)
+    if isinstance(e, openai.APIConnectionError):
+        cause = e.__cause__
+        reset = isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError)
+        return ApiFailure(
+            kind="reset" if reset else "connection",
+            message=str(cause or e.message),
+            retries=retries,
+        )
+    if not isinstance(e, openai.APIStatusError):
+        return ApiFailure(kind="malformed", message=e.message, retries=retries)
+    body = e.body
+    message = body.get("message") if isinstance(body, dict) else body
+    return ApiFailure(
+        kind="status",
+        status=e.status_code,
+        message=str(message or ""),
+        error_type=e.type,
+        code=e.code,
+        request_id=e.request_id,
+        out_of_credit=_no_quota(e),
+        retries=retries,
+    )
+
+
+def describe_failure(failure: ApiFailure, where: str) -> ProviderError:
+    return describe(failure, where, key_env="OPENAI_API_KEY")
 
 
 def describe_error(e: openai.APIError, where: str) -> ProviderError:
     """An SDK error as one line after `where`, the call that failed."""
-    if isinstance(e, openai.AuthenticationError):
-        return ProviderError(f"{where}: the API key was rejected (401); check OPENAI_API_KEY")
-    if isinstance(e, openai.PermissionDeniedError):
-        return ProviderError(f"{where}: access denied (403); check the key's project and model")
-    if isinstance(e, openai.NotFoundError):
-        return ProviderError(
-            f"{where}: model or endpoint not found (404); check --model/--base-url"
-        )
-    if isinstance(e, openai.RateLimitError):
-        if _no_quota(e):
-            return ProviderError(
-                f"{where}: the account has no quota left (429 insufficient_quota); "
-                "add credit at the provider or use another OPENAI_API_KEY"
-            )
-        return ProviderError(f"{where}: rate limited (429) after retries; lower --concurrency")
-    if isinstance(e, openai.APITimeoutError):
-        return ProviderError(
-            f"{where}: the request timed out; raise --timeout or use a faster model"
-        )
-    if isinstance(e, openai.APIConnectionError):
-        return ProviderError(f"{where}: cannot connect ({redact(str(e))}); is the server running?")
-    if isinstance(e, openai.BadRequestError):
-        msg = redact(str(e.message))[:300]
-        return ProviderError(
-            f"{where}: the request was rejected (400): {msg}; check --model, --max-tokens "
-            "and that the server supports structured output"
-        )
-    if isinstance(e, openai.APIStatusError):
-        msg = redact(str(e.message))[:300]
-        return ProviderError(f"{where}: the server answered {e.status_code}: {msg}")
-    return ProviderError(f"{where}: {redact(str(e))[:300]}")
+    return describe_failure(failure_of(e), where)
