@@ -42,6 +42,9 @@ FaultKind = Literal[
     "quota",
     "400",
     "401",
+    "404",
+    "empty",
+    "unsupported",
 ]
 
 
@@ -63,6 +66,13 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
     "529": (529, "overloaded_error", "Overloaded."),
     "400": (400, "invalid_request_error", "Invalid schema for response_format."),
     "401": (401, "invalid_api_key", "Incorrect API key provided."),
+    "404": (
+        404,
+        "model_not_found",
+        "The model `gpt-nope` does not exist or you do not have access to it.",
+    ),
+    # A compatible server that has no json_schema (llama_cpp.server, older gateways).
+    "unsupported": (400, "invalid_request_error", "response_format json_schema is not supported"),
 }
 
 
@@ -163,7 +173,15 @@ class _Handler(LoopbackHandler):
                 server.closing.wait(left)
 
         kind = fault.kind
-        if kind not in ("ok", "length", "refusal", "content_filter", "truncated", "trickle"):
+        if kind not in (
+            "ok",
+            "length",
+            "refusal",
+            "content_filter",
+            "empty",
+            "truncated",
+            "trickle",
+        ):
             hold()
         if kind in _ERRORS:
             status, code, message = _ERRORS[kind]
@@ -188,6 +206,8 @@ class _Handler(LoopbackHandler):
             content, refusal = None, "I'm sorry, I can't help with that request."
         elif kind == "content_filter":
             content, finish = None, "content_filter"
+        elif kind == "empty":
+            content = ""
         prompt = "".join(m["content"] for m in body.get("messages", []))
         payload = {
             "id": f"chatcmpl-fault{server.requests}",
@@ -237,6 +257,8 @@ class _Handler(LoopbackHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        # As OpenAI does: every answer names its request, which support can look up.
+        self.send_header("x-request-id", f"req_fault{self.fault_server.requests}")
         if retry_after is not None:
             self.send_header("Retry-After", f"{retry_after:g}")
         self.end_headers()
