@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx2
@@ -352,3 +353,65 @@ def test_anthropic_errors_are_one_line(
     assert len(script.requests) == requests
     message = str(info.value)
     assert says in message and "\n" not in message and "sk-ant-test" not in message
+
+
+# ---- a whole run: its deadline, and its record when it fails ----
+
+
+def test_generate_deadline_bounds_a_stalled_run_and_keeps_its_record(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from agent.cli import main
+
+    tdd = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
+    # Sections after the first stall far past the deadline; the first is answered.
+    faults = [Fault("ok")] + [Fault("stall", seconds=30.0)] * 20
+    with FaultServer(faults=faults) as server:
+        args = ["generate", str(tdd), "-m", "openai:gpt-4.1-mini", "--base-url", server.base_url]
+        args += ["--out", str(tmp_path), "--deadline", "3", "--review", "off", "-q"]
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+        started = time.perf_counter()
+        code = main(args)
+        elapsed = time.perf_counter() - started
+    assert code == 1
+    assert elapsed < 20
+    err = capsys.readouterr().err
+    assert "passed --deadline 3s" in err
+    assert not list(tmp_path.glob("*.md"))
+    record = json.loads(next((tmp_path / ".tidsmith").glob("*.run.json")).read_text())
+    assert record["status"] == "failed"
+    # The answered first section is in it when it came back before the deadline.
+    if record["totals"]["calls"]:
+        assert record["totals"]["input_tokens"] > 0 and "spent before stopping" in err
+
+
+def test_a_failed_run_prints_what_it_spent(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import _print_spent  # pyright: ignore[reportPrivateUsage]
+    from agent.pipeline import RunRecord, Totals
+
+    error = RuntimeError("x")
+    error.run_record = RunRecord(  # type: ignore[attr-defined]
+        status="failed",
+        model="openai:gpt-4o",
+        template="tid",
+        template_version="1",
+        prompts={},
+        tdd_path="t.md",
+        tdd_sha256="0",
+        started_at="now",
+        totals=Totals(calls=3, input_tokens=1200, output_tokens=300, cost_usd=None),
+    )
+    _print_spent(error)
+    assert capsys.readouterr().err == (
+        "tidsmith: spent before stopping: 3 calls, 1200 input + 300 output tokens, unknown cost\n"
+    )
+
+
+def test_deadline_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    for bad in ["0", "-1", "nan"]:
+        assert main(["generate", "x.md", "-m", "fake", "--deadline", bad]) == 2
+        assert "--deadline" in capsys.readouterr().err
