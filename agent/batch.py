@@ -451,7 +451,7 @@ async def run_batch(
             if est.cost_usd is None:
                 raise ConfigError(
                     f"no price is known for {model_label}, so --max-cost cannot be enforced; "
-                    "drop --max-cost or use a model listed in agent/cost.py"
+                    "drop --max-cost or use a model priced in prompts/models/capabilities.yaml"
                 )
 
     own = provider is None and bool(todo)

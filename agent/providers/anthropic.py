@@ -19,9 +19,11 @@ from agent.providers.conformance import ANTHROPIC_RULES, anthropic_problems
 from agent.providers.failures import (
     ApiFailure,
     call_site,
+    connection_failure,
     describe,
     one_line,
     refuses_structured,
+    usage_count,
 )
 from agent.providers.retry import (
     CallTimedOut,
@@ -324,16 +326,6 @@ def reply_of(message: Any, model: str, where: str = "") -> Reply:
     )
 
 
-def _count(value: Any, what: str, where: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _malformed(where, f"usage.{what} is {type(value).__name__}, not a number")
-    if value < 0 or (isinstance(value, float) and not value.is_integer()):
-        raise _malformed(where, f"usage.{what} is {value}, not a non-negative integer")
-    return int(value)
-
-
 def usage_of(usage: Any, where: str = "") -> Usage | None:
     """Anthropic's usage in our terms: input counts cache reads and writes, like OpenAI's.
 
@@ -341,14 +333,18 @@ def usage_of(usage: Any, where: str = "") -> Usage | None:
     """
     if usage is None:
         return None
-    read = _count(getattr(usage, "cache_read_input_tokens", 0), "cache_read_input_tokens", where)
-    written = _count(
-        getattr(usage, "cache_creation_input_tokens", 0), "cache_creation_input_tokens", where
-    )
-    fresh = _count(getattr(usage, "input_tokens", 0), "input_tokens", where)
+    try:
+        read = usage_count(getattr(usage, "cache_read_input_tokens", 0), "cache_read_input_tokens")
+        written = usage_count(
+            getattr(usage, "cache_creation_input_tokens", 0), "cache_creation_input_tokens"
+        )
+        fresh = usage_count(getattr(usage, "input_tokens", 0), "input_tokens")
+        output = usage_count(getattr(usage, "output_tokens", 0), "output_tokens")
+    except ValueError as e:
+        raise _malformed(where, str(e)) from None
     return Usage(
         input_tokens=fresh + read + written,
-        output_tokens=_count(getattr(usage, "output_tokens", 0), "output_tokens", where),
+        output_tokens=output,
         cached_tokens=read,
         cache_write_tokens=written,
     )
@@ -384,13 +380,7 @@ def failure_of(e: anthropic.AnthropicError, *, retries: int = 0) -> ApiFailure:
     if isinstance(e, anthropic.APITimeoutError):
         return ApiFailure(kind="timeout", retries=retries)
     if isinstance(e, anthropic.APIConnectionError):
-        cause = e.__cause__
-        reset = isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError)
-        return ApiFailure(
-            kind="reset" if reset else "connection",
-            message=str(cause or e.message),
-            retries=retries,
-        )
+        return connection_failure(e, retries=retries)
     if isinstance(e, anthropic.APIResponseValidationError):
         return ApiFailure(kind="malformed", message=e.message, retries=retries)
     if not isinstance(e, anthropic.APIStatusError):

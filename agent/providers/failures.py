@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+import httpx2
 from pydantic import BaseModel
 
 from agent.errors import ProviderError
@@ -34,6 +35,28 @@ class ApiFailure(BaseModel):
     # Set by the vendor: failures that no wait fixes (an exhausted quota, a spend limit).
     out_of_credit: bool = False
     retries: int = 0
+
+
+def connection_failure(error: BaseException, *, retries: int) -> ApiFailure:
+    """An SDK's connection error: a reset mid-reply is a reset, not "cannot connect"."""
+    cause = error.__cause__ or error
+    reset = isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError)
+    return ApiFailure(kind="reset" if reset else "connection", message=str(cause), retries=retries)
+
+
+def usage_count(value: object, what: str) -> int:
+    """A usage count from a reply: a non-negative integer (an integral float counts as one).
+
+    Raises ValueError naming the field: a server that reports nonsense usage
+    must not be priced as if it had reported zero.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"usage.{what} is {type(value).__name__}, not a number")
+    if value < 0 or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"usage.{what} is {value}, not a non-negative integer")
+    return int(value)
 
 
 def call_site(endpoint: str, prompt_id: str, label: str) -> str:

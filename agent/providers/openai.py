@@ -5,7 +5,7 @@ The only module that imports the `openai` SDK.
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,9 +22,11 @@ from agent.providers.conformance import OPENAI_RULES, openai_strict_problems
 from agent.providers.failures import (
     ApiFailure,
     call_site,
+    connection_failure,
     describe,
     one_line,
     refuses_structured,
+    usage_count,
 )
 from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
 from agent.providers.retry import (
@@ -94,9 +96,17 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     closes every object, requires every property and inlines a `$ref` that has
     sibling keywords; then keywords strict mode does not document move into the
     description. Raises ConfigError if the result still breaks a published rule
-    (a custom template can ask for what strict mode cannot express).
+    (a custom template can ask for what strict mode cannot express). The result
+    is shared between calls with the same schema: do not modify it.
     """
-    root = copy.deepcopy(schema)
+    return _strict(json.dumps(schema))
+
+
+@functools.lru_cache(maxsize=256)
+def _strict(schema_json: str) -> dict[str, Any]:
+    # Keyed by the schema's text: a batch sends the same few schemas many times,
+    # and the conversion and its check cost milliseconds each.
+    root = json.loads(schema_json)
     strict = _ensure_strict_json_schema(root, path=(), root=root)
     _move_unsupported(strict)
     problems = openai_strict_problems(strict)
@@ -440,15 +450,6 @@ def _effort(family: ModelFamily | None, model: str, asked: str | None) -> str | 
     return asked
 
 
-def _count(value: Any, what: str, where: str) -> int:
-    """A usage count: a non-negative integer (an integral float is accepted as one)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _malformed(where, f"usage.{what} is {type(value).__name__}, not a number")
-    if value < 0 or (isinstance(value, float) and not value.is_integer()):
-        raise _malformed(where, f"usage.{what} is {value}, not a non-negative integer")
-    return int(value)
-
-
 def _malformed(where: str, why: str) -> ProviderError:
     return describe_failure(ApiFailure(kind="malformed", message=why), where)
 
@@ -462,11 +463,14 @@ def usage_of(stats: Any, where: str) -> Usage | None:
     details = stats.get("prompt_tokens_details") or {}
     if not isinstance(details, dict):
         raise _malformed(where, "usage.prompt_tokens_details is not an object")
-    return Usage(
-        input_tokens=_count(stats.get("prompt_tokens", 0), "prompt_tokens", where),
-        output_tokens=_count(stats.get("completion_tokens", 0), "completion_tokens", where),
-        cached_tokens=_count(details.get("cached_tokens") or 0, "cached_tokens", where),
-    )
+    try:
+        return Usage(
+            input_tokens=usage_count(stats.get("prompt_tokens"), "prompt_tokens"),
+            output_tokens=usage_count(stats.get("completion_tokens"), "completion_tokens"),
+            cached_tokens=usage_count(details.get("cached_tokens"), "cached_tokens"),
+        )
+    except ValueError as e:
+        raise _malformed(where, str(e)) from None
 
 
 def reply_of(completion: Any, model: str, where: str) -> Reply:
@@ -520,13 +524,7 @@ def failure_of(e: openai.APIError, *, retries: int = 0) -> ApiFailure:
     if isinstance(e, openai.APITimeoutError):
         return ApiFailure(kind="timeout", retries=retries)
     if isinstance(e, openai.APIConnectionError):
-        cause = e.__cause__
-        reset = isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError)
-        return ApiFailure(
-            kind="reset" if reset else "connection",
-            message=str(cause or e.message),
-            retries=retries,
-        )
+        return connection_failure(e, retries=retries)
     if not isinstance(e, openai.APIStatusError):
         return ApiFailure(kind="malformed", message=e.message, retries=retries)
     body = e.body
