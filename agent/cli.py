@@ -814,7 +814,8 @@ def _print_spent(error: BaseException) -> None:
     """What a run that did not finish had already spent (its run record holds every call)."""
     record = getattr(error, "run_record", None)
     totals = getattr(record, "totals", None)
-    if totals is None or not totals.calls:
+    # Nothing billed (embedded, fake and replayed runs): the error line says it all.
+    if totals is None or not totals.calls or totals.cost_usd == 0:
         return
     cost = "unknown cost" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
     print(

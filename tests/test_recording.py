@@ -142,7 +142,8 @@ def test_a_request_missing_from_the_cassette_names_section_and_prompt(
     # The dropped request was one section's; the error names that section.
     section = dropped["response_format"]["json_schema"]["name"].removeprefix("section_")
     assert f"section {section!r}" in err
-    assert not (tmp_path / "o").exists()
+    # No document: only the failed run's record of the calls it made.
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [".tidsmith"]
 
 
 def test_replay_refuses_a_changed_tdd(
