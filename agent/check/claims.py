@@ -49,6 +49,7 @@ class Claim(BaseModel):
     program: str = Field(default="", description="commands and flags: the program")
     in_file: str = Field(default="", description="symbols: the file a code block says it is in")
     ecosystem: str = Field(default="", description="packages: pypi or npm")
+    root: str = Field(default="", description="tree paths: the tree's top folder, maybe the repo")
 
 
 _PARSER = MarkdownIt("commonmark").enable("table")
@@ -71,6 +72,7 @@ _HAS_EXT = re.compile(rf"\.(?:{_EXT})$")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 _CALL = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\((.*)\)$")
 _CAMEL = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+$")
+_LOWER_CAMEL = re.compile(r"^[a-z]+(?:[A-Z][a-z0-9]*)+$")
 _SNAKE = re.compile(r"^_?[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
 _NEW = re.compile(
     r"^\s*[(\[\u2014\u2013-]*\s*(?:new|planned|to be (?:added|created|written))\b", re.I
@@ -173,10 +175,15 @@ def _inline_claims(
 
 def classify_span(text: str, line: int, programs: frozenset[str] = frozenset()) -> Claim | None:
     """What a code span claims, by its shape; None when it claims nothing checkable."""
-    if not text or "://" in text or any(c in text for c in "<>{}*$"):
+    if not text or "://" in text:
         return None
     if m := _ENDPOINT.match(text):
         return Claim(kind="endpoint", value=m.group(2), method=m.group(1), line=line)
+    if m := _CALL.match(text):
+        params = _call_params(m.group(2))
+        return Claim(kind="symbol", value=m.group(1), params=params, line=line)
+    if any(c in text for c in "<>{}*$"):
+        return None  # a placeholder or a pattern, not a name
     first = text.split()[0]
     if first in programs:
         return Claim(kind="command", value=text, program=first, line=line)
@@ -195,23 +202,28 @@ def classify_span(text: str, line: int, programs: frozenset[str] = frozenset()) 
         return None
     if m := _ENV.match(text):
         return Claim(kind="env", value=m.group(1), line=line)
-    if m := _CALL.match(text):
-        params = _call_params(m.group(2))
-        return Claim(kind="symbol", value=m.group(1), params=params, line=line)
     if ("/" in text or _HAS_EXT.search(text)) and _PATH.match(text):
         if text.startswith(("/", "~", "-")) or re.match(r"^\.\w+$", text):
             return None
         return Claim(kind="path", value=text.removeprefix("./").rstrip("/"), line=line)
     if _DOTTED.match(text) and text.rsplit(".", 1)[-1] in _TLDS:
         return None  # a host name, not a module
-    if _DOTTED.match(text) or _CAMEL.match(text) or _SNAKE.match(text):
+    if any(p.match(text) for p in (_DOTTED, _CAMEL, _LOWER_CAMEL, _SNAKE)):
         return Claim(kind="symbol", value=text, line=line)
     return None
 
 
 def _call_params(args: str) -> list[str] | None:
-    """Keyword names in `f(a=1, b=2)`; None when the call names none (`f()`, `f(...)`)."""
-    names = re.findall(r"(?:^|,)\s*([A-Za-z_]\w*)\s*=(?!=)", args)
+    """Parameter names in `f(a, b)` or `f(a=1, b=2)`; None when it names none (`f()`, `f(...)`).
+
+    Literals are skipped: `f(1, "x")` claims nothing about parameter names.
+    """
+    names = [
+        m.group(1)
+        for arg in args.split(",")
+        if (m := re.match(r"^\s*\*{0,2}([A-Za-z_]\w*)\s*(?:[:=].*)?$", arg))
+        and m.group(1) not in ("None", "True", "False", "self")
+    ]
     return names or None
 
 
@@ -451,7 +463,7 @@ def tree_claims(code: str, first: int) -> list[Claim]:
         parts = [root] if root else []
         parts += [s for _, s in stack]
         path = "/".join([*parts, name.rstrip("/")])
-        out.append(Claim(kind="path", value=path, line=first + n, new=note_new))
+        out.append(Claim(kind="path", value=path, line=first + n, new=note_new, root=root))
         if name.endswith("/"):
             stack.append((depth, name.rstrip("/")))
     return out

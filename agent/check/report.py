@@ -22,7 +22,7 @@ _RULES = {
 def _claim_text(f: Finding) -> str:
     c = f.claim
     if c.kind == "package" and c.version:
-        return f"{c.value}{c.version}"
+        return f"{c.value}@{c.version}" if c.ecosystem == "npm" else f"{c.value}{c.version}"
     if c.kind == "endpoint":
         return f"{c.method} {c.value}"
     if c.kind == "flag" and c.command:

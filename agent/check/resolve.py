@@ -84,6 +84,12 @@ def _path(claim: Claim, index: CodeIndex) -> Finding:
     path = claim.value
     if path in index.files or path in index.dirs:
         return _found(claim, Loc(path, 1))
+    if claim.root and path.startswith(claim.root + "/"):
+        # A tree drawn from the repository's own folder (`shop/` over `shop/x.py`).
+        inner = path[len(claim.root) + 1 :]
+        if inner in index.files or inner in index.dirs:
+            return _found(claim, Loc(inner, 1), "below the tree's top folder")
+        path = inner
     name = path.split("/")[-1]
     if "/" in path and name not in _COMMON_NAMES:
         elsewhere = sorted(
@@ -198,7 +204,10 @@ def _elsewhere(claim: Claim, index: CodeIndex, name: str, context: str) -> Findi
             where = f"{best.module}.{best.name}" if best.module else best.name
             return _drifted(claim, best.loc, f"{context}; defined as {where}")
         return _definition_verdict(claim, best)
-    if claim.in_file == "" and claim.params is None:
+    if not claim.in_file and claim.params is not None and index.usages.get(name):
+        # A third-party API the code calls: its signature is not ours to check.
+        return _found(claim, index.usages[name][0], "called by the code (not defined here)")
+    if not claim.in_file and claim.params is None:
         # Not defined here, but named: an id in a string or data file, a third-party
         # API the code calls, a prompt or template file's stem.
         if index.strings.get(name):
