@@ -153,3 +153,30 @@ def test_a_hand_written_document_gets_one_line(
     assert main(["update", str(doc)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "update needs a document tidsmith wrote" in err[0]
+
+
+def test_codebase_drift_redrafts_the_section_that_makes_the_claim(tmp_path: Path) -> None:
+    def claims(request: Request) -> str:
+        text = responder(request)
+        if request.label == "configuration" and request.prompt_id == "draft_section":
+            # A claim no code backs: the env variable is read nowhere.
+            text = text.replace('"configuration ', '"`WEBHOOK_SECRET_KEY` ', 1)
+        return text
+
+    tdd = tmp_path / "tdds" / "001_FTDD|Webhooks.md"
+    tdd.parent.mkdir()
+    tdd.write_text(TDD)
+    settings = Settings(template="tid", review="off")
+    written = asyncio.run(
+        run_generate(tdd, settings=settings, provider=FakeProvider(responder=claims))
+    )
+    doc = Path(str(written.path))
+    assert "`WEBHOOK_SECRET_KEY`" in sections_of(doc)["configuration"]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text('import os\n\nPORT = os.environ["PORT_NUMBER"]\n')
+    fake = FakeProvider(responder=responder)
+    result = asyncio.run(aupdate_document(doc, codebase=code, provider=fake))
+    assert result.changed == []
+    assert [r.label for r in fake.requests] == ["configuration"]
+    assert "WEBHOOK_SECRET_KEY" in fake.requests[0].messages[-1].content
