@@ -261,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tpl.add_argument("path", nargs="?", type=Path, help="a template YAML to validate and show")
     tpl.set_defaults(handler=cmd_templates)
+
+    from agent.drift_cli import add_commands
+
+    add_commands(commands, MODEL_HELP)
     return parser
 
 

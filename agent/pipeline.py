@@ -146,9 +146,13 @@ def _write_outputs(
     drafts: list[SectionDraft],
     report: ReviewReport | None,
     force: bool,
+    update_state: BaseModel | None = None,
 ) -> None:
     write_atomic(path, markdown, force=force)
     write_json_atomic(run_record_path(path), record)
+    if update_state is not None:
+        # What `tidsmith update` needs: the TDD's heading tree, each section's hash.
+        write_json_atomic(run_record_path(path).with_name(f"{path.stem}.update.json"), update_state)
     # The validated section models: what assemble turned into the document.
     write_json_atomic(
         run_record_path(path).with_name(f"{path.stem}.sections.json"),
@@ -340,7 +344,12 @@ async def run_generate(
     if path is not None:
         # Each write ends in an fsync (milliseconds); in a batch that would stall
         # every other document's calls on this event loop, so it runs in a thread.
-        await asyncio.to_thread(_write_outputs, path, markdown, record, drafts, report, force)
+        from agent.update_state import build_state
+
+        state = build_state(template, tdd, drafts, record.model, path)
+        await asyncio.to_thread(
+            _write_outputs, path, markdown, record, drafts, report, force, state
+        )
     return Document(
         markdown=markdown,
         sections=drafts,
