@@ -6,13 +6,19 @@ so every front end reports the same result and the same one-line message.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from agent.config import Settings
+from agent.draft import Event
 from agent.review import ReviewReport
 from agent.templates import Template
+
+T = TypeVar("T")
 
 
 class ReviewedFile(BaseModel):
@@ -74,3 +80,49 @@ async def review_file(
         if provider is not None:
             await provider.aclose()
     return ReviewedFile(report=report, tdd=tdd_path, template=chosen)
+
+
+class SectionCounter:
+    """Which pipeline events are a section drafted for the first time, and how many so far."""
+
+    def __init__(self, sections: list[str]) -> None:
+        self.sections = set(sections)
+        self.total = len(sections)
+        self.done: set[str] = set()
+
+    def drafted(self, event: Event) -> bool | None:
+        """True for a section's first draft, False for a re-draft, None for any other event."""
+        if event.kind != "done" or event.section not in self.sections:
+            return None
+        if event.section in self.done:
+            return False
+        self.done.add(event.section)
+        return True
+
+
+class EventPump(Generic[T]):
+    """Hands items from a plain callback to an async sender, in order, on one task.
+
+    The pipeline reports progress through a sync callback; MCP notifications
+    and LangChain custom events are sent with `await`.
+    """
+
+    def __init__(self, send: Callable[[T], Awaitable[None]]) -> None:
+        self._send = send
+        self._queue: asyncio.Queue[tuple[T] | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump())
+
+    def put(self, item: T) -> None:
+        self._queue.put_nowait((item,))
+
+    async def _pump(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            await self._send(item[0])
+
+    async def finish(self) -> None:
+        """Send everything queued, so it all arrives before the result."""
+        self._queue.put_nowait(None)
+        await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()

@@ -27,6 +27,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from agent import __version__
+from agent.actions import EventPump, SectionCounter
 from agent.draft import Event
 from agent.errors import InputError, TidsmithError
 from agent.summary import GenerateSummary, ReviewSummary, TemplateSummary
@@ -60,43 +61,31 @@ class TemplatesResult(BaseModel):
 
 
 class _SectionProgress:
-    """Pipeline events → MCP progress notifications, in order, one per drafted section.
-
-    The pipeline reports through a plain callback; notifications are async, so
-    they go through a queue that one task drains in order.
-    """
+    """Pipeline events → MCP progress notifications: one per drafted section, and the steps."""
 
     def __init__(self, ctx: Context, sections: list[str]) -> None:
         self._ctx = ctx
-        self._sections = set(sections)
-        self._total = len(sections)
-        self._done: set[str] = set()
-        self._queue: asyncio.Queue[tuple[float, str] | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._pump())
+        self._counter = SectionCounter(sections)
+        self._pump: EventPump[tuple[float, str]] = EventPump(self._send)
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "done" and event.section in self._sections:
-            if event.section in self._done:
-                message = f"{event.section} re-drafted"
-            else:
-                self._done.add(event.section)
-                message = f"{event.section} drafted ({len(self._done)}/{self._total})"
-            self._queue.put_nowait((float(len(self._done)), message))
+        first = self._counter.drafted(event)
+        done = float(len(self._counter.done))
+        if first:
+            self._pump.put((done, f"{event.section} drafted ({int(done)}/{self._counter.total})"))
+        elif first is False:
+            self._pump.put((done, f"{event.section} re-drafted"))
         elif event.kind == "info" and event.detail:
-            self._queue.put_nowait((float(len(self._done)), event.detail))
+            self._pump.put((done, event.detail))
 
-    async def _pump(self) -> None:
-        while (item := await self._queue.get()) is not None:
-            done, message = item
-            await self._ctx.report_progress(done, self._total, message)
+    async def _send(self, item: tuple[float, str]) -> None:
+        await self._ctx.report_progress(item[0], self._counter.total, item[1])
 
     async def finish(self) -> None:
-        """Send what is queued, so every notification precedes the result."""
-        self._queue.put_nowait(None)
-        await self._task
+        await self._pump.finish()
 
     def cancel(self) -> None:
-        self._task.cancel()
+        self._pump.cancel()
 
 
 def _path(value: str) -> Path:
