@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from agent.errors import ConfigError, TidsmithError
 
 if TYPE_CHECKING:
+    from agent.actions import ReviewedFile
     from agent.config import Settings
     from agent.draft import Event
     from research import ResearchConfig
@@ -111,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         "error fails, 1 when one does, 2 for unusable input. --llm also asks the model to "
         "judge the template's checklist (reported, not part of the exit status).",
     )
-    rev.add_argument("doc", type=Path, help="the markdown document to review")
+    rev.add_argument(
+        "doc",
+        type=Path,
+        nargs="+",
+        help="the markdown document to review (several: each is reviewed, as a pre-commit "
+        "hook passes them)",
+    )
     rev.add_argument(
         "--tdd",
         type=Path,
@@ -561,32 +568,52 @@ def _pct(value: float | None) -> str:
 def cmd_review(args: argparse.Namespace) -> int:
     import asyncio
 
+    from agent.actions import review_file
+    from agent.errors import ConfigError
+    from agent.summary import ReviewSummary, dumps, review_summary
+
+    docs: list[Path] = args.doc
+    if len(docs) > 1 and args.tdd is not None:
+        raise ConfigError("--tdd is for one document; without it each finds the TDD it links to")
+    if len(docs) > 1 and args.json is not None and not _json_to_stdout(args.json):
+        raise ConfigError("--json PATH writes one document's report; use --json for several")
+    to_stdout = _json_to_stdout(args.json)
+    summaries: list[ReviewSummary] = []
+    status = 0
+    for doc in docs:
+        reviewed = asyncio.run(
+            review_file(
+                doc,
+                tdd=args.tdd,
+                template=args.template,
+                llm=args.llm,
+                settings=_settings_from(args) if args.llm else None,
+                max_tokens=args.max_tokens,
+            )
+        )
+        if reviewed.report.errors():
+            status = 1
+        if to_stdout:
+            summaries.append(review_summary(reviewed.report, document=doc, tdd=reviewed.tdd))
+        else:
+            _print_review(doc, reviewed, args.json)
+    if to_stdout:
+        # One document: its summary; several: a list of them.
+        sys.stdout.write(dumps(summaries[0] if len(summaries) == 1 else summaries))
+    return status
+
+
+def _print_review(doc: Path, reviewed: ReviewedFile, json_path: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agent.actions import review_file
     from agent.review import summary_lines
     from agent.write import write_json_atomic
 
-    reviewed = asyncio.run(
-        review_file(
-            args.doc,
-            tdd=args.tdd,
-            template=args.template,
-            llm=args.llm,
-            settings=_settings_from(args) if args.llm else None,
-            max_tokens=args.max_tokens,
-        )
-    )
     report, tdd_path, template = reviewed.report, reviewed.tdd, reviewed.template
-    if _json_to_stdout(args.json):
-        from agent.summary import dumps, review_summary
-
-        sys.stdout.write(dumps(review_summary(report, document=args.doc, tdd=tdd_path)))
-        return 1 if report.errors() else 0
     console = Console(highlight=False, width=_table_width())
     source = f"TDD {tdd_path}" if tdd_path is not None else "no TDD (coverage not checked)"
-    console.print(f"{args.doc}: template {template.name} {template.version}, {source}")
+    console.print(f"{doc}: template {template.name} {template.version}, {source}")
     if report.lints:
         table = Table("severity", "lint", "section", "line", "message")
         for f in report.lints:
@@ -609,9 +636,8 @@ def cmd_review(args: argparse.Namespace) -> int:
             console.print("  not covered: " + "; ".join(report.orphans))
     # The first summary line holds the scores; the rest repeat the tables above.
     console.print(summary_lines(report)[0], markup=False)
-    if args.json is not None:
-        write_json_atomic(args.json, report)
-    return 1 if report.errors() else 0
+    if json_path is not None:
+        write_json_atomic(json_path, report)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
