@@ -16,8 +16,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NAME_CHARS = 40
-LABEL_CHARS = 40
+NAME_CHARS = 30
+LABEL_CHARS = 30
 RESPONSIBILITY_CHARS = 120
 
 

@@ -250,7 +250,7 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
 
 
 def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
-    """Components (at most `max_items`) and edges between them; code draws the diagram."""
+    """Components (at most `max_items`) and edges (one more); code draws the diagram."""
     from agent.diagram import LABEL_CHARS, NAME_CHARS, RESPONSIBILITY_CHARS
 
     duty = max(40, min(RESPONSIBILITY_CHARS, part.max_chars // part.max_items - NAME_CHARS))
@@ -279,7 +279,7 @@ def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
         ),
         "edges": (
             list[edge],
-            Field(description="the arrows, with labels", max_length=min(16, part.max_items * 2)),
+            Field(description="the arrows, with labels", max_length=min(13, part.max_items + 1)),
         ),
     }
     block = create_model(

@@ -144,7 +144,7 @@ def test_a_diagram_part_is_drafted_as_bounded_data_and_rendered_by_code() -> Non
     schema = model.model_json_schema()
     diagram_schema = schema["$defs"]["architecture_component_diagram_diagram"]
     assert diagram_schema["properties"]["components"]["maxItems"] == 5
-    assert diagram_schema["properties"]["edges"]["maxItems"] == 10
+    assert diagram_schema["properties"]["edges"]["maxItems"] == 6
     value = model.model_validate(sample_instance(schema)).model_dump()["component_diagram"]
     markdown = render_part(part, value)
     assert markdown.startswith("```mermaid\nflowchart LR\n")
