@@ -146,6 +146,13 @@ def test_mcp_review_and_templates_tools(project: Path, tmp_path: Path) -> None:
             seen["good"] = await session.call_tool("review", {"doc": str(good)})
             seen["broken"] = await session.call_tool("review", {"doc": str(broken)})
             seen["templates"] = await session.call_tool("templates", {})
+            seen["text"] = await session.call_tool(
+                "generate",
+                {"tdd_text": FIXTURE.read_text(encoding="utf-8"), "model": "fake", "write": False},
+            )
+            seen["text_no_out"] = await session.call_tool(
+                "generate", {"tdd_text": "# TDD\n\n## 1. A\n\nB.\n", "model": "fake"}
+            )
 
     anyio.run(run)
     assert seen["good"].structured_content["passed"] is True
@@ -153,3 +160,8 @@ def test_mcp_review_and_templates_tools(project: Path, tmp_path: Path) -> None:
     assert seen["broken"].structured_content["errors"] >= 1
     names = [t["name"] for t in seen["templates"].structured_content["templates"]]
     assert names == ["spec", "tid"]
+    text = seen["text"].structured_content
+    assert text["path"] is None
+    assert text["markdown"].startswith("# Technical Implementation Document: Billing Export")
+    assert seen["text_no_out"].is_error
+    assert "needs out" in _text(seen["text_no_out"])
