@@ -5,8 +5,8 @@ plain arguments (and optionally the request `Context`), returns a pydantic
 model, and one `ToolSpec` line. Every tool runs the same library functions
 as the CLI, so results and one-line errors are the CLI's: a `TidsmithError`
 becomes an MCP tool error carrying its message. A cancelled request
-(`notifications/cancelled`) cancels the run: the provider is closed and
-nothing is written.
+(`notifications/cancelled`) cancels the run: the provider is closed and no
+document is written (the pipeline keeps the run record, marked interrupted).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ async def generate(
             )
         except asyncio.CancelledError:
             progress.cancel()
-            log.warning("generate %s: cancelled by the client; nothing was written", tdd or "text")
+            log.warning("generate %s: cancelled by the client; no document written", tdd or "text")
             raise
         except BaseException:
             progress.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -122,7 +123,10 @@ def test_mcp_generate_reports_progress_then_cancels_a_second_call(project: Path)
 
     assert "second_finished" not in seen
     assert any(m and "drafted" in m for m in second_progress)
-    assert not (project / "cancelled").exists()
+    # No document; only the run record of what was spent, marked interrupted.
+    assert not list((project / "cancelled").glob("*.md"))
+    [record] = (project / "cancelled" / ".tidsmith").glob("*.run.json")
+    assert json.loads(record.read_text(encoding="utf-8"))["status"] == "interrupted"
 
     missing = seen["missing"]
     assert missing.is_error
