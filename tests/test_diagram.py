@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from agent import generate
 from agent.assemble import render_part
 from agent.diagram import (
     Component,
@@ -180,3 +182,33 @@ def test_mermaids_own_parser_agrees() -> None:
     assert dict(zip(good, results[: len(good)], strict=True)) == dict.fromkeys(good)
     rejected = dict(zip(broken, results[len(good) :], strict=True))
     assert all(rejected.values()), rejected
+
+
+CASSETTES = Path(__file__).parent.parent / "cassettes"
+
+
+def _mermaid_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```mermaid\n(.*?)\n```$", markdown, re.S | re.M)
+
+
+@pytest.mark.parametrize("template", ["tid", "spec"])
+def test_built_in_templates_draw_their_diagrams_as_mermaid(template: str, tmp_path: Path) -> None:
+    tdd = tmp_path / "001_FTDD|Export.md"
+    tdd.write_text("# TDD: Export\n\n## 1. Flow\n\nPanel to service to database.\n")
+    doc = generate(tdd, template=template, model="fake", write=False)
+    blocks = _mermaid_blocks(doc.markdown)
+    assert len(blocks) == 1
+    assert mermaid_errors(blocks[0]) == []
+    assert _mermaid_parse(blocks) == [None]
+
+
+def test_every_diagram_in_the_recorded_documents_parses() -> None:
+    """The cassettes' documents: each TID and Spec has a diagram, and Mermaid parses it."""
+    blocks: list[str] = []
+    for doc in sorted(CASSETTES.glob("*.md")):
+        found = _mermaid_blocks(doc.read_text(encoding="utf-8"))
+        assert found, f"{doc.name} has no mermaid diagram: re-record it (scripts/record-cassettes)"
+        for block in found:
+            assert mermaid_errors(block) == [], doc.name
+        blocks.extend(found)
+    assert _mermaid_parse(blocks) == [None] * len(blocks)
