@@ -13,17 +13,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Document", "Settings", "Template", "agenerate", "generate", "get_template"]
+__all__ = [
+    "Document",
+    "Settings",
+    "Template",
+    "agenerate",
+    "as_runnable",
+    "generate",
+    "get_template",
+]
 
 if TYPE_CHECKING:
     from agent.config import Settings
     from agent.pipeline import Document, agenerate, generate
+    from agent.runnable import as_runnable
     from agent.templates import Template, get_template
 
 _LAZY = {
     "Document": "agent.pipeline",
     "agenerate": "agent.pipeline",
     "generate": "agent.pipeline",
+    "as_runnable": "agent.runnable",
     "Settings": "agent.config",
     "Template": "agent.templates",
     "get_template": "agent.templates",

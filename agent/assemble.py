@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent.diagram import Diagram, render_markdown
 from agent.templates import Part, Section, Template, column_keys
 
 
@@ -66,6 +67,8 @@ def render_part(part: Part, value: Any) -> str:
             lines.append("")
         lines.append(f"{fence}{part.language}\n{code}\n{fence}")
         return "\n".join(lines)
+    if part.kind == "diagram":
+        return render_markdown(Diagram.model_validate(value))
     keys = column_keys(part)
     head = "| " + " | ".join(part.columns) + " |"
     rule = "|" + "|".join("---" for _ in part.columns) + "|"

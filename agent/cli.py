@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from agent.errors import ConfigError, TidsmithError
 
 if TYPE_CHECKING:
+    from agent.actions import ReviewedFile
     from agent.config import Settings
     from agent.draft import Event
     from research import ResearchConfig
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_args(gen)
     gen.add_argument("--stdout", action="store_true", help="also print the document")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_json_flag(gen)
     gen.set_defaults(handler=cmd_generate)
 
     rev = commands.add_parser(
@@ -110,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         "error fails, 1 when one does, 2 for unusable input. --llm also asks the model to "
         "judge the template's checklist (reported, not part of the exit status).",
     )
-    rev.add_argument("doc", type=Path, help="the markdown document to review")
+    rev.add_argument(
+        "doc",
+        type=Path,
+        nargs="+",
+        help="the markdown document to review (several: each is reviewed, as a pre-commit "
+        "hook passes them)",
+    )
     rev.add_argument(
         "--tdd",
         type=Path,
@@ -119,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     rev.add_argument(
         "-t", "--template", help="tid (default; spec for *SPEC* files), spec, or a template YAML"
     )
-    rev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    _add_json_flag(rev, report="the full review report")
     rev.add_argument("--llm", action="store_true", help="also judge the checklist with a model")
     rev.add_argument("-m", "--model", help=MODEL_HELP)
     _add_model_args(rev)
@@ -149,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     ev.add_argument("--max-tokens", type=int, help="reply limit per section call")
-    ev.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    _add_json_flag(ev, report="the results")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     ev.set_defaults(handler=cmd_eval)
 
@@ -223,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_stage_args(bat)
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    _add_json_flag(bat)
     bat.set_defaults(handler=cmd_batch)
     chat = commands.add_parser(
         "chat",
@@ -243,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("request", help="the request, in quotes")
     ask.add_argument("-o", "--out", type=Path, help="output file (.md) or folder")
     ask.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    _add_json_flag(ask)
     for sub in (chat, ask):
         sub.add_argument("-m", "--model", help=MODEL_HELP)
         _add_model_args(sub)
@@ -260,11 +270,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="List built-in templates, or validate and describe a template file.",
     )
     tpl.add_argument("path", nargs="?", type=Path, help="a template YAML to validate and show")
+    _add_json_flag(tpl)
     tpl.set_defaults(handler=cmd_templates)
 
     from agent.drift_cli import add_commands
 
     add_commands(commands, MODEL_HELP)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve tidsmith to coding agents over MCP (stdio)",
+        description="Run an MCP server on stdin/stdout with the tools generate, review and "
+        "templates, and the built-in templates as resources. Claude Code, Cursor and VS Code "
+        "start it themselves: see docs/mcp.md for their configuration. Relative paths are "
+        "resolved against the folder the server starts in.",
+    )
+    mcp.set_defaults(handler=cmd_mcp)
     return parser
 
 
@@ -282,6 +303,31 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         help="OpenAI reasoning models (gpt-5.x, o-series): minimal|none|low|medium|high, as "
         "the model offers (default: the model's own, or the table's)",
     )
+
+
+def _add_json_flag(parser: argparse.ArgumentParser, report: str | None = None) -> None:
+    """`--json`: the command's summary as JSON on stdout, with stable keys (docs/ci.md)."""
+    if report is None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print the summary as JSON on stdout instead of text (stable keys)",
+        )
+        return
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        type=Path,
+        metavar="PATH",
+        help=f"with no PATH (or -): print the summary as JSON on stdout instead of tables; "
+        f"with a PATH: also write {report} there as JSON",
+    )
+
+
+def _json_to_stdout(value: object) -> bool:
+    """True when `--json` asks for JSON on stdout (a bare flag, or `-`)."""
+    return value is True or (isinstance(value, Path) and str(value) == "-")
 
 
 def _add_stage_args(parser: argparse.ArgumentParser) -> None:
@@ -456,6 +502,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     finally:
         progress.stop()
+    if args.json:
+        from agent.summary import dumps, generate_summary
+
+        sys.stdout.write(dumps(generate_summary(doc)))
+        return 0
     if args.stdout:
         sys.stdout.write(doc.markdown)
     t = doc.record.totals
@@ -491,6 +542,11 @@ def cmd_templates(args: argparse.Namespace) -> int:
         if args.path is not None
         else [get_template(n) for n in builtin_names()]
     )
+    if args.json:
+        from agent.summary import dumps, template_summary
+
+        sys.stdout.write(dumps([template_summary(t) for t in templates]))
+        return 0
     for t in templates:
         words = f", at most {t.max_words} words" if t.max_words else ""
         print(f"{t.name} {t.version}: {t.title}{words} ({t.source})")
@@ -516,55 +572,52 @@ def _pct(value: float | None) -> str:
 def cmd_review(args: argparse.Namespace) -> int:
     import asyncio
 
+    from agent.actions import review_file
+    from agent.errors import ConfigError
+    from agent.summary import ReviewSummary, dumps, review_summary
+
+    docs: list[Path] = args.doc
+    if len(docs) > 1 and args.tdd is not None:
+        raise ConfigError("--tdd is for one document; without it each finds the TDD it links to")
+    if len(docs) > 1 and args.json is not None and not _json_to_stdout(args.json):
+        raise ConfigError("--json PATH writes one document's report; use --json for several")
+    to_stdout = _json_to_stdout(args.json)
+    summaries: list[ReviewSummary] = []
+    status = 0
+    for doc in docs:
+        reviewed = asyncio.run(
+            review_file(
+                doc,
+                tdd=args.tdd,
+                template=args.template,
+                llm=args.llm,
+                settings=_settings_from(args) if args.llm else None,
+                max_tokens=args.max_tokens,
+            )
+        )
+        if reviewed.report.errors():
+            status = 1
+        if to_stdout:
+            summaries.append(review_summary(reviewed.report, document=doc, tdd=reviewed.tdd))
+        else:
+            _print_review(doc, reviewed, args.json)
+    if to_stdout:
+        # One document: its summary; several: a list of them.
+        sys.stdout.write(dumps(summaries[0] if len(summaries) == 1 else summaries))
+    return status
+
+
+def _print_review(doc: Path, reviewed: ReviewedFile, json_path: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from agent.lints import read_document
-    from agent.providers import open_provider
-    from agent.review import (
-        ReviewReport,
-        find_tdd_for,
-        load_sections_json,
-        review_markdown,
-        summary_lines,
-    )
-    from agent.tdd import load_tdd
-    from agent.templates import get_template
+    from agent.review import summary_lines
     from agent.write import write_json_atomic
 
-    markdown = read_document(args.doc)
-    template = get_template(args.template or ("spec" if "SPEC" in args.doc.stem.upper() else "tid"))
-    tdd_path = args.tdd or find_tdd_for(args.doc, markdown)
-    tdd = load_tdd(tdd_path) if tdd_path is not None else None
-
-    async def run() -> ReviewReport:
-        provider = None
-        if args.llm:
-            settings = _settings_from(args)
-            provider = await open_provider(
-                settings.model,
-                base_url=settings.base_url,
-                timeout=settings.timeout,
-                structured=settings.structured,
-                reasoning_effort=settings.reasoning_effort,
-            )
-        try:
-            return await review_markdown(
-                markdown,
-                template,
-                tdd=tdd,
-                sections=load_sections_json(args.doc),
-                provider=provider,
-                max_tokens=args.max_tokens or 1200,
-            )
-        finally:
-            if provider is not None:
-                await provider.aclose()
-
-    report = asyncio.run(run())
+    report, tdd_path, template = reviewed.report, reviewed.tdd, reviewed.template
     console = Console(highlight=False, width=_table_width())
     source = f"TDD {tdd_path}" if tdd_path is not None else "no TDD (coverage not checked)"
-    console.print(f"{args.doc}: template {template.name} {template.version}, {source}")
+    console.print(f"{doc}: template {template.name} {template.version}, {source}")
     if report.lints:
         table = Table("severity", "lint", "section", "line", "message")
         for f in report.lints:
@@ -587,9 +640,8 @@ def cmd_review(args: argparse.Namespace) -> int:
             console.print("  not covered: " + "; ".join(report.orphans))
     # The first summary line holds the scores; the rest repeat the tables above.
     console.print(summary_lines(report)[0], markup=False)
-    if args.json is not None:
-        write_json_atomic(args.json, report)
-    return 1 if report.errors() else 0
+    if json_path is not None:
+        write_json_atomic(json_path, report)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -620,6 +672,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     finally:
         progress.stop()
+    if _json_to_stdout(args.json):
+        from agent.summary import dumps
+
+        sys.stdout.write(dumps(report))
+        return 1 if any(r.error for r in report.rows) else 0
     console = Console(highlight=False, width=_table_width())
     what = {
         "generated": "documents generated now",
@@ -689,6 +746,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if args.dry_run:
         estimates = estimate_batch(paths, template, settings)
+        if args.json:
+            from agent.summary import dumps
+
+            sys.stdout.write(dumps(estimates))
+            return 0
         out.print(estimate_table(estimates, expected_model_label(settings.model)))
         return 0
     err = Console(stderr=True, highlight=False)
@@ -759,10 +821,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     finally:
         if view is not None:
             view.stop()
+    if args.json:
+        from agent.summary import batch_summary, dumps
+
+        sys.stdout.write(dumps(batch_summary(result)))
+        return result.exit_code
     out.print(summary_table(result))
     if result.budget_stopped:
         out.print(f"stopped starting documents: --max-cost ${args.max_cost:g} would be exceeded")
     return result.exit_code
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from agent.mcp_server import serve
+
+    serve()
+    return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -785,6 +859,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
             research=args.research,
         )
     )
+    if args.json:
+        from agent.summary import dumps, generate_summary
+
+        sys.stdout.write(dumps(generate_summary(doc)))
+        return 0
     t = doc.record.totals
     cost = "unknown price" if t.cost_usd is None else f"${t.cost_usd:.4f}"
     print(

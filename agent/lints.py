@@ -302,6 +302,7 @@ _LANGS = {
     "sh": "shell",
     "shell": "shell",
     "zsh": "shell",
+    "mermaid": "mermaid",
 }
 _TS_HINT = re.compile(
     r"^\s*(?:export\s|interface\s+\w+|const\s+\w+\s*[:=]|let\s+\w+\s*[:=]|"
@@ -348,6 +349,11 @@ def _parse_error(lang: str, code: str) -> str | None:
         except tomllib.TOMLDecodeError as e:
             return str(e)
         return None
+    if lang == "mermaid":
+        from agent.diagram import mermaid_errors
+
+        errors = mermaid_errors(code)
+        return f"line {errors[0][0]}: {errors[0][1]}" if errors else None
     return None
 
 

@@ -90,6 +90,11 @@ def describe_fields(section: Section, cites: bool = False, fit: float = 1.0) -> 
                 f"an object with intro (1-2 sentences), path (file path or empty) and code "
                 f"({part.language} only, at most {limit} characters)"
             )
+        elif part.kind == "diagram":
+            shape = (
+                f"an object with components (1 to {part.max_items}, each a name and a "
+                "responsibility) and edges (each a source and target component name and a label)"
+            )
         else:
             cols = ", ".join(part.columns)
             shape = f"a table: a list of 1 to {part.max_items} rows with columns {cols}"

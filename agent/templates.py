@@ -28,7 +28,8 @@ from pydantic import (
 
 from agent.errors import ConfigError
 
-PartKind = Literal["text", "code", "table", "list"]
+# `diagram`: components and labelled edges as data, drawn by code (agent/diagram.py).
+PartKind = Literal["text", "code", "table", "list", "diagram"]
 _ID = r"^[a-z][a-z0-9_]*$"
 
 
@@ -235,6 +236,8 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
             code=(str, Field(description=f"{part.language} code only", max_length=limit)),
         )
         return (block, Field(description=desc))
+    if part.kind == "diagram":
+        return _diagram_type(section, part, desc)
     cell = max(20, min(200, limit // (part.max_items * len(part.columns))))
     cells: dict[str, Any] = {
         key: (str, Field(description=col, max_length=cell))
@@ -244,6 +247,45 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         f"{section.id}_{part.id}_row", __config__=ConfigDict(extra="forbid"), **cells
     )
     return (list[row], Field(description=desc, min_length=1, max_length=part.max_items))
+
+
+def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
+    """Components (at most `max_items`) and edges (one more); code draws the diagram."""
+    from agent.diagram import LABEL_CHARS, NAME_CHARS, RESPONSIBILITY_CHARS
+
+    duty = max(40, min(RESPONSIBILITY_CHARS, part.max_chars // part.max_items - NAME_CHARS))
+    component = create_model(
+        f"{section.id}_{part.id}_component",
+        __config__=ConfigDict(extra="forbid"),
+        name=(str, Field(description="its name as the TDD spells it", max_length=NAME_CHARS)),
+        responsibility=(str, Field(description="what it does, a short phrase", max_length=duty)),
+    )
+    edge = create_model(
+        f"{section.id}_{part.id}_edge",
+        __config__=ConfigDict(extra="forbid"),
+        source=(str, Field(description="the component name it starts at", max_length=NAME_CHARS)),
+        target=(str, Field(description="the component name it points to", max_length=NAME_CHARS)),
+        label=(
+            str,
+            Field(description="what flows: a call, data, an event", max_length=LABEL_CHARS),
+        ),
+    )
+    fields: dict[str, Any] = {
+        "components": (
+            list[component],
+            Field(
+                description="the boxes, in data-flow order", min_length=1, max_length=part.max_items
+            ),
+        ),
+        "edges": (
+            list[edge],
+            Field(description="the arrows, with labels", max_length=min(13, part.max_items + 1)),
+        ),
+    }
+    block = create_model(
+        f"{section.id}_{part.id}_diagram", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return (block, Field(description=desc))
 
 
 def section_model(section: Section, cites: bool = False) -> type[BaseModel]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from agent.templates import get_template
 
 GOOD = "# Technical Design Document: Search\n\n## 1. Index\n\nAn inverted index in SQLite.\n"
 
@@ -115,7 +116,7 @@ def test_templates_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["templates"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("spec ") or "\nspec " in out
-    assert "tid 1.0" in out
+    assert f"tid {get_template('tid').version}:" in out
     assert "Quality" in out or "checklist: 10 items" in out
 
 

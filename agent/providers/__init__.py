@@ -128,7 +128,9 @@ async def open_provider(
     if provider == "fake":
         from agent.providers.fake import FakeProvider
 
-        return FakeProvider(model=name or "fake")
+        # A slowed fake lets tests of front ends (MCP, cancellation) catch a run mid-way.
+        delay = float(env.get("TIDSMITH_FAKE_DELAY") or 0)
+        return FakeProvider(model=name or "fake", delay=delay)
     if provider == "openai":
         base_url = base_url or env.get("OPENAI_BASE_URL") or None
         key = env.get("OPENAI_API_KEY")

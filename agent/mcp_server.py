@@ -1,0 +1,287 @@
+"""`tidsmith mcp`: tidsmith as an MCP server over stdio, for coding agents.
+
+Tools are listed once in `TOOLS`; adding one is an async function that takes
+plain arguments (and optionally the request `Context`), returns a pydantic
+model, and one `ToolSpec` line. Every tool runs the same library functions
+as the CLI, so results and one-line errors are the CLI's: a `TidsmithError`
+becomes an MCP tool error carrying its message. A cancelled request
+(`notifications/cancelled`) cancels the run: the provider is closed and no
+document is written (the pipeline keeps the run record, marked interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resources import TextResource
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from agent import __version__
+from agent.actions import EventPump, SectionCounter
+from agent.draft import Event
+from agent.errors import InputError, TidsmithError
+from agent.summary import GenerateSummary, ReviewSummary, TemplateSummary
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+tidsmith turns a Technical Design Document (TDD, markdown) into a Technical
+Implementation Document (template tid) or an Implementation Spec (template
+spec): one structured model call per section, assembled and reviewed by code.
+Call `generate` with a TDD path; `review` checks any TID or Spec; `templates`
+lists the sections each template has. Relative paths are resolved against the
+folder the server was started in."""
+
+ReviewMode = Literal["auto", "llm", "lint", "off"]
+
+
+class GenerateResult(BaseModel):
+    """What `generate` returns: where the document is, its summary and its review."""
+
+    path: str | None = Field(description="the document written; None with write=false")
+    summary: GenerateSummary
+    review: ReviewSummary | None = Field(description="None when review was off")
+    markdown: str | None = Field(
+        default=None, description="the document itself, only when nothing was written"
+    )
+
+
+class TemplatesResult(BaseModel):
+    templates: list[TemplateSummary]
+
+
+class _SectionProgress:
+    """Pipeline events → MCP progress notifications: one per drafted section, and the steps."""
+
+    def __init__(self, ctx: Context, sections: list[str]) -> None:
+        self._ctx = ctx
+        self._counter = SectionCounter(sections)
+        self._pump: EventPump[tuple[float, str]] = EventPump(self._send)
+
+    def __call__(self, event: Event) -> None:
+        first = self._counter.drafted(event)
+        done = float(len(self._counter.done))
+        if first:
+            self._pump.put((done, f"{event.section} drafted ({int(done)}/{self._counter.total})"))
+        elif first is False:
+            self._pump.put((done, f"{event.section} re-drafted"))
+        elif event.kind == "info" and event.detail:
+            self._pump.put((done, event.detail))
+
+    async def _send(self, item: tuple[float, str]) -> None:
+        await self._ctx.report_progress(item[0], self._counter.total, item[1])
+
+    async def finish(self) -> None:
+        await self._pump.finish()
+
+    def cancel(self) -> None:
+        self._pump.cancel()
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+async def generate(
+    ctx: Context,
+    tdd: str = "",
+    tdd_text: str = "",
+    template: str = "tid",
+    model: str | None = None,
+    base_url: str | None = None,
+    out: str | None = None,
+    force: bool = False,
+    write: bool = True,
+    research: bool = False,
+    docs: list[str] | None = None,
+    codebase: str | None = None,
+    review: ReviewMode | None = None,
+) -> GenerateResult:
+    """Write a TID (template "tid") or Implementation Spec ("spec") from a TDD.
+
+    Give `tdd`, a path to the TDD markdown file, or `tdd_text`, its text (then
+    `out` is required unless write=false). The document is written under the
+    naming convention (0xcc/tdds/002_FTDD|Name.md -> 0xcc/tids/002_FTID|Name.md)
+    unless `out` names a file or folder; an existing file is kept unless
+    force=true. `research`, `docs` (folders to search) and `codebase` (a
+    project folder) research first and add cited References. Progress is
+    reported once per drafted section. Returns the path, the run summary
+    (tokens, cost, model) and the review (lint errors, scores).
+    """
+    from agent.config import load_research_config, load_settings
+    from agent.pipeline import run_generate
+    from agent.summary import generate_summary
+    from agent.templates import get_template
+
+    if bool(tdd) == bool(tdd_text):
+        raise InputError("give either tdd (a path to the TDD) or tdd_text (its markdown)")
+    if tdd_text and write and not out:
+        raise InputError("generating from tdd_text needs out (a folder or .md path) to write to")
+    settings = load_settings(
+        {"model": model, "template": template, "base_url": base_url, "review": review}
+    )
+    chosen = get_template(settings.template)
+    config = None
+    if research or docs or codebase:
+        config = load_research_config(
+            docs=[_path(d) for d in docs or []] or None,
+            codebase=_path(codebase) if codebase else None,
+        )
+    progress = _SectionProgress(ctx, [s.id for s in chosen.sections])
+    with tempfile.TemporaryDirectory(prefix="tidsmith-mcp-") as scratch:
+        if tdd_text:
+            source = Path(scratch) / "tdd.md"
+            source.write_text(tdd_text, encoding="utf-8")
+        else:
+            source = _path(tdd)
+        try:
+            doc = await run_generate(
+                source,
+                settings=settings,
+                template=chosen,
+                out=_path(out) if out else None,
+                force=force,
+                write=write,
+                on_event=progress,
+                research=config,
+            )
+        except asyncio.CancelledError:
+            progress.cancel()
+            log.warning("generate %s: cancelled by the client; no document written", tdd or "text")
+            raise
+        except BaseException:
+            progress.cancel()
+            raise
+    await progress.finish()
+    summary = generate_summary(doc)
+    return GenerateResult(
+        path=doc.path,
+        summary=summary,
+        review=summary.review,
+        markdown=None if doc.path is not None else doc.markdown,
+    )
+
+
+async def review(
+    doc: str,
+    tdd: str | None = None,
+    template: str | None = None,
+    llm: bool = False,
+    model: str | None = None,
+    base_url: str | None = None,
+) -> ReviewSummary:
+    """Review a TID or Spec, generated or hand-written: sections present and in order, code
+    blocks and Mermaid diagrams that parse, no placeholders, pinned versions, spec limits and,
+    with its TDD (given or found through the document's link), TDD coverage. `passed` is false
+    when a lint of severity error fails. llm=true also asks the model to judge the template's
+    checklist.
+    """
+    from agent.actions import review_file
+    from agent.config import load_settings
+    from agent.summary import review_summary
+
+    settings = load_settings({"model": model, "base_url": base_url}) if llm else None
+    reviewed = await review_file(
+        _path(doc),
+        tdd=_path(tdd) if tdd else None,
+        template=template,
+        llm=llm,
+        settings=settings,
+    )
+    return review_summary(reviewed.report, document=doc, tdd=reviewed.tdd)
+
+
+async def templates(path: str | None = None) -> TemplatesResult:
+    """The built-in templates (or one template YAML, validated): sections, parts, checklist."""
+    from agent.summary import template_summary
+    from agent.templates import builtin_names, get_template, load_template_file
+
+    found = (
+        [load_template_file(_path(path))]
+        if path
+        else [get_template(name) for name in builtin_names()]
+    )
+    return TemplatesResult(templates=[template_summary(t) for t in found])
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One MCP tool: its function, and whether it only reads."""
+
+    fn: Callable[..., Awaitable[BaseModel]]
+    read_only: bool
+    title: str
+
+
+TOOLS: list[ToolSpec] = [
+    ToolSpec(generate, read_only=False, title="Generate a TID or Spec from a TDD"),
+    ToolSpec(review, read_only=True, title="Review a TID or Spec"),
+    ToolSpec(templates, read_only=True, title="List the document templates"),
+]
+
+
+def _one_line_errors(fn: Callable[..., Awaitable[BaseModel]]) -> Callable[..., Awaitable[Any]]:
+    """Our errors become MCP tool errors with the CLI's one-line message."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> BaseModel:
+        try:
+            return await fn(*args, **kwargs)
+        except TidsmithError as e:
+            raise ToolError(str(e)) from e
+
+    return wrapper
+
+
+def template_resources() -> list[TextResource]:
+    """Each built-in template's YAML as a resource, tidsmith://templates/NAME."""
+    from agent.templates import builtin_names, get_template
+
+    found = [get_template(name) for name in builtin_names()]
+    return [
+        TextResource(
+            uri=f"tidsmith://templates/{t.name}",
+            name=t.name,
+            title=f"{t.title} template {t.version}",
+            description=t.description,
+            mime_type="application/yaml",
+            text=Path(t.source).read_text(encoding="utf-8"),
+        )
+        for t in found
+    ]
+
+
+def build_server(tools: list[ToolSpec] | None = None) -> MCPServer:
+    server = MCPServer(
+        "tidsmith",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+    )
+    for spec in tools or TOOLS:
+        server.add_tool(
+            _one_line_errors(spec.fn),
+            name=spec.fn.__name__,
+            title=spec.title,
+            annotations=ToolAnnotations(
+                read_only_hint=spec.read_only, destructive_hint=False, open_world_hint=True
+            ),
+        )
+    for resource in template_resources():
+        server.add_resource(resource)
+    return server
+
+
+def serve() -> None:
+    """Serve on stdin/stdout until the client closes the connection."""
+    build_server().run("stdio")
