@@ -60,6 +60,25 @@ class TemplatesResult(BaseModel):
     templates: list[TemplateSummary]
 
 
+class CheckResult(BaseModel):
+    """Verdict counts, and each drifted or missing claim as `doc:line verdict kind value`."""
+
+    counts: dict[str, int]
+    problems: list[str]
+
+
+class UpdateSummary(BaseModel):
+    """What `update` did (or, with dry_run, would do)."""
+
+    doc: str
+    dry_run: bool
+    changed: list[str] = Field(description="TDD headings whose text changed")
+    affected: list[str] = Field(description="sections to re-draft")
+    kept_edited: list[str] = Field(description="affected sections left alone: edited by hand")
+    redrafted: list[str]
+    diff: str
+
+
 class _SectionProgress:
     """Pipeline events → MCP progress notifications: one per drafted section, and the steps."""
 
@@ -214,6 +233,70 @@ async def templates(path: str | None = None) -> TemplatesResult:
     return TemplatesResult(templates=[template_summary(t) for t in found])
 
 
+async def check(
+    docs: list[str],
+    codebase: str,
+    tdd: str | None = None,
+    planned: bool = False,
+) -> CheckResult:
+    """Check documents' concrete claims (paths, modules, classes, functions, imports, packages
+    and versions, env vars, endpoints, CLI commands) against a codebase with real parsers:
+    each is found (file:line), new (the document or its TDD says it creates it), drifted
+    (found elsewhere or with another version or signature) or missing. planned=true: a
+    document written before the code, whose unmatched claims are new.
+    """
+    from agent.check import check_documents
+
+    report = await asyncio.to_thread(
+        check_documents,
+        [_path(d) for d in docs],
+        _path(codebase),
+        tdd=_path(tdd) if tdd else None,
+        planned=planned,
+    )
+    problems = [
+        f"{f.claim.doc}:{f.claim.line} {f.verdict} {f.claim.kind} {f.claim.value}"
+        + (f" ({f.detail})" if f.detail else "")
+        for f in report.findings
+        if f.verdict in ("drifted", "missing")
+    ]
+    return CheckResult(counts=report.counts(), problems=problems[:200])
+
+
+async def update(
+    doc: str,
+    tdd: str | None = None,
+    codebase: str | None = None,
+    dry_run: bool = True,
+    force_sections: bool = False,
+    model: str | None = None,
+) -> UpdateSummary:
+    """Update a document tidsmith wrote after its TDD changed: re-draft only the sections whose
+    TDD headings changed (and, with codebase, those whose claims check finds missing), keep
+    every other section byte for byte and hand-edited sections unless force_sections.
+    dry_run (the default) lists the sections and the estimated cost without calling a model.
+    """
+    from agent.update import aupdate_document
+
+    result = await aupdate_document(
+        _path(doc),
+        tdd=_path(tdd) if tdd else None,
+        codebase=_path(codebase) if codebase else None,
+        dry_run=dry_run,
+        force_sections=force_sections,
+        overrides={"model": model},
+    )
+    return UpdateSummary(
+        doc=result.doc,
+        dry_run=result.dry_run,
+        changed=result.changed,
+        affected=sorted(result.affected),
+        kept_edited=result.kept_edited,
+        redrafted=result.redrafted,
+        diff=result.diff[:20_000],
+    )
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """One MCP tool: its function, and whether it only reads."""
@@ -227,6 +310,8 @@ TOOLS: list[ToolSpec] = [
     ToolSpec(generate, read_only=False, title="Generate a TID or Spec from a TDD"),
     ToolSpec(review, read_only=True, title="Review a TID or Spec"),
     ToolSpec(templates, read_only=True, title="List the document templates"),
+    ToolSpec(check, read_only=True, title="Check a document's claims against a codebase"),
+    ToolSpec(update, read_only=False, title="Update a document after its TDD changed"),
 ]
 
 

@@ -169,3 +169,35 @@ def test_mcp_review_and_templates_tools(project: Path, tmp_path: Path) -> None:
     assert text["markdown"].startswith("# Technical Implementation Document: Billing Export")
     assert seen["text_no_out"].is_error
     assert "needs out" in _text(seen["text_no_out"])
+
+
+def test_mcp_check_and_update_tools(project: Path, tmp_path: Path) -> None:
+    """check resolves a document's claims; update refuses a hand-written document in one line."""
+    root = Path(__file__).parent.parent
+    doc = tmp_path / "claims.md"
+    doc.write_text(
+        "# Notes\n\nThe CLI lives in `agent/cli.py` and `agent/no_such_module.py`.\n",
+        encoding="utf-8",
+    )
+    seen: dict[str, Any] = {}
+
+    async def run() -> None:
+        async with (
+            stdio_client(_params(project)) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            tools = await session.list_tools()
+            seen["tools"] = {t.name for t in tools.tools}
+            seen["check"] = await session.call_tool(
+                "check", {"docs": [str(doc)], "codebase": str(root)}
+            )
+            seen["update"] = await session.call_tool("update", {"doc": str(doc)})
+
+    anyio.run(run)
+    assert {"check", "update"} <= seen["tools"]
+    result = seen["check"].structured_content
+    assert result["counts"]["found"] >= 1 and result["counts"]["missing"] == 1
+    assert any("agent/no_such_module.py" in p for p in result["problems"])
+    assert seen["update"].is_error
+    assert "update needs a document tidsmith" in _text(seen["update"])
