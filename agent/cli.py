@@ -280,10 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     mcp = commands.add_parser(
         "mcp",
         help="serve tidsmith to coding agents over MCP (stdio)",
-        description="Run an MCP server on stdin/stdout with the tools generate, review, check, update and "
-        "templates, and the built-in templates as resources. Claude Code, Cursor and VS Code "
-        "start it themselves: see docs/mcp.md for their configuration. Relative paths are "
-        "resolved against the folder the server starts in.",
+        description="Run an MCP server on stdin/stdout with the tools generate, review, check, "
+        "update and templates, and the built-in templates as resources. Claude Code, Cursor "
+        "and VS Code start it themselves: see docs/mcp.md for their configuration. Relative "
+        "paths are resolved against the folder the server starts in.",
     )
     mcp.set_defaults(handler=cmd_mcp)
     return parser
