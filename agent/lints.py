@@ -22,7 +22,9 @@ import yaml
 from pydantic import BaseModel, Field
 
 from agent.errors import InputError
+from agent.files import read_text
 from agent.prompting import section_heading
+from agent.tdd import MAX_BYTES as MAX_DOCUMENT_BYTES
 from agent.tdd import Heading, Tdd, parse_headings, word_terms
 from agent.templates import Template
 
@@ -64,24 +66,11 @@ class CodeBlock(BaseModel):
 
 
 def read_document(path: Path) -> str:
-    """A markdown document's text, or an InputError saying what to do."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path to the document")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; pass one markdown document")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read {path} ({e.strerror}); check its permissions") from e
-    if b"\x00" in raw:
-        raise InputError(f"{path} looks binary (it has NUL bytes); pass a markdown text file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not UTF-8 (bad byte at offset {e.start}); re-save it") from e
+    """A markdown document's text (at most 2 MB, like a TDD), or an InputError saying what to do."""
+    text = read_text(path, MAX_DOCUMENT_BYTES, "markdown document", "review smaller documents")
     if not text.strip():
         raise InputError(f"{path} is empty; nothing to review")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 _NUMBERING = re.compile(r"^\s*(?:section\s+)?(?:\d+(?:\.\d+)*|[ivx]+)[.):]?\s+", re.I)

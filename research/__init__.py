@@ -85,9 +85,13 @@ def build_sources(
 
         sources.append(CodebaseSource(config.codebase))
     if config.related:
-        from research.related import RelatedSource
+        from research.related import RelatedSource, project_root
 
-        sources.append(RelatedSource(tdd))
+        # A linked file is read only inside the project or a folder the user named.
+        roots = [config.project_root or project_root(Path(tdd.path)), *config.docs]
+        if config.codebase is not None:
+            roots.append(config.codebase)
+        sources.append(RelatedSource(tdd, roots))
     if config.docs:
         from research.docs import DocsSource
 
