@@ -185,6 +185,9 @@ def test_cli_research_flags_reach_the_pipeline(
         (tree / "0xcc" / "tids" / ".tidsmith" / "003_FTID|Invoice_Search.run.json").read_text()
     )
     assert record["research"]["failures"]
+    # -q hides progress, not a source that failed: one warning line says so.
+    warned = capsys.readouterr().err
+    assert "warning: research source docs 'no-such-docs' skipped" in warned
     code = main(
         [
             "generate",
