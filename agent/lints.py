@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from agent.errors import InputError
 from agent.files import read_text
+from agent.markup import unsafe_markup
 from agent.prompting import section_heading
 from agent.tdd import MAX_BYTES as MAX_DOCUMENT_BYTES
 from agent.tdd import Heading, Tdd, parse_headings, word_terms
@@ -511,6 +512,28 @@ def lint_placeholders(
     return findings
 
 
+def lint_markup(markdown: str, sections: list[DocSection]) -> list[Finding]:
+    """No raw HTML and no link or image with a scheme other than http(s) or mailto.
+
+    Model output is untrusted: `<img src=…>` is a beacon when the page renders,
+    `<script>` and `javascript:` links run in some viewers.
+    """
+    findings: list[Finding] = []
+    offset = 0
+    for number, line in enumerate(markdown.splitlines(keepends=True), 1):
+        owner = _section_at(sections, offset)
+        offset += len(line)
+        if "<" not in line and "](" not in line and "]:" not in line:
+            continue
+        findings.extend(
+            _finding("markup.unsafe", f"{what}: remove it", section=owner, line=number)
+            for what in unsafe_markup(line)
+        )
+    # Lines inside fenced code are code: drop what the line-by-line pass found there.
+    in_code = _code_lines(markdown)
+    return [f for f in findings if not (f.line and in_code[f.line - 1])]
+
+
 def _code_lines(markdown: str) -> list[bool]:
     """For each line, whether it is inside a fenced block (fence lines excluded)."""
     mask: list[bool] = []
@@ -926,6 +949,7 @@ def run_lints(
         *fence_findings,
         *code_findings,
         *lint_placeholders(markdown, doc, blocks),
+        *lint_markup(markdown, doc),
         *lint_spec(markdown, template, doc, tdd),
         *lint_targets(template, doc),
         *lint_dependencies(blocks, doc, codebase_versions),
