@@ -29,6 +29,7 @@ from agent.cost import call_cost
 from agent.draft import PROMPT_ID as DRAFT_PROMPT
 from agent.draft import Event, plan_messages, section_schema
 from agent.errors import ConfigError, InputError, TidsmithError
+from agent.files import os_error
 from agent.pipeline import (
     DEFAULT_MAX_TOKENS,
     RunRecord,
@@ -187,7 +188,11 @@ Update = Callable[[DocRow, Event | None], None]
 
 def find_tdds(folder: Path, glob: str | None = None) -> list[Path]:
     """The TDDs in `folder`, sorted; with no glob, the naming convention, else any `*.md`."""
-    if not folder.is_dir():
+    try:
+        is_dir = folder.is_dir()
+    except OSError as e:
+        raise os_error(folder, e, "folder") from None
+    if not is_dir:
         raise InputError(f"{folder} is not a folder; pass the folder that holds the TDDs")
     if glob is not None:
         found = sorted(p for p in folder.glob(glob) if p.is_file())
@@ -349,11 +354,20 @@ def plan_documents(
         try:
             tdd = load_tdd(path)
             output = default_output_path(tdd, template.doc_kind, out, safe_names)
-            while tdd.number is None and output in claimed:
-                # The next free number is an earlier unnumbered TDD's: take the one after.
-                taken = int(output.name.split("_", 1)[0])
-                numbered = tdd.model_copy(update={"number": f"{taken + 1:03d}"})
-                output = default_output_path(numbered, template.doc_kind, out, safe_names)
+            if tdd.number is None:
+                # The next free number may be an earlier unnumbered TDD's of this batch
+                # (nothing is written yet): take the one after the highest claimed.
+                used = [
+                    int(n)
+                    for o in claimed
+                    if o.parent == output.parent
+                    for n in [o.name.split("_", 1)[0]]
+                    if n.isdigit()
+                ]
+                mine = int(output.name.split("_", 1)[0])
+                if used and mine <= max(used):
+                    numbered = tdd.model_copy(update={"number": f"{max(used) + 1:03d}"})
+                    output = default_output_path(numbered, template.doc_kind, out, safe_names)
         except TidsmithError as e:
             planned.append(Planned(path, verdict="failed", reason=clean(str(e))))
             continue

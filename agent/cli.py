@@ -840,6 +840,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tidsmith: error: {clean(str(e))}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.filename is None or debug:
+            raise  # not about a path the user gave: a bug, with its traceback
+        # A path the user gave that no check above caught: still one line, exit 2.
+        from agent.files import os_error
+
+        print(f"tidsmith: error: {clean(str(os_error(e.filename, e)))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("tidsmith: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -56,7 +56,8 @@ def redact(text: str) -> str:
     """Text with API keys, bearer tokens, URL credentials and secret query values replaced."""
     for secret in _known_secrets():
         text = text.replace(secret, _MARK)
-    text = _USERINFO.sub(lambda m: f"{m.group(1)}{_MARK}@", text)
+    # No brackets in a host part: `[x]@host` would parse as an IPv6 literal.
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}redacted@", text)
     text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{_MARK}", text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + _MARK, text)
