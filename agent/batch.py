@@ -29,7 +29,7 @@ from agent.cost import call_cost
 from agent.draft import PROMPT_ID as DRAFT_PROMPT
 from agent.draft import Event, plan_messages, section_schema
 from agent.errors import ConfigError, InputError, TidsmithError
-from agent.files import os_error
+from agent.files import os_error, read_bytes
 from agent.pipeline import (
     DEFAULT_MAX_TOKENS,
     RunRecord,
@@ -231,8 +231,8 @@ def is_current(output: Path, tdd: Tdd, template: Template, model: str) -> bool:
     if not output.is_file() or not record_path.is_file():
         return False
     try:
-        record = RunRecord.model_validate_json(record_path.read_bytes())
-    except (OSError, ValidationError):
+        record = RunRecord.model_validate_json(read_bytes(record_path, 64 * 1024 * 1024))
+    except (TidsmithError, ValidationError):
         return False
     return (
         record.tdd_sha256 == tdd.sha256

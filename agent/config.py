@@ -77,7 +77,7 @@ class Settings(BaseModel):
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(read_text(path, 1024 * 1024, "TOML settings file"))
+        return tomllib.loads(read_text(path, 1024 * 1024, "TOML settings file", remember=True))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
 

@@ -63,10 +63,15 @@ def _shown(path: Path | str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def read_bytes(path: Path | str, limit: int, what: str = "file", hint: str = "") -> bytes:
+def read_bytes(
+    path: Path | str, limit: int, what: str = "file", hint: str = "", *, remember: bool = False
+) -> bytes:
     """At most `limit` bytes of a regular file, or an InputError naming the problem.
 
     `hint` follows the size error (what to do about a file over the limit).
+    `remember`: the file is an input of the run (a TDD, a document under review,
+    a template, a research document), which the writer must never replace.
+    Our own state (run records, checkpoints, caches) is not.
     """
     shown = _shown(path)
     hint = f"; {hint}" if hint else ""
@@ -106,7 +111,8 @@ def read_bytes(path: Path | str, limit: int, what: str = "file", hint: str = "")
         os.close(fd)
     if size > limit:
         raise InputError(f"{shown} is over the {_size(limit)} limit{hint}")
-    _inputs.add((st.st_dev, st.st_ino))
+    if remember:
+        _inputs.add((st.st_dev, st.st_ino))
     return b"".join(chunks)
 
 
@@ -128,9 +134,11 @@ def decode_text(raw: bytes, path: Path | str, what: str = "file") -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def read_text(path: Path | str, limit: int, what: str = "file", hint: str = "") -> str:
+def read_text(
+    path: Path | str, limit: int, what: str = "file", hint: str = "", *, remember: bool = False
+) -> str:
     """A bounded regular file as UTF-8 text, or an InputError naming the problem."""
-    return decode_text(read_bytes(path, limit, what, hint), path, what)
+    return decode_text(read_bytes(path, limit, what, hint, remember=remember), path, what)
 
 
 def is_input(path: Path | str) -> bool:

@@ -68,7 +68,9 @@ class CodeBlock(BaseModel):
 
 def read_document(path: Path) -> str:
     """A markdown document's text (at most 2 MB, like a TDD), or an InputError saying what to do."""
-    text = read_text(path, MAX_DOCUMENT_BYTES, "markdown document", "review smaller documents")
+    text = read_text(
+        path, MAX_DOCUMENT_BYTES, "markdown document", "review smaller documents", remember=True
+    )
     if not text.strip():
         raise InputError(f"{path} is empty; nothing to review")
     return text

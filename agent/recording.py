@@ -125,7 +125,7 @@ def check_cassette(path: Path) -> None:
     from vcr.serialize import deserialize
     from vcr.serializers import yamlserializer
 
-    text = read_text(path, MAX_CASSETTE_BYTES, "cassette")
+    text = read_text(path, MAX_CASSETTE_BYTES, "cassette", remember=True)
     try:
         deserialize(text, yamlserializer)
     except Exception as e:  # vcrpy raises YAML, key and type errors alike

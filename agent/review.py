@@ -26,7 +26,8 @@ from agent.draft import (
     draft_section,
     structured_call,
 )
-from agent.errors import OutputValidationError
+from agent.errors import InputError, OutputValidationError
+from agent.files import read_bytes
 from agent.lints import DocSection, Finding, LintResult, run_lints, split_document
 from agent.prompting import fill, format_note, load_prompt, section_heading
 from agent.providers.base import Message, Provider
@@ -678,8 +679,8 @@ def load_sections_json(doc_path: Path) -> dict[str, dict[str, Any]] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, 16 * 1024 * 1024, "sections file"))
+    except (InputError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

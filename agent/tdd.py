@@ -99,7 +99,13 @@ def load_tdd(path: Path) -> Tdd:
 
 def _read_text(path: Path) -> tuple[str, bytes]:
     """The file's text and raw bytes, or an InputError naming the problem."""
-    raw = read_bytes(path, MAX_BYTES, "TDD markdown file", "split the TDD into smaller documents")
+    raw = read_bytes(
+        path,
+        MAX_BYTES,
+        "TDD markdown file",
+        "split the TDD into smaller documents",
+        remember=True,
+    )
     text = decode_text(raw, path, "TDD markdown file")
     if not text.strip():
         raise InputError(f"{path} is empty; write the TDD first or pass another file")

@@ -176,7 +176,7 @@ def load_template_file(path: Path) -> Template:
     """Load and validate one template file; errors name the file and the field."""
     if not Path(path).exists() and not Path(path).is_symlink():
         raise ConfigError(f"template file {path} does not exist")
-    text = read_text(path, MAX_TEMPLATE_BYTES, "template YAML file")
+    text = read_text(path, MAX_TEMPLATE_BYTES, "template YAML file", remember=True)
     try:
         raw = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as e:

@@ -95,7 +95,7 @@ class DocsSource:
         passages: list[Passage] = []
         for folder, path in self._files():
             try:
-                raw = read_bytes(path, MAX_FILE_BYTES, "document")
+                raw = read_bytes(path, MAX_FILE_BYTES, "document", remember=True)
             except InputError:
                 continue  # a FIFO, a device, too large or unreadable: not documentation
             text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")

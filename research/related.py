@@ -162,7 +162,7 @@ class RelatedSource:
         for doc in self.documents:
             path = Path(doc.path)
             try:
-                raw = read_bytes(path, MAX_BYTES, "related document")
+                raw = read_bytes(path, MAX_BYTES, "related document", remember=True)
             except InputError as e:
                 logger.info("related document skipped: %s", e)
                 continue

@@ -280,3 +280,60 @@ def test_unnumbered_tdds_in_one_batch_get_distinct_numbers(tmp_path: Path) -> No
     assert out.returncode == 0, out.stdout + out.stderr
     written = sorted(p.name[:4] for p in (tmp_path / "designs" / "tids").glob("*.md"))
     assert written == ["001_", "002_", "003_"]
+
+
+def test_a_checkpoint_write_failure_fails_that_document_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import errno
+
+    from agent.batch import find_tdds, run_batch
+    from agent.config import Settings
+    from agent.providers.fake import FakeProvider
+    from agent.templates import get_template
+
+    folder = tmp_path / "0xcc" / "tdds"
+    folder.mkdir(parents=True)
+    for i, name in enumerate(["Billing_Export", "Audit_Log"], 1):
+        text = FIXTURE.read_text(encoding="utf-8").replace("Billing Export", name)
+        (folder / f"{i:03d}_FTDD|{name}.md").write_text(text, encoding="utf-8")
+    real_fdopen = os.fdopen
+
+    def full_disk(fd: int, *args: object, **kwargs: object) -> object:
+        # The disk is full for the first document's checkpoints only.
+        if "checkpoints/001_" in str(Path(f"/proc/self/fd/{fd}").readlink()):
+            os.close(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    result = asyncio.run(
+        run_batch(
+            find_tdds(folder),
+            settings=Settings(review="off"),
+            template=get_template("tid"),
+            provider=FakeProvider(),
+        )
+    )
+
+    assert [r.status for r in result.rows] == ["failed", "done"]
+    assert "No space left" in result.rows[0].reason and "\n" not in result.rows[0].reason
+    assert result.exit_code == 1
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_review_tells_a_failing_document_from_a_failing_model(tmp_path: Path) -> None:
+    from tests.faultserver import Fault, FaultServer
+
+    bad = tmp_path / "bad.md"
+    bad.write_text("# A TID\n\n## Nothing\n\nTODO\n", encoding="utf-8")
+    assert run(["review", str(bad)], tmp_path).returncode == 1  # the document fails review
+
+    good = tmp_path / "good.md"
+    good.write_bytes(GOOD_TID.read_bytes())
+    with FaultServer(faults=[Fault("401")] * 10) as server:
+        args = ["review", str(good), "--llm", "-m", "openai:gpt-4.1-mini"]
+        out = run([*args, "--base-url", server.base_url], tmp_path)
+    assert out.returncode == 3, out.stderr  # the review could not run
+    assert "could not run" in out.stderr and "Traceback" not in out.stderr

@@ -23,7 +23,6 @@ import pytest
 from agent import agenerate
 from agent.config import Settings
 from agent.lints import run_lints
-from agent.markup import _segments, unsafe_markup  # pyright: ignore[reportPrivateUsage]
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider, sample_instance
 from agent.templates import get_template
@@ -189,6 +188,8 @@ def test_raw_html_images_and_unsafe_links_never_reach_the_document(tmp_path: Pat
     fake = FakeProvider(responder=_hostile_reply)
 
     doc = asyncio.run(agenerate(tdd, model=fake, settings=Settings(review="off"), write=False))
+
+    from agent.markup import _segments, unsafe_markup  # pyright: ignore[reportPrivateUsage]
 
     body = doc.markdown
     # Code blocks may hold anything (there `<img>` is code); prose may not.
