@@ -192,7 +192,8 @@ class _Handler(LoopbackHandler):
         if kind == "length":
             content, finish = (content or "")[: max(1, len(content or "") // 2)], "length"
         elif kind == "refusal":
-            content, refusal = None, "I'm sorry, I can't help with that request."
+            content = None
+            refusal = "I'm sorry, I can't help with that request." + server.error_suffix
         prompt = "".join(m["content"] for m in body.get("messages", []))
         payload = {
             "id": f"chatcmpl-fault{server.requests}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from agent.prompting import load_prompt
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 GOOD_TID = Path(__file__).parent / "fixtures" / "review" / "good_tid.md"
@@ -125,9 +128,13 @@ def _case_args(name: str, tmp: Path) -> list[str]:
         cassette = ROOT / "cassettes" / "openai-tid.yaml"
         data = cassette.read_bytes()
         tape.write_bytes(data[: len(data) // 3] if name.endswith("truncated") else b"\x00\xff" * 64)
-        meta = ROOT / "cassettes" / "openai-tid.yaml.meta.json"
-        (tmp / "tape.yaml.meta.json").write_bytes(meta.read_bytes())
-        return ["generate", str(_tdd(tmp)), "--replay", str(tape), "-q"]
+        # Metadata that matches this TDD and today's prompts: only the YAML is wrong.
+        tdd = _tdd(tmp)
+        meta = json.loads((ROOT / "cassettes" / "openai-tid.yaml.meta.json").read_text("utf-8"))
+        meta["tdd_sha256"] = hashlib.sha256(tdd.read_bytes()).hexdigest()
+        meta["prompts"] = {k: load_prompt(k).version for k in meta["prompts"]}
+        (tmp / "tape.yaml.meta.json").write_text(json.dumps(meta), "utf-8")
+        return ["generate", str(tdd), "--replay", str(tape), "-q"]
     if name == "review-fifo":
         return ["review", str(fifo(tmp / "d.md"))]
     if name == "review-device":
@@ -162,14 +169,15 @@ def _case_args(name: str, tmp: Path) -> list[str]:
         return ["eval", str(corpus), "--json", str(tmp / "report.json"), "-q"]
     if name == "batch-long-name":
         return ["batch", str(tmp / LONG), "-m", "fake"]
-    if name == "nan-deadline":
-        return ["batch", str(tmp), "-m", "fake", "--deadline", "nan"]
-    if name == "negative-max-cost":
-        return ["batch", str(tmp), "-m", "fake", "--max-cost", "-1"]
-    if name == "nan-max-cost":
-        return ["batch", str(tmp), "-m", "fake", "--max-cost", "nan"]
-    if name == "zero-deadline":
-        return ["batch", str(tmp), "-m", "fake", "--deadline", "0"]
+    if name in ("nan-deadline", "negative-max-cost", "nan-max-cost", "zero-deadline"):
+        # A folder with a TDD in it: only the flag's value can make this exit 2.
+        flag, value = {
+            "nan-deadline": ("--deadline", "nan"),
+            "negative-max-cost": ("--max-cost", "-1"),
+            "nan-max-cost": ("--max-cost", "nan"),
+            "zero-deadline": ("--deadline", "0"),
+        }[name]
+        return ["batch", str(_tdd(tmp).parent), "-m", "fake", "--review", "off", flag, value]
     raise AssertionError(name)
 
 

@@ -144,7 +144,7 @@ def test_debug_tracebacks_are_redacted(tmp_path: Path) -> None:
 
 def test_terminal_escapes_from_a_server_never_reach_stderr(tmp_path: Path) -> None:
     hostile = " \x1b]0;pwned\x07\x1b[2J\x1b[31mred\x1b[0m"
-    with FaultServer(faults=[Fault("400")] * 20, error_suffix=hostile) as server:
+    with FaultServer(faults=[Fault("refusal")] * 20, error_suffix=hostile) as server:
         out = run(generate(server, tmp_path), tmp_path)
 
     assert out.returncode != 0
