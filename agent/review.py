@@ -29,7 +29,7 @@ from agent.draft import (
 from agent.errors import InputError, OutputValidationError
 from agent.files import read_bytes
 from agent.lints import DocSection, Finding, LintResult, run_lints, split_document
-from agent.prompting import fill, format_note, load_prompt, section_heading
+from agent.prompting import fence_safe, fill, format_note, load_prompt, section_heading
 from agent.providers.base import Message, Provider
 from agent.tdd import Tdd, excerpt, parse_links
 from agent.templates import ChecklistItem, Template
@@ -233,7 +233,7 @@ async def _review_batch(
     lines = [f"- {i.id}: {i.text}" for i in items]
     user = fill(
         prompt.user,
-        document=document.strip(),
+        document=fence_safe(document.strip()),
         section_ids=", ".join(s.id for s in template.sections),
         items="\n".join(lines),
         format_note=format_note(prompt, schema, provider.schema_in_text),
@@ -243,7 +243,7 @@ async def _review_batch(
         budget = room - count_tokens(user)
         if budget >= 200:
             tdd_text = excerpt(tdd, " ".join(i.text for i in items), budget)
-    system = fill(prompt.system, doc_name=template.title, tdd_text=tdd_text.strip())
+    system = fill(prompt.system, doc_name=template.title, tdd_text=fence_safe(tdd_text.strip()))
     messages = [Message(role="system", content=system), Message(role="user", content=user)]
 
     def check(reply: BaseModel) -> None:
