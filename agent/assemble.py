@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.diagram import Diagram, render_markdown
+from agent.markup import safe_prose
 from agent.templates import Part, Section, Template, column_keys
 
 
@@ -45,19 +46,19 @@ def _unfence(code: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = " ".join(str(value).split())
+    text = safe_prose(" ".join(str(value).split()))
     return text.replace("|", "\\|") or " "
 
 
 def render_part(part: Part, value: Any) -> str:
-    """One part's content as markdown."""
+    """One part's content as markdown; prose from the model loses raw HTML and unsafe links."""
     if part.kind == "text":
-        return str(value).strip()
+        return safe_prose(str(value).strip())
     if part.kind == "list":
-        return "\n".join(f"- {' '.join(str(item).split())}" for item in value)
+        return "\n".join(f"- {safe_prose(' '.join(str(item).split()))}" for item in value)
     if part.kind == "code":
-        intro = str(value.get("intro", "")).strip()
-        path = str(value.get("path", "")).strip()
+        intro = safe_prose(str(value.get("intro", "")).strip())
+        path = str(value.get("path", "")).strip().replace("`", "'")
         code = _unfence(str(value.get("code", ""))).strip("\n")
         fence = _fence(code)
         lines = [intro] if intro else []

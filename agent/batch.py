@@ -29,6 +29,7 @@ from agent.cost import call_cost
 from agent.draft import PROMPT_ID as DRAFT_PROMPT
 from agent.draft import Event, plan_messages, section_schema
 from agent.errors import ConfigError, InputError, TidsmithError
+from agent.files import os_error, read_bytes
 from agent.pipeline import (
     DEFAULT_MAX_TOKENS,
     RunRecord,
@@ -38,6 +39,7 @@ from agent.pipeline import (
 )
 from agent.providers import default_model_id, parse_model_id
 from agent.providers.base import Provider, Reply, Request, Usage
+from agent.redact import clean
 from agent.tdd import Tdd, load_tdd
 from agent.templates import Template
 from agent.tokens import count_tokens
@@ -82,8 +84,12 @@ class BatchResult(BaseModel):
 
     @property
     def exit_code(self) -> int:
-        """1 when any document failed; 0 when every one is done or skipped."""
-        return 1 if any(r.status == "failed" for r in self.rows) else 0
+        """1 when any document failed, or the budget stopped the batch before any was done."""
+        if any(r.status == "failed" for r in self.rows):
+            return 1
+        if self.budget_stopped and not any(r.status == "done" for r in self.rows):
+            return 1
+        return 0
 
 
 class _Slots:
@@ -131,9 +137,10 @@ class _Limited:
     would otherwise add to the section calls in flight.
     """
 
-    def __init__(self, inner: Provider, slots: _Slots) -> None:
+    def __init__(self, inner: Provider, slots: _Slots, budget: _Budget | None = None) -> None:
         self.inner = inner
         self.slots = slots
+        self.budget = budget
         self.name = inner.name
         self.model = inner.model
         self.max_concurrency = inner.max_concurrency
@@ -148,7 +155,14 @@ class _Limited:
     async def complete(self, request: Request) -> Reply:
         await self.slots.acquire(1 if self.started else 0)
         try:
-            return await self.inner.complete(request)
+            if self.budget is not None:
+                self.budget.check()
+            reply = await self.inner.complete(request)
+            if self.budget is not None:
+                # Metered as made: a server reporting large usage stops the batch
+                # within one call (per slot) of --max-cost, not one document.
+                self.budget.spend(call_cost(self.inner, reply.usage))
+            return reply
         finally:
             self.slots.release()
             if request.prompt_id == DRAFT_PROMPT:
@@ -174,7 +188,11 @@ Update = Callable[[DocRow, Event | None], None]
 
 def find_tdds(folder: Path, glob: str | None = None) -> list[Path]:
     """The TDDs in `folder`, sorted; with no glob, the naming convention, else any `*.md`."""
-    if not folder.is_dir():
+    try:
+        is_dir = folder.is_dir()
+    except OSError as e:
+        raise os_error(folder, e, "folder") from None
+    if not is_dir:
         raise InputError(f"{folder} is not a folder; pass the folder that holds the TDDs")
     if glob is not None:
         found = sorted(p for p in folder.glob(glob) if p.is_file())
@@ -213,8 +231,8 @@ def is_current(output: Path, tdd: Tdd, template: Template, model: str) -> bool:
     if not output.is_file() or not record_path.is_file():
         return False
     try:
-        record = RunRecord.model_validate_json(record_path.read_bytes())
-    except (OSError, ValidationError):
+        record = RunRecord.model_validate_json(read_bytes(record_path, 64 * 1024 * 1024))
+    except (TidsmithError, ValidationError):
         return False
     return (
         record.tdd_sha256 == tdd.sha256
@@ -336,8 +354,22 @@ def plan_documents(
         try:
             tdd = load_tdd(path)
             output = default_output_path(tdd, template.doc_kind, out, safe_names)
+            if tdd.number is None:
+                # The next free number may be an earlier unnumbered TDD's of this batch
+                # (nothing is written yet): take the one after the highest claimed.
+                used = [
+                    int(n)
+                    for o in claimed
+                    if o.parent == output.parent
+                    for n in [o.name.split("_", 1)[0]]
+                    if n.isdigit()
+                ]
+                mine = int(output.name.split("_", 1)[0])
+                if used and mine <= max(used):
+                    numbered = tdd.model_copy(update={"number": f"{max(used) + 1:03d}"})
+                    output = default_output_path(numbered, template.doc_kind, out, safe_names)
         except TidsmithError as e:
-            planned.append(Planned(path, verdict="failed", reason=str(e)))
+            planned.append(Planned(path, verdict="failed", reason=clean(str(e))))
             continue
         if output in claimed:
             # Two unnumbered TDDs can be given the same next free number.
@@ -359,6 +391,10 @@ def plan_documents(
     return planned
 
 
+class BudgetReached(TidsmithError):
+    """--max-cost is spent: the document stops before its next call."""
+
+
 class _Budget:
     """Spent + reserved (the estimates of documents in flight) against --max-cost."""
 
@@ -367,22 +403,48 @@ class _Budget:
         self.spent = 0.0
         self.reserved = 0.0
         self.stopped = False
+        self.unknown = False
 
     def admit(self, estimate: float | None) -> bool:
         if self.limit is None:
             return True
-        if self.stopped or self.spent + self.reserved + (estimate or 0.0) > self.limit:
+        if (
+            self.stopped
+            or self.unknown
+            or self.spent + self.reserved + (estimate or 0.0) > self.limit
+        ):
             # Once one document is refused, start nothing else: the batch stops here.
             self.stopped = True
             return False
         self.reserved += estimate or 0.0
         return True
 
-    def settle(self, estimate: float | None, spent: float | None) -> None:
+    def settle(self, estimate: float | None) -> None:
+        """A document ended: its reservation goes; what it spent was metered per call."""
         if self.limit is None:
             return
         self.reserved -= estimate or 0.0
-        self.spent += spent or 0.0
+
+    def spend(self, cost: float | None) -> None:
+        if self.limit is None:
+            return
+        if cost is None:
+            # A call whose price is unknown cannot be counted: count it as the end.
+            self.unknown = True
+            return
+        self.spent += cost
+
+    def check(self) -> None:
+        """Refuse to start a call once the budget is spent (or a cost was unknown)."""
+        if self.limit is None:
+            return
+        if self.unknown or self.spent >= self.limit:
+            self.stopped = True
+            spent = "an unknown amount" if self.unknown else f"${self.spent:.4f}"
+            raise BudgetReached(
+                f"budget: --max-cost ${self.limit:g} reached ({spent} spent), no more calls "
+                "started; completed sections are saved: rerun with a higher --max-cost"
+            )
 
 
 async def run_batch(
@@ -416,7 +478,9 @@ async def run_batch(
     )
     rows: list[DocRow] = []
     todo: list[tuple[DocRow, Tdd, Path]] = []
-    planned = plan_documents(
+    # Off the event loop: reading every TDD must not hold up Ctrl-C.
+    planned = await asyncio.to_thread(
+        plan_documents,
         paths,
         template,
         out=out,
@@ -550,7 +614,7 @@ async def _run_documents(
                     doc = await run_generate(
                         Path(row.tdd),
                         settings=settings,
-                        provider=_Limited(provider, slots),
+                        provider=_Limited(provider, slots, budget),
                         template=template,
                         # The exact file: numbering a TDD twice could pick another number.
                         out=output,
@@ -568,7 +632,7 @@ async def _run_documents(
                     "are saved, rerun to finish"
                 )
             except TidsmithError as e:
-                row.status, row.reason = "failed", str(e)
+                row.status, row.reason = "failed", clean(str(e))
             else:
                 row.status = "done"
                 # The record counts every call: research, review and revisions
@@ -582,10 +646,17 @@ async def _run_documents(
                 checkpoint.clear()
             finally:
                 row.wall_s = round(time.perf_counter() - begun, 3)
-                budget.settle(row.estimate_usd, row.cost_usd)
+                budget.settle(row.estimate_usd)
             update(row, None)
 
-    await asyncio.gather(*(one(row, output) for row, _, output in todo))
+    # One document's unexpected error must not cancel the others mid-call; it is
+    # raised (a bug, with its traceback) once they have all finished.
+    results = await asyncio.gather(
+        *(one(row, output) for row, _, output in todo), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _stage(event: Event, sections: set[str]) -> Status | None:
@@ -661,7 +732,7 @@ class PlainView:
             line = f"{row.name}: {event.section + ': ' if event.section else ''}{event.detail}"
         else:
             return
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(clean(line), markup=False, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         pass

@@ -12,16 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from agent.draft import PROMPT_ID, DraftPlan, SectionDraft, section_schema
+from agent.errors import InputError
+from agent.files import read_bytes
 from agent.prompting import load_prompt
 from agent.providers.base import Message, Provider
 from agent.templates import Section, Template
+from agent.write import write_bytes_atomic
+
+# One section's model: bounded strings and lists keep it far below this.
+MAX_CHECKPOINT_BYTES = 4 * 1024 * 1024
 
 
 class _Saved(BaseModel):
@@ -82,8 +87,8 @@ class SectionCheckpoint:
         """The saved draft if it was made from the same request, else None."""
         path = self._path(section_id)
         try:
-            saved = _Saved.model_validate_json(path.read_bytes())
-        except (OSError, ValidationError):
+            saved = _Saved.model_validate_json(read_bytes(path, MAX_CHECKPOINT_BYTES, "checkpoint"))
+        except (InputError, ValidationError):
             # Missing or unreadable (a crash mid-write cannot leave one: writes are atomic).
             return None
         if saved.key != key or saved.draft.section_id != section_id:
@@ -95,11 +100,12 @@ class SectionCheckpoint:
         # A rename keeps a crash from leaving half a file. No fsync: this runs on the
         # event loop once per section, and a checkpoint lost to a power cut only
         # costs one request on the rerun.
-        path = self._path(draft.section_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-        tmp.write_text(_Saved(key=key, draft=draft).model_dump_json(), encoding="utf-8")
-        tmp.replace(path)
+        # A failed write (disk full, file too large) is one InputError line and
+        # leaves no temp file; the batch fails that document only.
+        data = _Saved(key=key, draft=draft).model_dump_json().encode()
+        write_bytes_atomic(
+            self._path(draft.section_id), data, force=True, fsync=False, updates=True
+        )
         self.saved += 1
 
     def clear(self) -> None:

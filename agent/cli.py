@@ -11,10 +11,12 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import ConfigError, TidsmithError
+from agent.redact import clean
 
 if TYPE_CHECKING:
     from agent.actions import ReviewedFile
@@ -33,6 +35,30 @@ OpenAI-compatible server), anthropic:MODEL, local (embedded Qwen2.5-Coder 1.5B,
 no key, no network), local:qwen-0.5b, local:smollm2, local:FILE.gguf, fake.
 Default: OpenAI if OPENAI_API_KEY is set, else Anthropic if ANTHROPIC_API_KEY
 is set, else local."""
+
+
+def _number(kind: type, low: float, *, inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number of `kind`, at least (or above) `low`."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < low or (value == low and not inclusive):
+            bound = f"at least {low:g}" if inclusive else f"more than {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use {bound}")
+        return value
+
+    return parse
+
+
+_POSITIVE_INT = _number(int, 1)
+_SECONDS = _number(float, 0, inclusive=False)
+_USD = _number(float, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,16 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace characters Windows forbids in file names (| becomes _)",
     )
-    gen.add_argument("--concurrency", type=int, help="sections drafted at once (default 4)")
+    gen.add_argument(
+        "--concurrency", type=_POSITIVE_INT, help="sections drafted at once (default 4)"
+    )
     gen.add_argument(
         "--max-tokens",
-        type=int,
+        type=_POSITIVE_INT,
         help="reply limit per section call (default 1800; 1000 on embedded models)",
     )
-    gen.add_argument("--timeout", type=float, help="seconds per model call (default 600)")
+    gen.add_argument("--timeout", type=_SECONDS, help="seconds per model call (default 600)")
     gen.add_argument(
         "--deadline",
-        type=float,
+        type=_SECONDS,
         metavar="SECONDS",
         help="stop the whole run after this many seconds (its run record keeps what was spent)",
     )
@@ -109,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         "deterministic lints run (sections present and in order, code blocks parse, no "
         "placeholders, pinned versions, spec limits, TDD coverage), so no model is needed "
         "and the command can gate documents in CI. Exit status: 0 when no lint of severity "
-        "error fails, 1 when one does, 2 for unusable input. --llm also asks the model to "
-        "judge the template's checklist (reported, not part of the exit status).",
+        "error fails, 1 when one does (the document fails review), 2 for unusable input or "
+        "settings, 3 when the review could not run (the model failed: an outage, not a verdict). "
+        "--llm also asks the model to judge the template's checklist (reported, not part of "
+        "the exit status).",
     )
     rev.add_argument(
         "doc",
@@ -128,11 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-t", "--template", help="tid (default; spec for *SPEC* files), spec, or a template YAML"
     )
     _add_json_flag(rev, report="the full review report")
+    rev.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     rev.add_argument("--llm", action="store_true", help="also judge the checklist with a model")
     rev.add_argument("-m", "--model", help=MODEL_HELP)
     _add_model_args(rev)
     rev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
-    rev.add_argument("--max-tokens", type=int, help="reply limit per review call (default 1200)")
+    rev.add_argument(
+        "--max-tokens", type=_POSITIVE_INT, help="reply limit per review call (default 1200)"
+    )
     rev.set_defaults(handler=cmd_review)
 
     ev = commands.add_parser(
@@ -150,13 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("corpus", type=Path, help="a folder with tdds/ and tids/")
     ev.add_argument("--docs", type=Path, metavar="DIR", help="our generated documents")
     ev.add_argument("--generate", action="store_true", help="generate each document first")
-    ev.add_argument("--force", action="store_true", help="with --generate: regenerate all")
+    ev.add_argument(
+        "--force",
+        action="store_true",
+        help="with --generate: regenerate all; also overwrite an existing --json file",
+    )
     ev.add_argument("--llm", action="store_true", help="judge the checklist with the model")
     ev.add_argument("-t", "--template", help="tid (default), spec, or a template YAML")
     ev.add_argument("-m", "--model", help=MODEL_HELP)
     _add_model_args(ev)
     ev.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
-    ev.add_argument("--max-tokens", type=int, help="reply limit per section call")
+    ev.add_argument("--max-tokens", type=_POSITIVE_INT, help="reply limit per section call")
     _add_json_flag(ev, report="the results")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     ev.set_defaults(handler=cmd_eval)
@@ -179,11 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(bat)
     bat.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     bat.add_argument(
-        "--concurrency", type=int, help="model calls in flight at once, all documents together"
+        "--concurrency",
+        type=_POSITIVE_INT,
+        help="model calls in flight at once, all documents together",
     )
-    bat.add_argument("--max-tokens", type=int, help="reply limit per section call")
-    bat.add_argument("--timeout", type=float, help="seconds per model call attempt (default 600)")
-    bat.add_argument("--deadline", type=float, metavar="SECONDS", help="seconds per document")
+    bat.add_argument("--max-tokens", type=_POSITIVE_INT, help="reply limit per section call")
+    bat.add_argument(
+        "--timeout", type=_SECONDS, help="seconds per model call attempt (default 600)"
+    )
+    bat.add_argument("--deadline", type=_SECONDS, metavar="SECONDS", help="seconds per document")
     bat.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
@@ -201,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bat.add_argument(
         "--max-cost",
-        type=float,
+        type=_USD,
         metavar="USD",
         help="start no document once spent + in-flight estimates would pass this",
     )
@@ -218,14 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pb.add_argument(
         "--poll-interval",
-        type=float,
+        type=_SECONDS,
         default=60.0,
         metavar="SECONDS",
         help="seconds between status checks (default 60)",
     )
     pb.add_argument(
         "--batch-wait",
-        type=float,
+        type=_number(float, 0),
         metavar="SECONDS",
         help="stop waiting after this long, exit 75; the batch keeps running (default 25 h)",
     )
@@ -355,6 +396,17 @@ def _add_stage_args(parser: argparse.ArgumentParser) -> None:
         help="an existing codebase: its pinned versions and layout (implies --research)",
     )
     research.add_argument(
+        "--project-root",
+        type=Path,
+        metavar="DIR",
+        help="where files the TDD links may be read (default: the folder holding 0xcc/)",
+    )
+    research.add_argument(
+        "--trust-config",
+        action="store_true",
+        help="run the MCP commands tidsmith.toml names without asking (docs/security.md)",
+    )
+    research.add_argument(
         "--strict-research",
         action="store_true",
         help="fail when a research source fails (default: warn and go on without it)",
@@ -368,7 +420,7 @@ def _add_stage_args(parser: argparse.ArgumentParser) -> None:
     )
     review.add_argument(
         "--max-revisions",
-        type=int,
+        type=_number(int, 0),
         help="rounds of re-drafting failing sections (default 1; 0 on embedded models)",
     )
     review.add_argument(
@@ -379,11 +431,19 @@ def _add_stage_args(parser: argparse.ArgumentParser) -> None:
 def _research_from(args: argparse.Namespace) -> ResearchConfig | None:
     """The research config the flags ask for (plus tidsmith.toml's sources), or None."""
     if not (args.research or args.docs or args.codebase or args.strict_research):
+        if getattr(args, "project_root", None) is not None:
+            from agent.errors import ConfigError
+
+            raise ConfigError("--project-root is for research; add --research")
         return None
     from agent.config import load_research_config
 
     return load_research_config(
-        docs=args.docs, codebase=args.codebase, strict=args.strict_research or None
+        docs=args.docs,
+        codebase=args.codebase,
+        strict=args.strict_research or None,
+        project_root=args.project_root,
+        trust=args.trust_config,
     )
 
 
@@ -452,6 +512,8 @@ class _Progress:
             line = f"{event.section}: failed"
         else:
             line = event.detail
+        # Server text (refusals, errors) may carry keys or terminal escape sequences.
+        line = clean(line)
         if self.status is not None:
             if event.kind in {"done", "retry", "info"}:
                 # Text, not markup: file names and ids hold [...] and :name: codes.
@@ -509,6 +571,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     if args.stdout:
         sys.stdout.write(doc.markdown)
+    if args.quiet and doc.research is not None:
+        # Quiet hides progress, not a source that failed or a file left unread.
+        for line in [*doc.research.failures, *doc.research.warnings]:
+            print(f"tidsmith: warning: {clean(line)}", file=sys.stderr)
     t = doc.record.totals
     cost = "unknown price" if t.cost_usd is None else f"${t.cost_usd:.4f}"
     print(
@@ -582,32 +648,48 @@ def cmd_review(args: argparse.Namespace) -> int:
     if len(docs) > 1 and args.json is not None and not _json_to_stdout(args.json):
         raise ConfigError("--json PATH writes one document's report; use --json for several")
     to_stdout = _json_to_stdout(args.json)
+    if args.json is not None and not to_stdout:
+        from agent.write import check_output
+
+        # Before any model call: never onto the document or the TDD, never over a file
+        # without --force.
+        check_output(args.json, args.force, "JSON report")
+        if args.json.resolve() in {d.resolve() for d in docs}:
+            raise ConfigError(f"--json {args.json} is the document under review; pick another")
     summaries: list[ReviewSummary] = []
     status = 0
     for doc in docs:
-        reviewed = asyncio.run(
-            review_file(
-                doc,
-                tdd=args.tdd,
-                template=args.template,
-                llm=args.llm,
-                settings=_settings_from(args) if args.llm else None,
-                max_tokens=args.max_tokens,
+        try:
+            reviewed = asyncio.run(
+                review_file(
+                    doc,
+                    tdd=args.tdd,
+                    template=args.template,
+                    llm=args.llm,
+                    settings=_settings_from(args) if args.llm else None,
+                    max_tokens=args.max_tokens,
+                )
             )
-        )
+        except TidsmithError as e:
+            if e.exit_code != 1:
+                raise
+            # The model failed, not the document: CI must tell an outage from a bad TID.
+            raise _CouldNotRun(f"review could not run: {e}") from e
         if reviewed.report.errors():
             status = 1
         if to_stdout:
             summaries.append(review_summary(reviewed.report, document=doc, tdd=reviewed.tdd))
         else:
-            _print_review(doc, reviewed, args.json)
+            _print_review(doc, reviewed, args.json, force=args.force)
     if to_stdout:
         # One document: its summary; several: a list of them.
         sys.stdout.write(dumps(summaries[0] if len(summaries) == 1 else summaries))
     return status
 
 
-def _print_review(doc: Path, reviewed: ReviewedFile, json_path: Path | None) -> None:
+def _print_review(
+    doc: Path, reviewed: ReviewedFile, json_path: Path | None, *, force: bool = False
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -641,7 +723,7 @@ def _print_review(doc: Path, reviewed: ReviewedFile, json_path: Path | None) -> 
     # The first summary line holds the scores; the rest repeat the tables above.
     console.print(summary_lines(report)[0], markup=False)
     if json_path is not None:
-        write_json_atomic(json_path, report)
+        write_json_atomic(json_path, report, force=force)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -652,10 +734,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from agent.evaluate import KINDS, run_eval
     from agent.templates import get_template
-    from agent.write import write_json_atomic
+    from agent.write import check_output, write_json_atomic
 
     settings = _settings_from(args)
     template = get_template(settings.template)
+    if args.json is not None:
+        check_output(args.json, args.force, "JSON report")
     progress = _Progress([s.id for s in template.sections], args.quiet or not args.generate)
     try:
         report = asyncio.run(
@@ -719,7 +803,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "entity recall by kind: " + ", ".join(f"{k} {_pct(t[f'recall_{k}'])}" for k in KINDS)
         )
     if args.json is not None:
-        write_json_atomic(args.json, report)
+        write_json_atomic(args.json, report, force=args.force)
     return 1 if any(r.error for r in report.rows) else 0
 
 
@@ -883,10 +967,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args))
     except TidsmithError as e:
         if debug:
+            # The traceback is printed by the hook, scrubbed: SDK errors quote server bodies.
+            sys.excepthook = _redacted_excepthook
             raise
-        print(f"tidsmith: error: {e}", file=sys.stderr)
+        print(f"tidsmith: error: {clean(str(e))}", file=sys.stderr)
         _print_spent(e)
         return e.exit_code
+    except OSError as e:
+        if e.filename is None or debug:
+            raise  # not about a path the user gave: a bug, with its traceback
+        # A path the user gave that no check above caught: still one line, exit 2.
+        from agent.files import os_error
+
+        print(f"tidsmith: error: {clean(str(os_error(e.filename, e)))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         print("tidsmith: interrupted; no document was written", file=sys.stderr)
         _print_spent(e)
@@ -906,6 +1000,20 @@ def _print_spent(error: BaseException) -> None:
         f"{totals.output_tokens} output tokens, {cost}",
         file=sys.stderr,
     )
+
+
+class _CouldNotRun(TidsmithError):
+    """`review` could not reach a verdict (the model failed): exit 3, not 1."""
+
+    exit_code = 3
+
+
+def _redacted_excepthook(kind: type[BaseException], error: BaseException, tb: object) -> None:
+    """TIDSMITH_DEBUG's traceback, with keys and terminal escapes scrubbed like any line."""
+    import traceback
+
+    text = "".join(traceback.format_exception(kind, error, tb))  # pyright: ignore[reportArgumentType]
+    sys.stderr.write(clean(text))
 
 
 def _terminate_cleanly() -> None:

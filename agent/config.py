@@ -6,7 +6,10 @@ they are built, so they are never copied into this object, logs or records.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
+from agent.files import read_text
 
 if TYPE_CHECKING:
     from research.base import ResearchConfig
@@ -88,9 +92,61 @@ class Settings(BaseModel):
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        return tomllib.loads(read_text(path, 1024 * 1024, "TOML settings file", remember=True))
+    except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+
+
+def _trust_file() -> Path:
+    return user_cache_dir() / "trusted-configs.json"
+
+
+def config_trusted(path: Path) -> bool:
+    """Whether the user allowed this tidsmith.toml, as it is now, to start its MCP commands."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        trusted = json.loads(_trust_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(trusted, dict) and trusted.get(str(path.resolve())) == digest
+
+
+def trust_config(path: Path) -> None:
+    """Remember that the user allowed this tidsmith.toml (by its sha256: an edit asks again)."""
+    from agent.write import write_json_atomic
+
+    try:
+        trusted = json.loads(_trust_file().read_text(encoding="utf-8"))
+        if not isinstance(trusted, dict):
+            trusted = {}
+    except (OSError, ValueError):
+        trusted = {}
+    trusted[str(path.resolve())] = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_json_atomic(_trust_file(), trusted, force=True)
+
+
+def _consent_to_commands(path: Path, commands: list[str], trust: bool) -> None:
+    """Run a checkout's MCP commands only with the user's consent, asked once per file version.
+
+    A tidsmith.toml arrives with whatever folder tidsmith runs in: an untrusted
+    checkout must not be able to run its code through `--research`.
+    """
+    if trust or config_trusted(path):
+        return
+    shown = "; ".join(commands)
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        sys.stderr.write(
+            f"{path} asks to start these MCP servers for research: {shown}\n"
+            "Allow this file to run them (remembered until it changes)? [y/N] "
+        )
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() in {"y", "yes"}:
+            trust_config(path)
+            return
+    raise ConfigError(
+        f"{path} names MCP commands ({shown[:120]}); they run only with your consent: "
+        "rerun in a terminal to allow this file, or pass --trust-config"
+    )
 
 
 def _first_error(e: ValidationError) -> str:
@@ -132,6 +188,8 @@ def load_research_config(
     codebase: Path | None = None,
     strict: bool | None = None,
     config_path: Path | None = None,
+    project_root: Path | None = None,
+    trust: bool = False,
 ) -> ResearchConfig:
     """Research sources: flags, added to `[research]` in tidsmith.toml.
 
@@ -155,6 +213,8 @@ def load_research_config(
         table["docs"] = [path.parent / d for d in table.get("docs", [])]
         if table.get("codebase"):
             table["codebase"] = path.parent / table["codebase"]
+    if project_root is not None:
+        table["project_root"] = project_root
     if docs:
         table["docs"] = [*table.get("docs", []), *docs]
     if codebase is not None:
@@ -162,6 +222,10 @@ def load_research_config(
     if strict is not None:
         table["strict"] = strict
     try:
-        return ResearchConfig.model_validate(table)
+        config = ResearchConfig.model_validate(table)
     except ValidationError as e:
         raise ConfigError(f"{path} [research] {_first_error(e)}") from None
+    if config.mcp:
+        # Only the file names MCP servers, so they are the file's commands.
+        _consent_to_commands(path, [" ".join([m.command, *m.args]) for m in config.mcp], trust)
+    return config

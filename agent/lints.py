@@ -22,7 +22,10 @@ import yaml
 from pydantic import BaseModel, Field
 
 from agent.errors import InputError
+from agent.files import read_text
+from agent.markup import unsafe_markup
 from agent.prompting import section_heading
+from agent.tdd import MAX_BYTES as MAX_DOCUMENT_BYTES
 from agent.tdd import Heading, Tdd, parse_headings, word_terms
 from agent.templates import Template
 
@@ -64,24 +67,13 @@ class CodeBlock(BaseModel):
 
 
 def read_document(path: Path) -> str:
-    """A markdown document's text, or an InputError saying what to do."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path to the document")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; pass one markdown document")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read {path} ({e.strerror}); check its permissions") from e
-    if b"\x00" in raw:
-        raise InputError(f"{path} looks binary (it has NUL bytes); pass a markdown text file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not UTF-8 (bad byte at offset {e.start}); re-save it") from e
+    """A markdown document's text (at most 2 MB, like a TDD), or an InputError saying what to do."""
+    text = read_text(
+        path, MAX_DOCUMENT_BYTES, "markdown document", "review smaller documents", remember=True
+    )
     if not text.strip():
         raise InputError(f"{path} is empty; nothing to review")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 _NUMBERING = re.compile(r"^\s*(?:section\s+)?(?:\d+(?:\.\d+)*|[ivx]+)[.):]?\s+", re.I)
@@ -528,6 +520,28 @@ def lint_placeholders(
     return findings
 
 
+def lint_markup(markdown: str, sections: list[DocSection]) -> list[Finding]:
+    """No raw HTML and no link or image with a scheme other than http(s) or mailto.
+
+    Model output is untrusted: `<img src=…>` is a beacon when the page renders,
+    `<script>` and `javascript:` links run in some viewers.
+    """
+    findings: list[Finding] = []
+    offset = 0
+    for number, line in enumerate(markdown.splitlines(keepends=True), 1):
+        owner = _section_at(sections, offset)
+        offset += len(line)
+        if "<" not in line and "](" not in line and "]:" not in line:
+            continue
+        findings.extend(
+            _finding("markup.unsafe", f"{what}: remove it", section=owner, line=number)
+            for what in unsafe_markup(line)
+        )
+    # Lines inside fenced code are code: drop what the line-by-line pass found there.
+    in_code = _code_lines(markdown)
+    return [f for f in findings if not (f.line and in_code[f.line - 1])]
+
+
 def _code_lines(markdown: str) -> list[bool]:
     """For each line, whether it is inside a fenced block (fence lines excluded)."""
     mask: list[bool] = []
@@ -943,6 +957,7 @@ def run_lints(
         *fence_findings,
         *code_findings,
         *lint_placeholders(markdown, doc, blocks),
+        *lint_markup(markdown, doc),
         *lint_spec(markdown, template, doc, tdd),
         *lint_targets(template, doc),
         *lint_dependencies(blocks, doc, codebase_versions),

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from agent import __version__
 from agent.assemble import DocumentHeader, RelatedDoc, assemble
-from agent.checkpoint import SectionCheckpoint
+from agent.checkpoint import SectionCheckpoint, checkpoint_folder
 from agent.config import Settings
 from agent.draft import (
     CallRecord,
@@ -32,15 +33,23 @@ from agent.draft import (
     plan_messages,
 )
 from agent.errors import ConfigError, InputError, TidsmithError
+from agent.files import os_error
 from agent.ledger import Ledger
 from agent.prompting import load_prompt
 from agent.providers import open_provider
 from agent.providers.base import Provider
-from agent.recording import CassetteMeta, cassette, meta_path, read_meta
+from agent.recording import (
+    CassetteMeta,
+    cassette,
+    check_cassette,
+    meta_path,
+    read_meta,
+    scratch_path,
+)
 from agent.redact import redact
-from agent.tdd import Tdd, load_tdd
+from agent.tdd import Tdd, load_tdd, require_body
 from agent.templates import Section, Template, get_template
-from agent.write import default_output_path, write_atomic, write_json_atomic
+from agent.write import check_output, default_output_path, write_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
@@ -193,11 +202,12 @@ async def run_generate(
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     # Cheap checks first: a bad TDD, template, cassette or output path costs no tokens.
-    tdd = load_tdd(tdd_path)
+    # Off the event loop: a slow disk must never hold up Ctrl-C or other documents.
+    tdd = require_body(await asyncio.to_thread(load_tdd, tdd_path))
     template = template or get_template(settings.template)
     path = default_output_path(tdd, template.doc_kind, out, safe_names) if write else None
-    if path is not None and path.exists() and not force:
-        raise InputError(f"{path} exists; pass --force to overwrite it or --out to choose another")
+    if path is not None:
+        check_output(path, force, "document")
     replay = recording is not None and recording.mode == "replay"
     if recording is not None:
         if replay:
@@ -227,8 +237,19 @@ async def run_generate(
                 f"cassette {recording.path} exists; pass --force to re-record it, "
                 "or --record-mode append"
             )
+        else:
+            # A folder, an input or a bad name is refused before any call is paid for.
+            check_output(recording.path, True, "cassette", updates=True)
+            check_output(meta_path(recording.path), True, "cassette metadata", updates=True)
+            if recording.mode != "new" and recording.path.exists():
+                check_cassette(recording.path)
     today = today or dt.date.today().isoformat()
 
+    own_checkpoint = None
+    if checkpoint is None and path is not None and recording is None:
+        # Like batch: every validated section is saved, so a rerun after a failure
+        # or Ctrl-C asks only for the sections that are missing.
+        checkpoint = own_checkpoint = SectionCheckpoint(checkpoint_folder(path))
     session = _recording_session(recording)
     out_dir = path.parent if path is not None else Path.cwd()
     found: ResearchResult | None = None
@@ -320,26 +341,24 @@ async def run_generate(
         review=review_mode,
         review_scores=report.scores if report is not None else {},
     )
+    meta = None
     if recording is not None and not replay:
-        write_json_atomic(
-            meta_path(recording.path),
-            CassetteMeta(
-                tool_version=__version__,
-                model=record.model,
-                template=template.name,
-                template_version=template.version,
-                prompts=record.prompts,
-                tdd_sha256=tdd.sha256,
-                date=today,
-                base_url=redact(settings.base_url or ""),
-                structured=str(getattr(provider, "structured", "") or ""),
-                max_tokens=max_tokens,
-                recorded_wall_s=record.wall_s,
-                interactions=interactions,
-                research=found is not None,
-                review=review_mode,
-                max_revisions=revisions,
-            ),
+        meta = CassetteMeta(
+            tool_version=__version__,
+            model=record.model,
+            template=template.name,
+            template_version=template.version,
+            prompts=record.prompts,
+            tdd_sha256=tdd.sha256,
+            date=today,
+            base_url=redact(settings.base_url or ""),
+            structured=str(getattr(provider, "structured", "") or ""),
+            max_tokens=max_tokens,
+            recorded_wall_s=record.wall_s,
+            interactions=interactions,
+            research=found is not None,
+            review=review_mode,
+            max_revisions=revisions,
         )
     if path is not None:
         # Each write ends in an fsync (milliseconds); in a batch that would stall
@@ -347,9 +366,21 @@ async def run_generate(
         from agent.update_state import build_state
 
         state = build_state(template, tdd, drafts, record.model, path)
-        await asyncio.to_thread(
-            _write_outputs, path, markdown, record, drafts, report, force, state
-        )
+        try:
+            await asyncio.to_thread(
+                _write_outputs, path, markdown, record, drafts, report, force, state
+            )
+        except BaseException:
+            if recording is not None and not replay:
+                scratch_path(recording.path).unlink(missing_ok=True)
+            raise
+    if recording is not None and meta is not None:
+        try:
+            _commit_recording(recording, meta, force)
+        finally:
+            scratch_path(recording.path).unlink(missing_ok=True)
+    if own_checkpoint is not None:
+        own_checkpoint.clear()
     return Document(
         markdown=markdown,
         sections=drafts,
@@ -543,6 +574,9 @@ async def research_stage(
     cache = out_dir / ".tidsmith" / "research" if out_dir is not None else None
     sources = build_sources(tdd, config, retrievers, cache_dir=cache)
     emit(Event(kind="info", detail=f"researching: {', '.join(s.name for s in sources)}"))
+    skipped = [line for s in sources for line in getattr(s, "skipped", [])]
+    for line in skipped:
+        emit(Event(kind="info", section="research", detail=line))
     found = await run_research(
         tdd,
         provider,
@@ -553,6 +587,7 @@ async def research_stage(
         cache_dir=cache if reuse else None,
         on_event=emit,
     )
+    found.warnings.extend(w for w in skipped if w not in found.warnings)
     what = "reused" if found.reused else "found"
     emit(Event(kind="info", detail=f"research {what} {len(found.notes)} notes"))
     return found
@@ -683,11 +718,12 @@ def replay_structured(asked: str, meta: CassetteMeta) -> str:
 
 def check_replay(cassette_path: Path, tdd: Tdd, template: Template) -> CassetteMeta:
     """The cassette's metadata, after checking it can replay this run."""
-    if not cassette_path.is_file():
+    if not cassette_path.exists():
         raise InputError(
             f"cassette {cassette_path} does not exist; "
             f"record it first with --record {cassette_path}"
         )
+    check_cassette(cassette_path)
     meta = read_meta(cassette_path)
     now = prompt_versions()
     stale = {k: v for k, v in meta.prompts.items() if now.get(k) != v}
@@ -710,23 +746,46 @@ def check_replay(cassette_path: Path, tdd: Tdd, template: Template) -> CassetteM
 
 @contextmanager
 def _recording_session(recording: Recording | None) -> Iterator[Any]:
+    """Replay the cassette, or record into a hidden scratch copy of it.
+
+    Every record mode records into the scratch file; `_commit_recording` moves
+    it into place once the run has written its outputs. A failed run removes
+    it, so no mode leaves the cassette of a failed run (which would hold the
+    error, and replay it for ever).
+    """
     if recording is None:
         yield None
         return
-    target = recording.path
-    if recording.mode == "new":
-        # Record into a temporary file: a failed run leaves no half cassette.
-        scratch = target.with_name(f".{target.name}.recording")
-        scratch.unlink(missing_ok=True)
-        try:
-            with cassette(scratch, "new") as tape:
-                yield tape
-            scratch.replace(target)
-        finally:
-            scratch.unlink(missing_ok=True)
+    if recording.mode == "replay":
+        with cassette(recording.path, "replay") as tape:
+            yield tape
         return
-    with cassette(target, recording.mode) as tape:
-        yield tape
+    target = recording.path
+    scratch = scratch_path(target)
+    scratch.unlink(missing_ok=True)
+    try:
+        if recording.mode != "new" and target.exists():
+            # once/append start from the cassette as it is; it changes only on success.
+            check_cassette(target)
+            shutil.copyfile(target, scratch)
+        with cassette(scratch, recording.mode) as tape:
+            yield tape
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+
+
+def _commit_recording(recording: Recording, meta: CassetteMeta, force: bool) -> None:
+    """Move a successful run's recording into place, then write its metadata."""
+    scratch = scratch_path(recording.path)
+    if scratch.exists():
+        updates = recording.mode != "new"
+        check_output(recording.path, force or updates, "cassette", updates=updates)
+        try:
+            scratch.replace(recording.path)
+        except OSError as e:
+            raise os_error(recording.path, e, "cassette") from None
+    write_json_atomic(meta_path(recording.path), meta)
 
 
 def run_record_path(output: Path) -> Path:

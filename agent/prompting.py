@@ -7,7 +7,9 @@ user message that follows differs per section.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +23,23 @@ from agent.errors import ConfigError
 from agent.providers.base import Message
 from agent.providers.grammar import fitted_length
 from agent.templates import Section, Template
+
+# The tags our prompts fence untrusted text with. Inside fenced text, each
+# one is defused (`</tdd>` -> `&lt;/tdd>`), so the text cannot close its fence
+# early and speak as the prompt, nor forge another fence.
+_FENCE_TAG = re.compile(
+    r"<(\s*/?\s*)(tdd|document|untrusted-data|research-notes)(?![\w-])", re.IGNORECASE
+)
+
+
+def fence_safe(text: str) -> str:
+    """Untrusted text with every fence tag of ours defused, for inside a fence."""
+    return _FENCE_TAG.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+
+
+def attribute(value: str) -> str:
+    """A value for an XML-style attribute: quotes and angle brackets escaped."""
+    return html.escape(" ".join(value.split()), quote=True)
 
 
 class PromptFile(BaseModel):
@@ -116,9 +135,9 @@ def system_message(
     text = fill(
         prompt.system,
         template_system=template.system.strip(),
-        tdd_source=tdd_source,
-        tdd_title=tdd_title,
-        tdd_text=tdd_text.strip(),
+        tdd_source=attribute(tdd_source),
+        tdd_title=attribute(tdd_title),
+        tdd_text=fence_safe(tdd_text.strip()),
     )
     if notes:
         text = text.rstrip("\n") + "\n\n" + notes.strip() + "\n"

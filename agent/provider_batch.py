@@ -32,6 +32,7 @@ from agent.config import Settings
 from agent.cost import batch_cost
 from agent.draft import PROMPT_ID, CallRecord, DraftPlan, SectionDraft, parse_reply, section_schema
 from agent.errors import ConfigError, InputError, ProviderError, TidsmithError
+from agent.files import read_bytes
 from agent.pipeline import draft_plan, provider_default_max_tokens
 from agent.prompting import load_prompt
 from agent.providers import default_model_id, parse_model_id
@@ -541,12 +542,9 @@ def state_file(
 
 def read_state(path: Path) -> ProviderBatchState | None:
     """The saved state, None when there is none; InputError when it is unreadable."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except OSError as e:
-        raise InputError(f"cannot read {path} ({e.strerror}); check its permissions") from e
+    data = read_bytes(path, 64 * 1024 * 1024, "provider batch state")
     try:
         return ProviderBatchState.model_validate_json(data)
     except ValidationError:

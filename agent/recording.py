@@ -20,6 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.errors import ConfigError, InputError
+from agent.files import read_text
+from agent.redact import redact, redact_keys
 
 RecordMode = Literal["new", "once", "append"]
 
@@ -73,12 +75,12 @@ def meta_path(cassette: Path) -> Path:
 
 def read_meta(cassette: Path) -> CassetteMeta:
     path = meta_path(cassette)
-    try:
-        return CassetteMeta.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise InputError(
             f"{path} is missing: replay needs the metadata recorded with {cassette.name}"
-        ) from None
+        )
+    try:
+        return CassetteMeta.model_validate_json(read_text(path, 1024 * 1024, "cassette metadata"))
     except ValueError as e:
         raise InputError(
             f"{path} is not valid cassette metadata: {str(e).splitlines()[0]}"
@@ -89,15 +91,55 @@ def _scrub_request(request: Any) -> Any:
     for name in list(request.headers):
         if name.lower() in SCRUB_REQUEST_HEADERS:
             del request.headers[name]
+    # A --base-url may carry credentials: user:password@ or ?api_key=.
+    request.uri = redact(request.uri)
     return request
 
 
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
+    status = response.get("status", {}).get("code", 200)
+    if isinstance(status, int) and status >= 400:
+        # Not kept: a replay must not answer with an outage for ever, and error
+        # bodies are where servers echo the key they were sent.
+        return None
     headers = response.get("headers", {})
     for name in list(headers):
         if _ACCOUNT_HEADER.match(name):
             del headers[name]
+    body = response.get("body", {})
+    raw = body.get("string")
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", errors="surrogateescape")
+        scrubbed = redact_keys(text)
+        if scrubbed != text:
+            body["string"] = scrubbed.encode("utf-8", errors="surrogateescape")
+    elif isinstance(raw, str):
+        body["string"] = redact_keys(raw)
     return response
+
+
+# A cassette of a long research run is a few MB; far larger is not a cassette.
+MAX_CASSETTE_BYTES = 64 * 1024 * 1024
+
+
+def check_cassette(path: Path) -> None:
+    """Refuse a cassette that is not a readable vcrpy recording, in one line."""
+    from vcr.serialize import deserialize
+    from vcr.serializers import yamlserializer
+
+    text = read_text(path, MAX_CASSETTE_BYTES, "cassette", remember=True)
+    try:
+        deserialize(text, yamlserializer)
+    except Exception as e:  # vcrpy raises YAML, key and type errors alike
+        reason = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)[:160]
+        raise InputError(
+            f"cassette {path} is not a valid recording ({reason}); re-record it"
+        ) from None
+
+
+def scratch_path(path: Path) -> Path:
+    """Where a recording goes until the run succeeds (hidden, beside the cassette)."""
+    return path.with_name(f".{path.name}.recording")
 
 
 def _body(request: Any) -> Any:
@@ -131,8 +173,12 @@ def cassette(path: Path, mode: RecordMode | Literal["replay"]) -> Iterator[Any]:
         import vcr
     except ImportError:  # pragma: no cover - vcrpy is a core dependency
         raise ConfigError("recording needs vcrpy: pip install vcrpy") from None
-    if mode == "replay" and not path.is_file():
-        raise InputError(f"cassette {path} does not exist; record it first with --record {path}")
+    if mode == "replay":
+        if not path.exists():
+            raise InputError(
+                f"cassette {path} does not exist; record it first with --record {path}"
+            )
+        check_cassette(path)
     from vcr.record_mode import RecordMode as VcrMode
 
     recorder = vcr.VCR(

@@ -26,9 +26,10 @@ from agent.draft import (
     draft_section,
     structured_call,
 )
-from agent.errors import OutputValidationError
+from agent.errors import InputError, OutputValidationError
+from agent.files import read_bytes
 from agent.lints import DocSection, Finding, LintResult, run_lints, split_document
-from agent.prompting import fill, format_note, load_prompt, section_heading
+from agent.prompting import fence_safe, fill, format_note, load_prompt, section_heading
 from agent.providers.base import Message, Provider
 from agent.tdd import Tdd, excerpt, parse_links
 from agent.templates import ChecklistItem, Template
@@ -232,7 +233,7 @@ async def _review_batch(
     lines = [f"- {i.id}: {i.text}" for i in items]
     user = fill(
         prompt.user,
-        document=document.strip(),
+        document=fence_safe(document.strip()),
         section_ids=", ".join(s.id for s in template.sections),
         items="\n".join(lines),
         format_note=format_note(prompt, schema, provider.schema_in_text),
@@ -242,7 +243,7 @@ async def _review_batch(
         budget = room - count_tokens(user)
         if budget >= 200:
             tdd_text = excerpt(tdd, " ".join(i.text for i in items), budget)
-    system = fill(prompt.system, doc_name=template.title, tdd_text=tdd_text.strip())
+    system = fill(prompt.system, doc_name=template.title, tdd_text=fence_safe(tdd_text.strip()))
     messages = [Message(role="system", content=system), Message(role="user", content=user)]
 
     def check(reply: BaseModel) -> None:
@@ -678,8 +679,8 @@ def load_sections_json(doc_path: Path) -> dict[str, dict[str, Any]] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, 16 * 1024 * 1024, "sections file"))
+    except (InputError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

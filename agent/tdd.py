@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from agent.errors import InputError
+from agent.files import decode_text, read_bytes
 from agent.tokens import count_tokens, truncate_tokens
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -98,36 +99,39 @@ def load_tdd(path: Path) -> Tdd:
 
 def _read_text(path: Path) -> tuple[str, bytes]:
     """The file's text and raw bytes, or an InputError naming the problem."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path to the TDD")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; pass one TDD markdown file (or use batch)")
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise InputError(
-                f"{path} is {size / 1024 / 1024:.1f} MB, over the 2 MB limit; "
-                "split the TDD into smaller documents"
-            )
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read {path} ({e.strerror}); check its permissions") from e
-    # The size check above can race a growing file; the bytes in hand are what count.
-    if len(raw) > MAX_BYTES:
-        raise InputError(f"{path} is over the 2 MB limit; split the TDD into smaller documents")
-    if b"\x00" in raw:
-        raise InputError(f"{path} looks binary (it has NUL bytes); pass a markdown text file")
-    try:
-        # utf-8-sig: editors on Windows often prepend a BOM, which is not content.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(
-            f"{path} is not UTF-8 (bad byte at offset {e.start}); re-save it as UTF-8"
-        ) from e
+    raw = read_bytes(
+        path,
+        MAX_BYTES,
+        "TDD markdown file",
+        "split the TDD into smaller documents",
+        remember=True,
+    )
+    text = decode_text(raw, path, "TDD markdown file")
     if not text.strip():
         raise InputError(f"{path} is empty; write the TDD first or pass another file")
-    # One newline convention keeps offsets and later markdown output consistent.
-    return text.replace("\r\n", "\n").replace("\r", "\n"), raw
+    return text, raw
+
+
+def require_body(tdd: Tdd) -> Tdd:
+    """The TDD, or an InputError when it is only headings: drafting would invent everything."""
+    if not _has_body(tdd.text, tdd.headings):
+        raise InputError(
+            f"{tdd.path} has headings but no text under them; write the design, then draft from it"
+        )
+    return tdd
+
+
+def _has_body(text: str, headings: list[Heading]) -> bool:
+    """Whether the TDD has text besides headings (a heading-only TDD drafts from nothing)."""
+    if headings and text[: headings[0].start].strip():
+        return True
+    for h in headings:
+        lines = h.text.split("\n")[1:]
+        if lines and _SETEXT.match(lines[0]):
+            lines = lines[1:]
+        if any(line.strip() for line in lines):
+            return True
+    return False
 
 
 def _code_mask(lines: list[str]) -> list[bool]:

@@ -27,10 +27,13 @@ from pydantic import (
 )
 
 from agent.errors import ConfigError
+from agent.files import read_text
 
 # `diagram`: components and labelled edges as data, drawn by code (agent/diagram.py).
 PartKind = Literal["text", "code", "table", "list", "diagram"]
 _ID = r"^[a-z][a-z0-9_]*$"
+# A template is a page of YAML; anything far larger is not one.
+MAX_TEMPLATE_BYTES = 1024 * 1024
 
 
 class Part(BaseModel):
@@ -172,11 +175,12 @@ def _where(err: ValidationError) -> str:
 
 def load_template_file(path: Path) -> Template:
     """Load and validate one template file; errors name the file and the field."""
+    if not Path(path).exists() and not Path(path).is_symlink():
+        raise ConfigError(f"template file {path} does not exist")
+    text = read_text(path, MAX_TEMPLATE_BYTES, "template YAML file", remember=True)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"template file {path} does not exist") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
         reason = str(e).splitlines()[0]
         raise ConfigError(f"template {path} is not valid YAML: {reason}") from None
     if not isinstance(raw, dict):

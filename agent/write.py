@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import unicodedata
 import uuid
 from pathlib import Path
@@ -21,6 +22,7 @@ import pydantic_core
 from pydantic import BaseModel
 
 from agent.errors import ConfigError, InputError
+from agent.files import is_input, os_error
 from agent.tdd import Tdd
 
 MAX_NAME_BYTES = 200
@@ -53,7 +55,11 @@ def default_output_path(
     if out is not None and out.suffix.lower() == ".md":
         return _check_file_path(out)
     if out is not None:
-        if out.exists() and not out.is_dir():
+        try:
+            is_file = out.exists() and not out.is_dir()
+        except OSError as e:
+            raise os_error(out, e, "folder") from None
+        if is_file:
             raise InputError(f"{out} is a file, not a folder; pass a folder or a .md path")
         folder = out
     else:
@@ -93,16 +99,8 @@ def safe_filename(name: str, safe_names: bool = False) -> str:
 
 def _check_file_path(path: Path) -> Path:
     """An explicit `.md` output path, refused when it cannot be a file we write."""
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; pass a file path ending in .md or a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"{parent} is a file, so {path} cannot be created; fix --out")
-            break
-    if "\x00" in str(path) or len(path.name.encode()) > 255:
-        raise InputError(f"{path.name[:60]!r} is not a usable file name; choose a shorter one")
-    return path
+    # Existence is decided later (with --force); a folder, an input or a bad name now.
+    return check_output(path, force=True, what="document")
 
 
 def _scope(tdd: Tdd) -> str:
@@ -125,6 +123,45 @@ def _next_number(folder: Path) -> str:
     return f"{max(numbers) + 1:03d}"
 
 
+def check_output(
+    path: Path, force: bool = False, what: str = "file", *, updates: bool = False
+) -> Path:
+    """Refuse, before any work is paid for, an output path the writer would refuse later.
+
+    A folder, an existing file without `force`, a file this run reads (the TDD,
+    the document under review) even with `force`, a name the file system cannot
+    hold, or a parent that is a file: each is one InputError line. `updates`:
+    the file is meant to be read and rewritten (a cassette in append mode).
+    """
+    path = Path(path)
+    if "\x00" in str(path) or any(len(part.encode()) > 255 for part in path.parts):
+        raise InputError(f"{str(path)[:80]!r}: a name in this path is too long; use a shorter one")
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise os_error(path, e, what) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{path} is a folder; pass a {what} path")
+        if is_input(path) and not updates:
+            raise InputError(f"{path} is an input of this run; write the {what} somewhere else")
+        if not force:
+            raise InputError(f"{path} exists; pass --force to overwrite it or choose another path")
+    for parent in path.parents:
+        try:
+            parent_st = Path(parent).stat()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise os_error(parent, e, "folder") from None
+        if not stat.S_ISDIR(parent_st.st_mode):
+            raise InputError(f"cannot create {path}: {parent} is a file; fix the path")
+        break
+    return path
+
+
 def write_atomic(path: Path, text: str, force: bool = False) -> None:
     """Write `text` as UTF-8 via a temp file and a rename; never overwrite without force."""
     write_bytes_atomic(path, text.encode(), force=force)
@@ -139,14 +176,18 @@ def write_json_atomic(path: Path, model_or_obj: BaseModel | Any, force: bool = T
     write_atomic(path, data + "\n", force=force)
 
 
-def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
-    """Write `data` to `path` atomically; the old file (if any) stays intact on failure."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; pass a file path")
-    existed = path.exists()
-    if existed and not force:
-        raise InputError(f"{path} exists; pass --force to overwrite")
+def write_bytes_atomic(
+    path: Path, data: bytes, force: bool = False, fsync: bool = True, *, updates: bool = False
+) -> None:
+    """Write `data` to `path` atomically; the old file (if any) stays intact on failure.
+
+    Never overwrites without `force`, and never overwrites a file this process
+    read as an input (`agent.files`), whatever `force` says, unless it `updates`
+    that file on purpose (a checkpoint, a cassette). Every OS error is
+    one InputError line, and the temp file is removed on every failure.
+    """
+    path = check_output(Path(path), force, updates=updates)
+    existed = os.path.lexists(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
@@ -162,7 +203,8 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         if existed:
             # Overwriting keeps the file's permissions, as an in-place write would.
             with contextlib.suppress(OSError):
@@ -172,5 +214,5 @@ def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(e, OSError):
-            raise InputError(f"cannot write {path} ({e.strerror or e}); check the folder") from e
+            raise os_error(path, e) from None
         raise

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from agent.draft import Event, Progress
-from agent.errors import RetrievalError
+from agent.errors import InputError, RetrievalError
+from agent.files import read_bytes
 from agent.providers.base import Provider
 from agent.tdd import Tdd
 from agent.templates import Template
@@ -85,9 +86,13 @@ def build_sources(
 
         sources.append(CodebaseSource(config.codebase))
     if config.related:
-        from research.related import RelatedSource
+        from research.related import RelatedSource, project_root
 
-        sources.append(RelatedSource(tdd))
+        # A linked file is read only inside the project or a folder the user named.
+        roots = [config.project_root or project_root(Path(tdd.path)), *config.docs]
+        if config.codebase is not None:
+            roots.append(config.codebase)
+        sources.append(RelatedSource(tdd, roots))
     if config.docs:
         from research.docs import DocsSource
 
@@ -135,8 +140,10 @@ def _cache_path(cache_dir: Path, key: str) -> Path:
 
 def _load_cached(path: Path, key: str) -> ResearchResult | None:
     try:
-        cached = ResearchResult.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError):
+        cached = ResearchResult.model_validate_json(
+            read_bytes(path, 64 * 1024 * 1024, "research cache")
+        )
+    except (InputError, ValidationError):
         return None
     return cached if cached.key == key else None
 

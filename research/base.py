@@ -86,6 +86,9 @@ class ResearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     related: bool = True
+    project_root: Path | None = Field(
+        default=None, description="where linked documents may be read; default: beside 0xcc/"
+    )
     docs: list[Path] = Field(default_factory=list)
     codebase: Path | None = None
     mcp: list[McpServer] = Field(default_factory=list)

@@ -7,6 +7,7 @@ remembers it. The passages are marked verbatim and become notes unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -15,7 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from agent.errors import RetrievalError
+from agent.errors import InputError, RetrievalError
+from agent.files import read_bytes
 from research.base import Passage, Query, ResearchResult
 
 # Folders that hold tool state or installed packages, not the project's layout.
@@ -62,9 +64,10 @@ def _pinned(requirement: str) -> bool:
 
 
 def _read(path: Path) -> str:
+    # A manifest is small; a FIFO, a device or a huge file is not one.
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        return read_bytes(path, 1024 * 1024, "manifest").decode("utf-8", errors="replace")
+    except InputError:
         return ""
 
 
@@ -316,7 +319,8 @@ class CodebaseSource:
         )
 
     async def search(self, queries: list[Query], limit: int) -> list[Passage]:
-        return self.passages()
+        # Off the event loop: walking and reading a codebase must not hold up Ctrl-C.
+        return await asyncio.to_thread(self.passages)
 
 
 _PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][^\s,;)\]]*)")

@@ -21,7 +21,8 @@ import bm25s
 from pydantic import BaseModel, ValidationError
 
 from agent.config import user_cache_dir
-from agent.errors import RetrievalError
+from agent.errors import InputError, RetrievalError
+from agent.files import read_bytes
 from research.base import Passage, Query, Ranker, rank_passages, split_document
 
 SUFFIXES = {".md", ".markdown", ".txt", ".rst"}
@@ -63,7 +64,12 @@ class DocsSource:
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     path = Path(dirpath) / name
-                    if path.suffix.lower() in SUFFIXES and not name.startswith("."):
+                    # A symlink out of the folder is not the folder the user named.
+                    if (
+                        path.suffix.lower() in SUFFIXES
+                        and not name.startswith(".")
+                        and path.resolve().is_relative_to(Path(folder).resolve())
+                    ):
                         found.append((folder, path))
                         if len(found) >= MAX_FILES:
                             return found
@@ -89,11 +95,10 @@ class DocsSource:
         passages: list[Passage] = []
         for folder, path in self._files():
             try:
-                if path.stat().st_size > MAX_FILE_BYTES:
-                    continue
-                text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
-            except OSError:
-                continue
+                raw = read_bytes(path, MAX_FILE_BYTES, "document", remember=True)
+            except InputError:
+                continue  # a FIFO, a device, too large or unreadable: not documentation
+            text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
             rel = path.relative_to(folder).as_posix()
             shown = f"{folder.name}/{rel}" if folder.name else rel
             for chunk in split_document(text, path.stem):

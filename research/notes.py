@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from agent.draft import CallRecord, Event, Progress, structured_call
-from agent.prompting import fill, format_note, load_prompt
+from agent.prompting import attribute, fence_safe, fill, format_note, load_prompt
 from agent.providers.base import Message, Provider
 from agent.tdd import Tdd, excerpt
 from agent.templates import Template
@@ -48,7 +48,6 @@ def prompt_versions() -> dict[str, str]:
 # --- untrusted text -------------------------------------------------------------
 
 # Our fence tags: text from a source must not be able to close a fence early.
-_FENCE_TAG = re.compile(r"<(\s*/?\s*)(untrusted-data|research-notes)", re.IGNORECASE)
 # Sentences that address a model rather than inform a reader.
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,80}?"
@@ -61,7 +60,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 def neutralise(text: str) -> str:
     """The text with our fence tags defused (`<untrusted-data` -> `&lt;untrusted-data`)."""
-    return _FENCE_TAG.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+    return fence_safe(text)
 
 
 def drop_instructions(text: str) -> tuple[str, int]:
@@ -146,13 +145,17 @@ async def plan_queries(
         format_note=format_note(prompt, model.model_json_schema(), provider.schema_in_text),
     )
     source, title = Path(tdd.path).name, tdd.title
-    names = {"doc_name": template.title, "tdd_source": source, "tdd_title": title}
+    names = {
+        "doc_name": template.title,
+        "tdd_source": attribute(source),
+        "tdd_title": attribute(title),
+    }
     empty = fill(prompt.system, **names, tdd_text="")
     budget = max(100, _budget(provider, max_tokens, empty + user))
     # Technology choices live in a few sections; when the TDD does not fit, send those.
     focus = "technology stack libraries frameworks dependencies architecture components"
     focus += " " + " ".join(s.title for s in template.sections)
-    system = fill(prompt.system, **names, tdd_text=excerpt(tdd, focus, budget).strip())
+    system = fill(prompt.system, **names, tdd_text=fence_safe(excerpt(tdd, focus, budget).strip()))
     messages = [Message(role="system", content=system), Message(role="user", content=user)]
     parsed, calls, _ = await structured_call(
         provider,

@@ -8,6 +8,7 @@ split by heading and the sections are ranked per query with BM25.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -17,6 +18,8 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel
 
+from agent.errors import InputError
+from agent.files import read_bytes
 from agent.tdd import Tdd, link_kind, parse_headings
 from research.base import Passage, Query, Ranker, rank_passages, split_document
 
@@ -46,15 +49,49 @@ def _relative(path: Path, start: Path) -> str:
         return path.as_posix()
 
 
-def find_related(tdd: Tdd) -> list[RelatedDoc]:
-    """The documents the TDD links to, then project-level ADR/PRDs under its `0xcc/` root."""
+def project_root(tdd_path: Path) -> Path:
+    """The folder research may read for a TDD: the one holding `0xcc/`, else the TDD's own.
+
+    A TDD in a `tdds/` folder that is not under `0xcc/` gets the folder above, so
+    its sibling `prds/` and `adrs/` are inside.
+    """
+    here = Path(tdd_path).resolve().parent
+    for folder in (here, *here.parents):
+        if folder.name == "0xcc":
+            return folder.parent
+    return here.parent if here.name.lower() == "tdds" else here
+
+
+def inside(path: Path, roots: list[Path]) -> bool:
+    """Whether `path` (resolved: symlinks followed) lies in one of `roots`."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
+
+
+def find_related(
+    tdd: Tdd, roots: list[Path] | None = None, skipped: list[str] | None = None
+) -> list[RelatedDoc]:
+    """The documents the TDD links to, then project-level ADR/PRDs under its `0xcc/` root.
+
+    Only files inside `roots` (default: the TDD's project root) are taken; a link
+    outside them is left out, with one line in `skipped`: a TDD is untrusted input,
+    and `/etc/...` or `../../private.md` must not reach the provider.
+    """
     here = Path(tdd.path).resolve().parent
     me = Path(tdd.path).resolve()
+    roots = roots if roots is not None else [project_root(Path(tdd.path))]
     found: dict[Path, RelatedDoc] = {}
 
     def add(path: Path, why: str) -> None:
         kind = link_kind(path.name)
         if path == me or path in found or kind in _SKIPPED_KINDS or len(found) >= MAX_DOCUMENTS:
+            return
+        if not inside(path, roots):
+            if skipped is not None:
+                skipped.append(
+                    f"linked file {path.name} is outside the project root {roots[0]}: not read "
+                    "(pass --project-root or --docs to allow its folder)"
+                )
             return
         if not path.is_file() or path.suffix.lower() not in {".md", ".markdown", ".txt"}:
             return
@@ -103,17 +140,19 @@ class RelatedSource:
 
     kind = "related"
 
-    def __init__(self, tdd: Tdd) -> None:
+    def __init__(self, tdd: Tdd, roots: list[Path] | None = None) -> None:
         self.name = "related"
-        self.documents = find_related(tdd)
+        self.skipped: list[str] = []
+        self.documents = find_related(tdd, roots, self.skipped)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         for doc in self.documents:
             digest.update(doc.link.encode())
             try:
-                digest.update(hashlib.sha256(Path(doc.path).read_bytes()).digest())
-            except OSError:
+                raw = read_bytes(doc.path, MAX_BYTES, "related document")
+                digest.update(hashlib.sha256(raw).digest())
+            except InputError:
                 digest.update(b"unreadable")
         return digest.hexdigest()
 
@@ -123,9 +162,9 @@ class RelatedSource:
         for doc in self.documents:
             path = Path(doc.path)
             try:
-                raw = path.read_bytes()[:MAX_BYTES]
-            except OSError as e:
-                logger.info("cannot read related document %s: %s", path, e.strerror)
+                raw = read_bytes(path, MAX_BYTES, "related document", remember=True)
+            except InputError as e:
+                logger.info("related document skipped: %s", e)
                 continue
             text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
             source_id = f"{doc.kind}:{path.name}"
@@ -146,7 +185,8 @@ class RelatedSource:
         return passages
 
     async def search(self, queries: list[Query], limit: int) -> list[Passage]:
-        passages = self.passages()
+        # Off the event loop: reading files must never hold up Ctrl-C or other calls.
+        passages = await asyncio.to_thread(self.passages)
         if not passages:
             return []
         ranker = Ranker.build([f"{p.title}\n{p.text}" for p in passages])

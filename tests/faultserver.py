@@ -87,8 +87,16 @@ class FaultServer(LoopbackServer):
         by_schema: dict[str, list[Fault]] | None = None,
         max_requests: int = 5000,
         lifetime_s: float = 120.0,
+        usage_scale: int = 1,
+        echo_auth: bool = False,
+        error_suffix: str = "",
     ) -> None:
         super().__init__(lifetime_s)
+        # Hostile-server knobs: report `usage_scale` times the real tokens; echo the
+        # Authorization header (and `error_suffix`) in every error message.
+        self.usage_scale = usage_scale
+        self.echo_auth = echo_auth
+        self.error_suffix = error_suffix
         self.latency = latency
         self._queue = list(faults or [])
         self._by_schema = {k: list(v) for k, v in (by_schema or {}).items()}
@@ -203,7 +211,8 @@ class _Handler(LoopbackHandler):
         if kind == "length":
             content, finish = (content or "")[: max(1, len(content or "") // 2)], "length"
         elif kind == "refusal":
-            content, refusal = None, "I'm sorry, I can't help with that request."
+            content = None
+            refusal = "I'm sorry, I can't help with that request." + server.error_suffix
         elif kind == "content_filter":
             content, finish = None, "content_filter"
         elif kind == "empty":
@@ -222,8 +231,8 @@ class _Handler(LoopbackHandler):
                 }
             ],
             "usage": {
-                "prompt_tokens": count_tokens(prompt),
-                "completion_tokens": count_tokens(content or refusal or ""),
+                "prompt_tokens": count_tokens(prompt) * server.usage_scale,
+                "completion_tokens": count_tokens(content or refusal or "") * server.usage_scale,
                 "total_tokens": 0,
             },
         }
@@ -251,6 +260,10 @@ class _Handler(LoopbackHandler):
     def _error(
         self, status: int, code: str, message: str, retry_after: float | None = None
     ) -> None:
+        server = self.fault_server
+        if server.echo_auth:
+            message += f" You sent: {self.headers.get('Authorization', '')}"
+        message += server.error_suffix
         data = json.dumps(
             {"error": {"message": message, "type": code, "code": code, "param": None}}
         ).encode()
