@@ -13,6 +13,7 @@ from typing import Any
 from agent.draft import CallRecord
 from agent.errors import TidsmithError
 from agent.providers.base import Provider, Reply, Request
+from agent.redact import redact
 
 
 class Ledger:
@@ -56,7 +57,7 @@ class Ledger:
                     cost_usd=0.0,
                     finish_reason="error",
                     ok=False,
-                    error=str(e)[:500],
+                    error=redact(str(e))[:500],
                 )
             )
             raise

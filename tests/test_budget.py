@@ -96,7 +96,8 @@ def test_max_cost_stops_within_one_call_of_the_cap_when_usage_is_huge(tmp_path: 
     spent = sum(metered.costs)
     assert spent <= cap + max(metered.costs)
     assert sum(metered.costs[:-1]) < cap  # every call but the last started under the cap
-    assert len(metered.costs) <= 4
+    # No call started once the spend reached the cap: the calls that fit, plus the last.
+    assert len(metered.costs) <= int(cap / min(metered.costs)) + 1 <= 8
     rows = result.rows  # type: ignore[attr-defined]
     assert rows[0].status == "failed" and "--max-cost" in rows[0].reason
     assert rows[1].status == "skipped"

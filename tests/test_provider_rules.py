@@ -413,5 +413,7 @@ def test_deadline_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) 
     from agent.cli import main
 
     for bad in ["0", "-1", "nan"]:
-        assert main(["generate", "x.md", "-m", "fake", "--deadline", bad]) == 2
+        with pytest.raises(SystemExit) as info:
+            main(["generate", "x.md", "-m", "fake", "--deadline", bad])
+        assert info.value.code == 2
         assert "--deadline" in capsys.readouterr().err

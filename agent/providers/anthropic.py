@@ -32,6 +32,7 @@ from agent.providers.retry import (
     status_transient,
     with_retries,
 )
+from agent.redact import redact
 
 if TYPE_CHECKING:
     from agent.provider_batch import BatchItem, BatchStatus
@@ -123,7 +124,7 @@ class AnthropicProvider:
         self.fallback = fallback
         self.base_url = base_url
         self.label = (
-            f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {base_url}"
+            f"anthropic:{model}" if base_url is None else f"anthropic:{model} at {redact(base_url)}"
         )
         self.timeout = timeout
         # We retry ourselves (see agent.providers.retry): the SDK would also retry

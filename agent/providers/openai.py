@@ -36,6 +36,7 @@ from agent.providers.retry import (
     status_transient,
     with_retries,
 )
+from agent.redact import redact
 
 if TYPE_CHECKING:
     from agent.provider_batch import BatchItem, BatchStatus
@@ -161,7 +162,10 @@ class OpenAIProvider:
         self.structured: StructuredMode = structured
         self.fallback = fallback
         self.base_url = base_url
-        self.label = f"{name}:{model}" if base_url is None else f"{name}:{model} at {base_url}"
+        # Errors name the endpoint; a URL's userinfo or secret query must not ride along.
+        self.label = (
+            f"{name}:{model}" if base_url is None else f"{name}:{model} at {redact(base_url)}"
+        )
         self.timeout = timeout
         # We retry ourselves (see agent.providers.retry): the SDK would also retry
         # an exhausted quota, and its read timeout misses a trickling server.
