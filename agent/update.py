@@ -401,10 +401,11 @@ def _save(
             "totals": totals(result.calls).model_dump(),
         }
     )
-    write_atomic(doc, updated, force=True)
-    write_json_atomic(doc.parent / ".tidsmith" / f"{doc.stem}.sections.json", saved)
-    write_json_atomic(state_path(doc), new_state)
-    write_json_atomic(record_path, record)
+    # The document is this run's input, rewritten on purpose: that is what update does.
+    write_atomic(doc, updated, force=True, updates=True)
+    write_json_atomic(doc.parent / ".tidsmith" / f"{doc.stem}.sections.json", saved, updates=True)
+    write_json_atomic(state_path(doc), new_state, updates=True)
+    write_json_atomic(record_path, record, updates=True)
 
 
 def print_update(result: UpdateResult) -> None:

@@ -162,18 +162,23 @@ def check_output(
     return path
 
 
-def write_atomic(path: Path, text: str, force: bool = False) -> None:
-    """Write `text` as UTF-8 via a temp file and a rename; never overwrite without force."""
-    write_bytes_atomic(path, text.encode(), force=force)
+def write_atomic(path: Path, text: str, force: bool = False, *, updates: bool = False) -> None:
+    """Write `text` as UTF-8 via a temp file and a rename; never overwrite without force.
+
+    `updates`: the file was read to be rewritten on purpose (`tidsmith update`).
+    """
+    write_bytes_atomic(path, text.encode(), force=force, updates=updates)
 
 
-def write_json_atomic(path: Path, model_or_obj: BaseModel | Any, force: bool = True) -> None:
+def write_json_atomic(
+    path: Path, model_or_obj: BaseModel | Any, force: bool = True, *, updates: bool = False
+) -> None:
     """Write a pydantic model (or anything pydantic can serialise) as indented JSON."""
     if isinstance(model_or_obj, BaseModel):
         data = model_or_obj.model_dump_json(indent=2)
     else:
         data = pydantic_core.to_json(model_or_obj, indent=2).decode()
-    write_atomic(path, data + "\n", force=force)
+    write_atomic(path, data + "\n", force=force, updates=updates)
 
 
 def write_bytes_atomic(

@@ -235,6 +235,8 @@ def _block_claims(token: Token, file_hint: str, programs: frozenset[str]) -> lis
     lang = (token.info.split() or [""])[0].lower()
     first = token.map[0] + 2  # the line after the opening fence, 1-based
     code = token.content
+    if lang == "mermaid":
+        return []  # node labels drawn by code from the section's diagram data, not claims
     if lang in _PY_LANGS:
         return python_claims(code, first, file_hint)
     if lang in _TS_LANGS:
@@ -456,7 +458,9 @@ def tree_claims(code: str, first: int) -> list[Claim]:
             re.search(r"\((?:new|planned)\)", name, re.I)
         )
         name = re.sub(r"\s*\(.*\)\s*$", "", name).strip()
-        if not name or " " in name:
+        # A box drawing (`└────┘`, a diagram's ASCII form) starts like a tree line
+        # but names nothing: a name has a letter or a digit in it.
+        if not name or " " in name or not re.search(r"\w", name):
             continue
         while stack and stack[-1][0] >= depth:
             stack.pop()
