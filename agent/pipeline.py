@@ -482,7 +482,7 @@ def provider_default_max_tokens(provider: Provider) -> int:
 
 def prompt_versions(*, research: bool = True, review: bool = True) -> dict[str, str]:
     """The versions of the prompts a run uses (all of them by default)."""
-    versions = {"draft_section": load_prompt("draft_section").version}
+    versions = {p: load_prompt(p).version for p in ("draft_section", "repair_code")}
     if research:
         from research.notes import prompt_versions as research_versions
 

@@ -1,0 +1,225 @@
+"""Whole replies: text a length bound stopped mid-sentence, and code that does not parse.
+
+Small models under a grammar fill a string up to its (fitted) bound, and the
+grammar then ends the string wherever the model is: "optimized for high
+throughput and low l". This module finds such strings in a validated section,
+words the re-ask that names them, trims what is still cut after the re-ask
+back to its last complete sentence, and says which code parts do not parse,
+so drafting can repair or drop them instead of shipping them broken.
+Pure code: the calls are `agent.draft`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from agent.assemble import unfence
+from agent.lints import code_error
+from agent.providers.grammar import fitted_length
+from agent.templates import Part, Section
+
+# Where prose may end: a sentence mark, possibly inside closing quotes, brackets or emphasis.
+_CLOSERS = "\"')\\]*_`\u201d\u2019"
+_SENTENCE_END = re.compile(f"[.!?\u2026][{_CLOSERS}]*\\s*$")
+_SENTENCE_BREAK = re.compile(f"[.!?\u2026][{_CLOSERS}]*(?=\\s|$)")
+# Values that are names rather than prose: a cut there is no sentence to finish.
+_NOT_PROSE = {"tdd_refs", "note_refs"}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A string of a reply that reached its bound without ending."""
+
+    path: tuple[str | int, ...]
+    bound: int
+    kind: str  # "prose", "cell" (a table cell), "item" (a list item), "code"
+    language: str = ""
+
+    @property
+    def name(self) -> str:
+        """The field as the re-ask names it: `coding_patterns item 2`, `x.code`."""
+        out = str(self.path[0])
+        for key in self.path[1:]:
+            out += f" item {key + 1}" if isinstance(key, int) else f".{key}"
+        return out
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+    return node
+
+
+def bounded_strings(
+    data: Any, schema: dict[str, Any], ratio: float = 1.0
+) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
+    """Every string in `data` that its schema bounds: (path, value, bound after fitting)."""
+    defs = schema.get("$defs", {})
+
+    def walk(
+        value: Any, node: dict[str, Any], path: tuple[str | int, ...]
+    ) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
+        node = _resolve(node, defs)
+        if isinstance(value, dict) and node.get("type") == "object":
+            props = node.get("properties", {})
+            for key, sub in value.items():
+                if key in props:
+                    yield from walk(sub, props[key], (*path, key))
+        elif isinstance(value, list) and node.get("type") == "array":
+            for i, sub in enumerate(value):
+                yield from walk(sub, node.get("items", {}), (*path, i))
+        elif isinstance(value, str) and "maxLength" in node:
+            bound = fitted_length(int(node["maxLength"]), ratio, int(node.get("minLength", 0)))
+            yield path, value, bound
+
+    yield from walk(data, schema, ())
+
+
+def _kind(section: Section, path: tuple[str | int, ...]) -> tuple[str, str] | None:
+    """What a string at `path` is (kind, language), or None for names that are not prose."""
+    part = next((p for p in section.parts if p.id == path[0]), None)
+    if part is None or path[0] in _NOT_PROSE:
+        return None
+    if part.kind == "code":
+        field = path[-1]
+        if field == "code":
+            return "code", part.language
+        return ("prose", "") if field == "intro" else None
+    if part.kind == "table":
+        return "cell", ""
+    if part.kind == "list":
+        return "item", ""
+    return "prose", ""
+
+
+def ends_cleanly(text: str) -> bool:
+    """Whether prose ends at the end of a sentence."""
+    return bool(_SENTENCE_END.search(text.rstrip()))
+
+
+def find_cuts(
+    section: Section, content: dict[str, Any], schema: dict[str, Any], ratio: float = 1.0
+) -> list[Cut]:
+    """The strings of a section reply that reached their bound and stop unfinished.
+
+    Prose is unfinished when it does not end a sentence; code when it does not
+    parse (for the languages we can parse) or, otherwise, always: the chance a
+    model ends exactly at its bound on its own is small, and a bash or a tree
+    stopped mid-line reads as broken.
+    """
+    cuts: list[Cut] = []
+    for path, value, bound in bounded_strings(content, schema, ratio):
+        if len(value) < bound:
+            continue
+        kind = _kind(section, path)
+        if kind is None:
+            continue
+        what, language = kind
+        if what == "code":
+            unfenced = unfence(value)
+            if code_error(language, unfenced) is None and _parsed(language):
+                continue
+        elif ends_cleanly(value):
+            continue
+        cuts.append(Cut(path=path, bound=bound, kind=what, language=language))
+    return cuts
+
+
+def _parsed(language: str) -> bool:
+    """Whether `code_error` really parses this language (else it says None for anything)."""
+    return code_error(language, "(") is not None
+
+
+def cut_message(cuts: list[Cut]) -> str:
+    """The re-ask: which fields were stopped at their limit, and what to write instead."""
+    named = ", ".join(f"{c.name} (limit {c.bound} characters)" for c in cuts)
+    return (
+        f"{len(cuts)} field(s) reached their length limit and were cut off mid-sentence: "
+        f"{named}. Write each of them shorter, so that it ends with a complete sentence "
+        "(code: a complete statement) well inside its limit. Keep the other fields as they were."
+    )
+
+
+def _last_sentence(text: str) -> str | None:
+    ends = list(_SENTENCE_BREAK.finditer(text))
+    if not ends:
+        return None
+    return text[: ends[-1].end()].rstrip()
+
+
+def trim(cut: Cut, value: str) -> str | None:
+    """`value` cut back to where it last ended cleanly, or None when nothing would be left.
+
+    Prose goes back to its last complete sentence, a table cell to its last
+    whole word, code in a language we cannot parse to its last whole line.
+    Code we can parse is left as it is: the code repair handles it.
+    """
+    if cut.kind == "code":
+        if _parsed(cut.language):
+            return value
+        head = value[: value.rfind("\n")].rstrip() if "\n" in value else ""
+        return head or None
+    if cut.kind == "cell":
+        head = value[: value.rfind(" ")] if " " in value else ""
+        head = head.rstrip(" ,;:-(/\u2013\u2014")
+        return head or None
+    return _last_sentence(value)
+
+
+def _get(content: Any, path: tuple[str | int, ...]) -> Any:
+    for key in path:
+        content = content[key]
+    return content
+
+
+def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any], list[str]]:
+    """`content` with every cut trimmed (list items with no sentence dropped); notes on each.
+
+    Raises:
+        ValueError: a cut that no trim can save (naming it), e.g. prose with no full sentence.
+    """
+    notes: list[str] = []
+    dropped: dict[tuple[str | int, ...], list[int]] = {}
+    for cut in cuts:
+        value = _get(content, cut.path)
+        parent = _get(content, cut.path[:-1])
+        trimmed = trim(cut, value)
+        if trimmed is None and cut.kind == "item" and isinstance(cut.path[-1], int):
+            dropped.setdefault(cut.path[:-1], []).append(cut.path[-1])
+            notes.append(f"{cut.name}: cut off at its limit of {cut.bound} characters; left out")
+            continue
+        if trimmed is None:
+            raise ValueError(
+                f"{cut.name} was cut off at its limit of {cut.bound} characters twice "
+                "and holds no complete sentence to keep"
+            )
+        if trimmed != value:
+            parent[cut.path[-1]] = trimmed
+            notes.append(
+                f"{cut.name}: cut off at its limit of {cut.bound} characters; "
+                f"kept the first {len(trimmed)} characters, up to where it last ended"
+            )
+    for path, indexes in dropped.items():
+        items = _get(content, path)
+        kept = [v for i, v in enumerate(items) if i not in indexes]
+        if not kept:
+            raise ValueError(f"every item of {path[0]} was cut off at its limit twice")
+        parent: Any = _get(content, path[:-1])
+        parent[path[-1]] = kept
+    return content, notes
+
+
+def broken_code(section: Section, content: dict[str, Any]) -> list[tuple[Part, str]]:
+    """The code parts whose code does not parse as their language: (part, why)."""
+    broken: list[tuple[Part, str]] = []
+    for part in section.parts:
+        value = content.get(part.id)
+        if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
+            continue
+        error = code_error(part.language, unfence(str(value.get("code", ""))))
+        if error is not None:
+            broken.append((part, error))
+    return broken
