@@ -85,6 +85,10 @@ class RunRecord(BaseModel):
     )
     review: str = "off"
     review_scores: dict[str, float] = Field(default_factory=dict)
+    section_notes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per section: text trimmed back to its last sentence, code repaired or dropped",
+    )
 
 
 class Document(BaseModel):
@@ -315,6 +319,7 @@ async def run_generate(
         research=_research_summary(found),
         review=review_mode,
         review_scores=report.scores if report is not None else {},
+        section_notes={d.section_id: d.notes for d in drafts if d.notes},
     )
     if recording is not None and not replay:
         write_json_atomic(
