@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from agent.assemble import unfence
 from agent.cost import call_cost
 from agent.errors import OutputValidationError
-from agent.intact import apply_trims, broken_code, cut_message, find_cuts
+from agent.intact import apply_trims, broken_code, cut_message, find_cuts, replace_code
 from agent.lints import code_error
 from agent.prompting import (
     PromptFile,
@@ -531,11 +531,13 @@ async def repair_code(
     max_tokens: int,
     on_event: Progress = _quiet,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
-    """Code parts that do not parse get one repair call each; still broken, they are dropped.
+    """Code that does not parse gets one repair call per block; still broken, it is dropped.
 
-    The repair request starts with the section's system message, so the
-    shared prefix is reused. A dropped part keeps its intro, loses its code,
-    and carries a `dropped` note the document shows in its place.
+    Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
+    repair request starts with the section's system message, so the shared
+    prefix is reused. A dropped code part keeps its intro, loses its code, and
+    carries a `dropped` note the document shows in its place; a dropped block
+    in text becomes that note.
     """
     broken = broken_code(section, content)
     if not broken:
@@ -545,24 +547,28 @@ async def repair_code(
     calls: list[CallRecord] = []
     content = copy.deepcopy(content)
     heading = section_heading(template, section)
-    for part, error in broken:
-        block = content[part.id]
+    for block in broken:
+        part = block.part
         model = _repair_model(part.max_chars)
         schema = model.model_json_schema()
-        limit = fitted_length(part.max_chars, _fit(provider, schema, max_tokens))
+        limit = fitted_length(
+            int(schema["properties"]["code"]["maxLength"]), _fit(provider, schema, max_tokens)
+        )
         ask = Message(
             role="user",
             content=fill(
                 prompt.user,
-                language=part.language,
+                language=block.language,
                 part_title=part.title,
                 section_heading=heading,
-                error=error,
-                code=unfence(str(block.get("code", ""))).strip("\n"),
+                error=block.error,
+                code=block.code.strip("\n"),
                 limit=str(limit),
             ),
         )
-        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {error}; repairing"))
+        on_event(
+            Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing")
+        )
         parsed, more, why = await structured_call(
             provider,
             prompt,
@@ -576,17 +582,21 @@ async def repair_code(
         )
         calls += more
         fixed = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
-        still = code_error(part.language, fixed) if fixed.strip() else (why or "no code")
+        still = code_error(block.language, fixed) if fixed.strip() else (why or "no code")
         if still is None:
-            block["code"] = fixed
-            notes.append(f"{part.id}: the {part.language} code did not parse ({error}); repaired")
+            replace_code(content, block, fixed, "")
+            notes.append(
+                f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
+            )
             continue
-        block["code"] = ""
-        block["dropped"] = (
-            f"The {part.language} example for {part.title} was left out: the model's code "
-            f"did not parse ({error}), nor did its repair ({still})."
+        replace_code(
+            content,
+            block,
+            None,
+            f"The {block.language} example for {part.title} was left out: the model's code "
+            f"did not parse ({block.error}), nor did its repair ({still}).",
         )
-        notes.append(f"{part.id}: the {part.language} code did not parse after a repair; dropped")
+        notes.append(f"{part.id}: the {block.language} code did not parse after a repair; dropped")
     return content, notes, calls
 
 

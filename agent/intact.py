@@ -212,14 +212,54 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
     return content, notes
 
 
-def broken_code(section: Section, content: dict[str, Any]) -> list[tuple[Part, str]]:
-    """The code parts whose code does not parse as their language: (part, why)."""
-    broken: list[tuple[Part, str]] = []
+# A fenced block inside a text part: its fence, language and body.
+_TEXT_FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+-]+)[ \t]*\n(.*?)\n\1[ \t]*$", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class BrokenCode:
+    """Code in a section reply that does not parse as its language."""
+
+    part: Part
+    language: str
+    code: str
+    error: str
+    # Where the whole fenced block sits in a text part; None for a code part.
+    span: tuple[int, int] | None = None
+
+
+def broken_code(section: Section, content: dict[str, Any]) -> list[BrokenCode]:
+    """Code parts, and fenced blocks inside text parts, that do not parse as their language."""
+    broken: list[BrokenCode] = []
     for part in section.parts:
         value = content.get(part.id)
-        if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
-            continue
-        error = code_error(part.language, unfence(str(value.get("code", ""))))
-        if error is not None:
-            broken.append((part, error))
-    return broken
+        if part.kind == "code" and isinstance(value, dict) and not value.get("dropped"):
+            code = unfence(str(value.get("code", "")))
+            error = code_error(part.language, code)
+            if error is not None:
+                broken.append(BrokenCode(part, part.language, code, error))
+        elif part.kind == "text" and isinstance(value, str):
+            for match in _TEXT_FENCE.finditer(value):
+                error = code_error(match.group(2), match.group(3))
+                if error is not None:
+                    broken.append(
+                        BrokenCode(part, match.group(2), match.group(3), error, match.span())
+                    )
+    # Last first: replacing a block in a text part keeps the spans before it valid.
+    return sorted(broken, key=lambda b: -(b.span[0] if b.span else 0))
+
+
+def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, note: str) -> None:
+    """Put `code` in place of a broken block, or (None) the `note` saying it was left out."""
+    value = content[block.part.id]
+    if block.span is None:
+        value["code"] = code if code is not None else ""
+        if code is None:
+            value["dropped"] = note
+        return
+    start, end = block.span
+    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", code or "")), default=0) + 1)
+    middle = (
+        f"{fence}{block.language}\n{code}\n{fence}" if code is not None else f"> **Note:** {note}"
+    )
+    content[block.part.id] = value[:start] + middle + value[end:]

@@ -50,6 +50,13 @@ TEMPLATE = Template.model_validate(
                         "max_chars": 180,
                     },
                     {
+                        "id": "details",
+                        "title": "Details",
+                        "kind": "text",
+                        "guidance": "Details, with a config example.",
+                        "max_chars": 400,
+                    },
+                    {
                         "id": "example",
                         "title": "Example",
                         "kind": "code",
@@ -73,11 +80,18 @@ CUT = "The feature uses Redis for queueing, which is fast for high throughput an
 assert len(CUT) == 80
 
 
-def reply(summary: str, *, steps: list[str] | None = None, code: str = GOOD_CODE) -> str:
+def reply(
+    summary: str,
+    *,
+    steps: list[str] | None = None,
+    code: str = GOOD_CODE,
+    details: str = "Plain words.",
+) -> str:
     return json.dumps(
         {
             "summary": summary,
             "steps": steps or ["Queue the event.", "Deliver it."],
+            "details": details,
             "example": {"intro": "Sending one event.", "path": "", "code": code},
             "tdd_refs": ["Overview"],
         }
@@ -219,3 +233,28 @@ def test_code_error_knows_the_languages_it_parses() -> None:
     assert code_error("toml", "a = ") is not None
     assert code_error("bash", "if then fi ((") is None
     assert code_error("python", GOOD_CODE) is None
+
+
+DETAILS = 'The settings file:\n\n```json\n{"retries": 3,\n```\n\nThat is all.'
+
+
+def test_a_broken_fenced_block_inside_text_is_repaired_in_place() -> None:
+    provider = FakeProvider(
+        [reply("Fine.", details=DETAILS), json.dumps({"code": '{"retries": 3}'})]
+    )
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    assert '"retries": 3,' in provider.requests[1].messages[-1].content
+    assert result.content["details"] == (
+        'The settings file:\n\n```json\n{"retries": 3}\n```\n\nThat is all.'
+    )
+
+
+def test_a_broken_fenced_block_inside_text_that_stays_broken_becomes_a_note() -> None:
+    provider = FakeProvider([reply("Fine.", details=DETAILS), json.dumps({"code": "{"})])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    details = result.content["details"]
+    assert "```" not in details and "retries" not in details
+    assert details.startswith("The settings file:\n\n> **Note:** The json example for Details")
+    assert details.endswith("\n\nThat is all.")
