@@ -386,25 +386,18 @@ async def draft_section(
     if parsed is not None:
         fit = _fit(provider, schema, max_tokens)
         content = parsed.model_dump()
-        try:
-            content, notes, more = await _uncut(
-                provider,
-                prompt,
-                model,
-                section,
-                messages,
-                content,
-                schema=schema,
-                fit=fit,
-                max_tokens=max_tokens,
-                on_event=on_event,
-            )
-        except _StillCut as e:
-            raise SectionFailed(
-                f"{where}: {e.reason}; raise --max-tokens, or lower the section's bounds "
-                "in the template",
-                [*calls, *e.calls],
-            ) from None
+        content, notes, more = await _uncut(
+            provider,
+            prompt,
+            model,
+            section,
+            messages,
+            content,
+            schema=schema,
+            fit=fit,
+            max_tokens=max_tokens,
+            on_event=on_event,
+        )
         calls += more
         content, code_notes, more = await repair_code(
             provider,
@@ -449,13 +442,6 @@ def _fit(provider: Provider, schema: dict[str, Any], max_tokens: int) -> float:
     return 1.0 if budget is None else fit_ratio(schema, budget)
 
 
-class _StillCut(Exception):
-    def __init__(self, reason: str, calls: list[CallRecord]) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.calls = calls
-
-
 async def _uncut(
     provider: Provider,
     prompt: PromptFile,
@@ -473,10 +459,7 @@ async def _uncut(
 
     A reply whose strings reached their (fitted) bound without ending is asked
     again once, naming those fields. What is still cut after that goes back to
-    its last complete sentence (a list item without one is left out).
-
-    Raises:
-        _StillCut: a field holds no complete sentence to keep.
+    its last complete sentence, or is left out with a note (`apply_trims`).
     """
     cuts = find_cuts(section, content, schema, fit)
     if not cuts:
@@ -504,11 +487,7 @@ async def _uncut(
     if again is not None:
         content = again.model_dump()
         cuts = find_cuts(section, content, schema, fit)
-    try:
-        content, notes = apply_trims(content, cuts)
-        model.model_validate(content)
-    except (ValueError, ValidationError) as e:
-        raise _StillCut(str(e).splitlines()[0], calls) from None
+    content, notes = apply_trims(content, cuts)
     return content, notes, calls
 
 

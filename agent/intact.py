@@ -175,40 +175,53 @@ def _get(content: Any, path: tuple[str | int, ...]) -> Any:
     return content
 
 
-def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any], list[str]]:
-    """`content` with every cut trimmed (list items with no sentence dropped); notes on each.
+def left_out(cut: Cut) -> str:
+    """The note that stands where a field's cut text was left out."""
+    return (
+        f"The model's text for {cut.name} was cut off at its limit of {cut.bound} "
+        "characters twice and was left out."
+    )
 
-    Raises:
-        ValueError: a cut that no trim can save (naming it), e.g. prose with no full sentence.
+
+def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any], list[str]]:
+    """`content` with every cut trimmed back to where it last ended; a note on each.
+
+    What holds nothing whole to keep is left out, visibly: a text part becomes
+    a note saying so, a list item goes (a list left empty holds the note), a
+    code block is dropped with the note, an intro is emptied, a cell gets a dash.
     """
     notes: list[str] = []
     dropped: dict[tuple[str | int, ...], list[int]] = {}
     for cut in cuts:
         value = _get(content, cut.path)
-        parent = _get(content, cut.path[:-1])
+        parent: Any = _get(content, cut.path[:-1])
         trimmed = trim(cut, value)
-        if trimmed is None and cut.kind == "item" and isinstance(cut.path[-1], int):
-            dropped.setdefault(cut.path[:-1], []).append(cut.path[-1])
-            notes.append(f"{cut.name}: cut off at its limit of {cut.bound} characters; left out")
+        if trimmed is not None:
+            if trimmed != value:
+                parent[cut.path[-1]] = trimmed
+                notes.append(
+                    f"{cut.name}: cut off at its limit of {cut.bound} characters; "
+                    f"kept the first {len(trimmed)} characters, up to where it last ended"
+                )
             continue
-        if trimmed is None:
-            raise ValueError(
-                f"{cut.name} was cut off at its limit of {cut.bound} characters twice "
-                "and holds no complete sentence to keep"
-            )
-        if trimmed != value:
-            parent[cut.path[-1]] = trimmed
-            notes.append(
-                f"{cut.name}: cut off at its limit of {cut.bound} characters; "
-                f"kept the first {len(trimmed)} characters, up to where it last ended"
-            )
+        notes.append(f"{cut.name}: cut off at its limit of {cut.bound} characters; left out")
+        key = cut.path[-1]
+        if cut.kind == "item" and isinstance(key, int):
+            dropped.setdefault(cut.path[:-1], []).append(key)
+        elif cut.kind == "code":
+            parent["code"] = ""
+            parent["dropped"] = left_out(cut)
+        elif cut.kind == "cell":
+            parent[key] = "-"
+        elif len(cut.path) > 1:  # a code block's intro
+            parent[key] = ""
+        else:
+            parent[key] = f"> **Note:** {left_out(cut)}"
     for path, indexes in dropped.items():
         items = _get(content, path)
         kept = [v for i, v in enumerate(items) if i not in indexes]
-        if not kept:
-            raise ValueError(f"every item of {path[0]} was cut off at its limit twice")
-        parent: Any = _get(content, path[:-1])
-        parent[path[-1]] = kept
+        parent = _get(content, path[:-1])
+        parent[path[-1]] = kept or [f"*{left_out(Cut(path, 0, 'item'))}*"]
     return content, notes
 
 

@@ -9,10 +9,8 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
-
 from agent.assemble import render_section
-from agent.draft import SectionDraft, SectionFailed, draft_section
+from agent.draft import SectionDraft, draft_section
 from agent.intact import find_cuts
 from agent.lints import code_error
 from agent.providers.base import Message, Reply
@@ -142,13 +140,15 @@ def test_a_list_item_cut_twice_without_a_sentence_is_left_out() -> None:
     assert result.content["steps"] == ["Queue the event."]
 
 
-def test_text_cut_twice_with_no_sentence_to_keep_fails_the_section_by_name() -> None:
-    no_sentence = "word " * 16 + "word"
-    assert len(no_sentence) >= 80
-    provider = FakeProvider([reply(no_sentence[:80]), reply(no_sentence[:80])])
-    with pytest.raises(SectionFailed, match="summary was cut off at its limit of 80"):
-        draft(provider)
+def test_text_cut_twice_with_no_sentence_to_keep_is_left_out_visibly() -> None:
+    no_sentence = ("word " * 16 + "word")[:80]
+    provider = FakeProvider([reply(no_sentence), reply(no_sentence)])
+    result = draft(provider)
     assert len(provider.requests) == 2
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "word word" not in markdown
+    assert "> **Note:** The model's text for summary was cut off at its limit of 80" in markdown
+    assert any("summary" in n and "left out" in n for n in result.notes)
 
 
 def test_text_that_ends_a_sentence_at_its_bound_is_not_cut() -> None:
