@@ -133,6 +133,7 @@ def test_llm_review_calls_are_in_the_record_and_totals(tree: Path) -> None:
 
 def test_replaying_a_cassette_without_its_research_flags_is_refused(tree: Path) -> None:
     tdd = tree / "0xcc" / "tdds" / TDD_NAME
+    from agent.prompting import load_prompt
     from agent.tdd import load_tdd
     from agent.templates import get_template
 
@@ -144,7 +145,7 @@ def test_replaying_a_cassette_without_its_research_flags_is_refused(tree: Path) 
         "model": "openai:m",
         "template": "tid",
         "template_version": template.version,
-        "prompts": {"draft_section": "1"},
+        "prompts": {"draft_section": load_prompt("draft_section").version},
         "tdd_sha256": load_tdd(tdd).sha256,
         "date": "2026-01-01",
         "research": True,
