@@ -39,7 +39,7 @@ def _fence(code: str) -> str:
 _INNER_FENCE = re.compile(r"^\s*(`{3,}|~{3,})[\w+-]*[ \t]*\n(.*?)(?:\n\1\s*)?$", re.DOTALL)
 
 
-def _unfence(code: str) -> str:
+def unfence(code: str) -> str:
     """Code without a fence the model wrapped it in (we add our own)."""
     match = _INNER_FENCE.match(code)
     return match.group(2) if match else code
@@ -59,9 +59,14 @@ def render_part(part: Part, value: Any) -> str:
     if part.kind == "code":
         intro = safe_prose(str(value.get("intro", "")).strip())
         path = str(value.get("path", "")).strip().replace("`", "'")
-        code = _unfence(str(value.get("code", ""))).strip("\n")
+        code = unfence(str(value.get("code", ""))).strip("\n")
         fence = _fence(code)
         lines = [intro] if intro else []
+        dropped = str(value.get("dropped", "")).strip()
+        if dropped:
+            # Drafting left out code that did not parse: say so, never ship it broken.
+            lines += ["", f"> **Note:** {dropped}"] if lines else [f"> **Note:** {dropped}"]
+            return "\n".join(lines)
         if path:
             lines.append(f"File: `{path}`")
         if lines:

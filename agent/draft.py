@@ -9,6 +9,7 @@ then the section fails loudly.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
 import re
@@ -17,10 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from agent.assemble import unfence
 from agent.cost import call_cost
 from agent.errors import OutputValidationError
+from agent.intact import apply_trims, broken_code, cut_message, find_cuts, replace_code
+from agent.lints import code_error
 from agent.prompting import (
     PromptFile,
     fill,
@@ -30,7 +34,7 @@ from agent.prompting import (
     system_message,
 )
 from agent.providers.base import Message, Provider, Reply, Request, Usage, schema_budget
-from agent.providers.grammar import fit_ratio
+from agent.providers.grammar import fit_ratio, fitted_length
 from agent.tdd import Tdd, excerpt
 from agent.templates import Section, Template, section_model
 from agent.tokens import count_tokens
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from agent.checkpoint import SectionCheckpoint
 
 PROMPT_ID = "draft_section"
+REPAIR_PROMPT_ID = "repair_code"
 # tiktoken counts are an estimate for other tokenizers (SmolLM2's and Qwen's
 # run up to ~25% longer on markdown), so leave headroom when fitting.
 _TOKENIZER_SLACK = 1.3
@@ -100,13 +105,20 @@ class CallRecord(BaseModel):
 
 
 class SectionDraft(BaseModel):
-    """A validated section: `content` validated against section_model(section)."""
+    """A validated section: `content` validated against section_model(section).
+
+    A code part whose code did not parse even after its repair call has an
+    empty `code` and a `dropped` note, which the document shows instead.
+    """
 
     section_id: str
     content: dict[str, Any]
     tdd_refs: list[str] = Field(default_factory=list)
     note_refs: list[str] = Field(default_factory=list)
     calls: list[CallRecord] = Field(default_factory=list)
+    # What drafting changed after validation: text trimmed back to its last
+    # sentence, code repaired or dropped.
+    notes: list[str] = Field(default_factory=list)
 
 
 class Event(BaseModel):
@@ -369,15 +381,46 @@ async def draft_section(
         json_schema=schema,
         on_event=on_event,
     )
-    if parsed is not None:
-        content = parsed.model_dump()
-        refs = [str(r) for r in content.get("tdd_refs", [])]
-        notes = [str(r) for r in content.get("note_refs", [])]
-        return SectionDraft(
-            section_id=section.id, content=content, tdd_refs=refs, note_refs=notes, calls=calls
-        )
     heading = section_heading(template, section)
     where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
+    if parsed is not None:
+        fit = _fit(provider, schema, max_tokens)
+        content = parsed.model_dump()
+        content, notes, more = await _uncut(
+            provider,
+            prompt,
+            model,
+            section,
+            messages,
+            content,
+            schema=schema,
+            fit=fit,
+            max_tokens=max_tokens,
+            on_event=on_event,
+        )
+        calls += more
+        content, code_notes, more = await repair_code(
+            provider,
+            template,
+            section,
+            messages[0],
+            content,
+            max_tokens=max_tokens,
+            on_event=on_event,
+        )
+        calls += more
+        for note in [*notes, *code_notes]:
+            on_event(Event(kind="info", section=section.id, detail=note))
+        refs = [str(r) for r in content.get("tdd_refs", [])]
+        cited = [str(r) for r in content.get("note_refs", [])]
+        return SectionDraft(
+            section_id=section.id,
+            content=content,
+            tdd_refs=refs,
+            note_refs=cited,
+            calls=calls,
+            notes=[*notes, *code_notes],
+        )
     if (calls and calls[-1].finish_reason in _FINAL) or error.startswith("the model refused"):
         # A refusal or a filter is the model's answer: a larger model is no fix.
         raise SectionFailed(f"{where}: {error}; the request was not asked again", calls)
@@ -391,6 +434,149 @@ async def draft_section(
         "try a larger model or raise --max-tokens",
         calls,
     )
+
+
+def _fit(provider: Provider, schema: dict[str, Any], max_tokens: int) -> float:
+    """The ratio the provider lowers this schema's string bounds by (1.0: as they are)."""
+    budget = schema_budget(provider, max_tokens)
+    return 1.0 if budget is None else fit_ratio(schema, budget)
+
+
+async def _uncut(
+    provider: Provider,
+    prompt: PromptFile,
+    model: type[BaseModel],
+    section: Section,
+    messages: list[Message],
+    content: dict[str, Any],
+    *,
+    schema: dict[str, Any],
+    fit: float,
+    max_tokens: int,
+    on_event: Progress,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """`content` with no string stopped at its bound mid-sentence: re-asked once, then trimmed.
+
+    A reply whose strings reached their (fitted) bound without ending is asked
+    again once, naming those fields. What is still cut after that goes back to
+    its last complete sentence, or is left out with a note (`apply_trims`).
+    """
+    cuts = find_cuts(section, content, schema, fit)
+    if not cuts:
+        return content, [], []
+    error = cut_message(cuts)
+    on_event(
+        Event(
+            kind="retry",
+            section=section.id,
+            detail="cut at the length limit: " + ", ".join(c.name for c in cuts),
+        )
+    )
+    previous = Reply(text=json.dumps(content, ensure_ascii=False))
+    again, calls, _ = await structured_call(
+        provider,
+        prompt,
+        model,
+        reask(prompt, messages, previous, error),
+        label=section.id,
+        schema_name=f"section_{section.id}",
+        max_tokens=max_tokens,
+        json_schema=schema,
+        on_event=on_event,
+    )
+    if again is not None:
+        content = again.model_dump()
+        cuts = find_cuts(section, content, schema, fit)
+    content, notes = apply_trims(content, cuts)
+    return content, notes, calls
+
+
+@functools.lru_cache(maxsize=64)
+def _repair_model(max_chars: int) -> type[BaseModel]:
+    return create_model(
+        "RepairedCode",
+        __config__=ConfigDict(extra="forbid"),
+        code=(str, Field(description="the corrected code only", max_length=max_chars)),
+    )
+
+
+async def repair_code(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = _quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code that does not parse gets one repair call per block; still broken, it is dropped.
+
+    Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
+    repair request starts with the section's system message, so the shared
+    prefix is reused. A dropped code part keeps its intro, loses its code, and
+    carries a `dropped` note the document shows in its place; a dropped block
+    in text becomes that note.
+    """
+    broken = broken_code(section, content)
+    if not broken:
+        return content, [], []
+    prompt = load_prompt(REPAIR_PROMPT_ID)
+    notes: list[str] = []
+    calls: list[CallRecord] = []
+    content = copy.deepcopy(content)
+    heading = section_heading(template, section)
+    for block in broken:
+        part = block.part
+        model = _repair_model(part.max_chars)
+        schema = model.model_json_schema()
+        limit = fitted_length(
+            int(schema["properties"]["code"]["maxLength"]), _fit(provider, schema, max_tokens)
+        )
+        ask = Message(
+            role="user",
+            content=fill(
+                prompt.user,
+                language=block.language,
+                part_title=part.title,
+                section_heading=heading,
+                error=block.error,
+                code=block.code.strip("\n"),
+                limit=str(limit),
+            ),
+        )
+        on_event(
+            Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing")
+        )
+        parsed, more, why = await structured_call(
+            provider,
+            prompt,
+            model,
+            [system, ask],
+            label=f"{section.id}.{part.id}",
+            schema_name="repaired_code",
+            max_tokens=max_tokens,
+            json_schema=schema,
+            on_event=on_event,
+        )
+        calls += more
+        fixed = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
+        still = code_error(block.language, fixed) if fixed.strip() else (why or "no code")
+        if still is None:
+            replace_code(content, block, fixed, "")
+            notes.append(
+                f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
+            )
+            continue
+        replace_code(
+            content,
+            block,
+            None,
+            f"The {block.language} example for {part.title} was left out: the model's code "
+            f"did not parse ({block.error}), nor did its repair ({still}).",
+        )
+        notes.append(f"{part.id}: the {block.language} code did not parse after a repair; dropped")
+    return content, notes, calls
 
 
 class SectionFailed(OutputValidationError):

@@ -349,6 +349,12 @@ def _parse_error(lang: str, code: str) -> str | None:
     return None
 
 
+def code_error(language: str, code: str) -> str | None:
+    """Why code tagged `language` does not parse, or None (also for languages not parsed)."""
+    lang = _LANGS.get(language.lower(), "")
+    return None if lang in ("", "shell") else _parse_error(lang, code)
+
+
 def _looks_like(lang: str, code: str) -> str | None:
     """The language a block's content really is when it is not its tag's, else None."""
     stripped = code.strip()

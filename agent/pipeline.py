@@ -94,6 +94,10 @@ class RunRecord(BaseModel):
     )
     review: str = "off"
     review_scores: dict[str, float] = Field(default_factory=dict)
+    section_notes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per section: text trimmed back to its last sentence, code repaired or dropped",
+    )
 
 
 class Document(BaseModel):
@@ -340,6 +344,7 @@ async def run_generate(
         research=_research_summary(found),
         review=review_mode,
         review_scores=report.scores if report is not None else {},
+        section_notes={d.section_id: d.notes for d in drafts if d.notes},
     )
     meta = None
     if recording is not None and not replay:
@@ -522,7 +527,7 @@ def provider_default_max_tokens(provider: Provider) -> int:
 
 def prompt_versions(*, research: bool = True, review: bool = True) -> dict[str, str]:
     """The versions of the prompts a run uses (all of them by default)."""
-    versions = {"draft_section": load_prompt("draft_section").version}
+    versions = {p: load_prompt(p).version for p in ("draft_section", "repair_code")}
     if research:
         from research.notes import prompt_versions as research_versions
 

@@ -115,8 +115,8 @@ def test_eval_generates_with_the_fake_model(corpus: Path, tmp_path: Path) -> Non
     assert row["source"] == "generated"
     assert Path(row["document"]).parent == docs
     assert row["sections"] == "10/10"
-    # Schema samples are not Python: the lints see that.
-    assert "code.python-syntax" in row["failed_lints"]
+    # Schema samples state no performance numbers: the lints see that.
+    assert "perf.target-numbers" in row["failed_lints"]
     # A second run reuses the document instead of generating again.
     mtime = Path(row["document"]).stat().st_mtime_ns
     # (A second report goes to a new file: --json never overwrites without --force.)

@@ -25,6 +25,7 @@ import pytest
 from agent.config import user_cache_dir
 from agent.errors import ConfigError, ProviderError
 from agent.providers import local
+from agent.providers.base import Message
 from agent.providers.local import LocalServer, ResolvedModel
 
 
@@ -485,3 +486,63 @@ def test_smollm2_serves_a_chat_completion(monkeypatch: pytest.MonkeyPatch) -> No
         return server.pid
 
     assert gone(asyncio.run(scenario()))
+
+
+class LoggingServer:
+    """A stand-in for LocalServer whose log gains a line per request, as llama_cpp.server's."""
+
+    model_name = "stub"
+    context_window = 8192
+
+    def __init__(self, log: Path, lines: list[str]) -> None:
+        self.log_path = log
+        self._lines = lines
+        log.write_text("INFO: started\n", encoding="utf-8")
+
+    log_offset = LocalServer.log_offset
+    cached_since = LocalServer.cached_since
+
+    def say_next(self) -> None:
+        with self.log_path.open("a", encoding="utf-8") as f:
+            f.write(self._lines.pop(0) + "\n")
+
+    def check_alive(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_the_run_record_gets_the_cached_tokens_the_server_log_reports(tmp_path: Path) -> None:
+    from agent.providers import LocalProvider
+    from agent.providers.base import Reply, Request, Usage
+    from agent.providers.fake import FakeProvider
+
+    server = LoggingServer(
+        tmp_path / "server.log",
+        [
+            "llama_perf_context_print: prompt eval time = 10 ms / 900 tokens",
+            "Llama.generate: 880 prefix-match hit, remaining 20 prompt tokens to eval",
+            "Llama.generate: full prompt already cached, skipping reset",
+        ],
+    )
+
+    def answer(_request: Request) -> Reply:
+        server.say_next()
+        return Reply(text="{}", usage=Usage(input_tokens=900, output_tokens=5))
+
+    provider = LocalProvider(server, FakeProvider(responder=answer))
+    request = Request(
+        prompt_id="p",
+        prompt_version="1",
+        label="s",
+        messages=[Message(role="user", content="hi")],
+        schema_name="s",
+        json_schema={"type": "object"},
+    )
+
+    async def three() -> list[int]:
+        replies = [await provider.complete(request) for _ in range(3)]
+        return [r.usage.cached_tokens if r.usage else -1 for r in replies]
+
+    assert asyncio.run(three()) == [0, 880, 900]

@@ -42,12 +42,17 @@ def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
         if "enum" in node:
             return node["enum"][0]
         text = f"{label} {name}".replace("_", " ")
+        if name == "code":
+            # A comment parses as python, yaml, toml and bash alike.
+            text = f"# {text}"
         if "pattern" in node:
             # Ids such as research note refs (R1): the first simple value that fits.
             for candidate in (text, "R1", "1", "x", "a1"):
                 if re.search(node["pattern"], candidate):
                     return candidate
-        return text[: node.get("maxLength", len(text))]
+        # Below the bound: a string that reaches it reads as cut off (agent.intact).
+        bound = node.get("maxLength", len(text) + 1)
+        return text if len(text) < bound else text[: max(0, bound - 1)]
 
     return build(schema, label)
 

@@ -714,6 +714,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
+_PREFIX_HIT = re.compile(r"Llama\.generate: (?:(\d+) prefix-match hit|full prompt already cached)")
+
+
 class _PortTakenError(Exception):
     """Someone else bound the port between our check and the server's bind."""
 
@@ -834,6 +837,31 @@ class LocalServer:
                         f"see {self.log_path}"
                     )
                 await asyncio.sleep(0.2)
+
+    def log_offset(self) -> int:
+        """Where the server's log ends now (see `cached_since`)."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def cached_since(self, offset: int) -> int | None:
+        """Prompt tokens the last request since `offset` reused from the KV cache.
+
+        llama-cpp-python's server reports no cached tokens in `usage`, but its
+        log says, per request, "Llama.generate: N prefix-match hit" (or that the
+        whole prompt was cached: -1). None when the log says neither (another server).
+        """
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                text = f.read(1 << 20).decode("utf-8", errors="replace")
+        except OSError:
+            return None
+        found: int | None = None
+        for match in _PREFIX_HIT.finditer(text):
+            found = -1 if match.group(1) is None else int(match.group(1))
+        return found
 
     def check_alive(self, grace: float = 0.2) -> None:
         """Raise ProviderError if the server has stopped; call it when a request fails.

@@ -1,0 +1,272 @@
+"""The embedded default on this machine: the engine's limits, then full runs, in one run.
+
+Usage:
+  uv run --no-sync python benchmarks/embedded.py [--model local] [--template tid]
+      [--corpus DIR] [--docs example,002,largest] [--engine-only]
+      [--server-arg=--cache --server-arg=false ...]
+
+Prints, in one run on one server:
+  (a) the engine limit at the run's context length: prompt tokens/s (a fresh
+      prefix, timed raw completions) and generation tokens/s (the same prompt,
+      now cached, plain and under the section grammar); parallel slots;
+  (b) per document, the README's first command (`tidsmith generate TDD`, the
+      template's sections drafted and reviewed as the CLI does): wall, output
+      tokens, words, prose paragraphs (and list items of 6+ words) that stop
+      mid-sentence, python/json/yaml/toml code blocks that
+      parse, TDD name coverage (the share of the TDD's CamelCase names and
+      *.py/ts/tsx file names the document mentions), and
+      wall / (uncached prompt tokens / prompt tok/s + output tokens / gen tok/s).
+Documents: the example TDD; 002_FTDD|Model_Management and the largest TDD whose
+whole text fits the model's window, from --corpus (skipped when it is absent).
+Runs real models: minutes on SmolLM2, tens of minutes on Qwen 1.5B. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.assemble import unfence  # noqa: E402
+from agent.config import Settings  # noqa: E402
+from agent.draft import plan_messages, section_schema  # noqa: E402
+from agent.intact import ends_cleanly  # noqa: E402
+from agent.lints import code_blocks, code_error, count_words  # noqa: E402
+from agent.pipeline import Document, run_generate  # noqa: E402
+from agent.providers import LocalProvider  # noqa: E402
+from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf  # noqa: E402
+from agent.providers.local import LocalServer, server_command  # noqa: E402
+from agent.tdd import load_tdd  # noqa: E402
+from agent.templates import get_template  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
+CORPUS = Path("/work/shared/corpus/mistudio/0xcc/tdds")
+_CAMEL = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b")
+_FILE = re.compile(r"\b[\w./-]+\.(?:py|tsx?)\b")
+
+
+# --- (a) the engine --------------------------------------------------------------------
+
+
+async def _chat(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    began = time.perf_counter()
+    reply = await client.post("/chat/completions", json=body, timeout=1800)
+    reply.raise_for_status()
+    return reply.json(), time.perf_counter() - began
+
+
+async def engine_limits(server: LocalServer, template: str) -> dict[str, float]:
+    """Prompt and generation tokens/s at the example run's context length."""
+    tpl = get_template(template)
+    tdd = load_tdd(EXAMPLE)
+
+    class Sizing:
+        context_window = server.context_window
+        schema_in_text = False
+
+    plan = plan_messages(tpl, tdd, Sizing(), max_tokens=1000, schema_in_text=False)  # type: ignore[arg-type]
+    first = tpl.sections[0]
+    system, user = plan.requests[first.id]
+    grammar = json_schema_to_gbnf(fit_schema(section_schema(first)[1], char_budget(1000)))
+    out: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client:
+        rates: list[float] = []
+        fresh: list[dict[str, str]] = []
+        reply: dict[str, Any] = {}
+        for _ in range(2):
+            # A fresh first line: nothing of this prompt is in the KV or prompt cache.
+            fresh = [
+                {"role": "system", "content": f"run {uuid.uuid4()}\n{system.content}"},
+                {"role": "user", "content": user.content},
+            ]
+            body = {"model": server.model_name, "messages": fresh, "max_tokens": 1}
+            reply, seconds = await _chat(client, body)
+            rates.append(reply["usage"]["prompt_tokens"] / seconds)
+        out["prompt_tokens"] = reply["usage"]["prompt_tokens"]
+        out["prompt_tps"] = sum(rates) / len(rates)
+        for name, extra in (("gen_tps", {}), ("grammar_gen_tps", {"grammar": grammar})):
+            body = {
+                "model": server.model_name,
+                "messages": fresh,
+                "max_tokens": 300,
+                "temperature": 0.2,
+                **extra,
+            }
+            reply, seconds = await _chat(client, body)
+            out[name] = reply["usage"]["completion_tokens"] / seconds
+    return out
+
+
+# --- (b) documents -----------------------------------------------------------------------
+
+
+def tdd_names(text: str) -> set[str]:
+    return set(_CAMEL.findall(text)) | {Path(f).name for f in _FILE.findall(text)}
+
+
+def prose_paragraphs(markdown: str) -> list[str]:
+    """Paragraphs and list items of prose: no headings, fences, tables, notes or header."""
+    body = markdown[markdown.find("\n## ") :] if "\n## " in markdown else markdown
+    out: list[str] = []
+    fenced = False
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            out.append(" ".join(current).strip())
+            current.clear()
+
+    for line in body.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            flush()
+            continue
+        if fenced or not stripped or stripped.startswith(("#", "|", ">", "File:", "---")):
+            flush()
+            continue
+        if re.match(r"^([-*+]|\d+\.)\s", stripped):
+            flush()
+        current.append(stripped)
+    flush()
+    return [p for p in out if p]
+
+
+def measure(doc: Document, tdd_text: str, engine: dict[str, float]) -> dict[str, Any]:
+    markdown = doc.markdown
+    paragraphs = prose_paragraphs(markdown)
+    # A short list item is a label ("- Test-first"), not a sentence that stops.
+    cut = [p for p in paragraphs if len(p.split()) >= 6 and not ends_cleanly(p)]
+    blocks, _ = code_blocks(markdown, [])
+    parsed = [b for b in blocks if code_error(b.language, "(") is not None]
+    ok = [b for b in parsed if code_error(b.language, unfence(b.code)) is None]
+    names = tdd_names(tdd_text)
+    mentioned = {n for n in names if n in markdown}
+    calls = doc.record.calls
+    uncached = sum(c.input_tokens - c.cached_tokens for c in calls)
+    output = sum(c.output_tokens for c in calls)
+    bound = uncached / engine["prompt_tps"] + output / engine["gen_tps"]
+    return {
+        "wall_s": doc.record.wall_s,
+        "calls": len(calls),
+        "output_tokens": output,
+        "uncached_prompt_tokens": uncached,
+        "cached_tokens": sum(c.cached_tokens for c in calls),
+        "words": count_words(markdown),
+        "cut_paragraphs": f"{len(cut)}/{len(paragraphs)}",
+        "code_parses": f"{len(ok)}/{len(parsed)}",
+        "name_coverage": round(len(mentioned) / len(names), 2) if names else None,
+        "engine_ratio": round(doc.record.wall_s / bound, 2) if bound else None,
+        "cut_examples": [p[-60:] for p in cut[:3]],
+        "notes": doc.record.section_notes,
+    }
+
+
+def pick_documents(which: list[str], corpus: Path, window: int) -> list[Path]:
+    docs: list[Path] = []
+    for name in which:
+        if name == "example":
+            docs.append(EXAMPLE)
+        elif not corpus.is_dir():
+            print(f"  (no corpus at {corpus}: skipping {name})")
+        elif name == "largest":
+            # The largest TDD whose whole text leaves room for instructions and a reply.
+            from agent.tokens import count_tokens
+
+            fits = [
+                p
+                for p in corpus.glob("*.md")
+                if count_tokens(p.read_text(encoding="utf-8")) < window - 3000
+            ]
+            if fits:
+                docs.append(max(fits, key=lambda p: p.stat().st_size))
+        else:
+            docs.extend(sorted(corpus.glob(f"{name}_*.md"))[:1])
+    return list(dict.fromkeys(docs))
+
+
+async def run(args: argparse.Namespace) -> int:
+    extra: list[str] = args.server_arg or []
+
+    def command(model: Any, port: int) -> list[str]:
+        return [*server_command(model, port), *extra]
+
+    server = await LocalServer.start(args.model, progress=print, command=command)
+    try:
+        print(f"model: {server.display_name}, n_ctx {server.context_window}, server args {extra}")
+        engine = await engine_limits(server, args.template)
+        print(
+            f"(a) engine at a {engine['prompt_tokens']:.0f}-token prompt: "
+            f"prompt {engine['prompt_tps']:.1f} tok/s, generation {engine['gen_tps']:.1f} tok/s "
+            f"(under the section grammar {engine['grammar_gen_tps']:.1f} tok/s); "
+            "parallel slots: 1 (llama_cpp.server serves one request at a time)"
+        )
+        if args.engine_only:
+            return 0
+        from agent.providers.openai import OpenAIProvider
+
+        inner = OpenAIProvider(
+            server.model_name,
+            api_key="local",
+            base_url=server.base_url,
+            structured="grammar",
+            max_concurrency=1,
+            context_window=server.context_window,
+            max_retries=0,
+            name="local",
+        )
+        provider = LocalProvider(server, inner)
+        rows = []
+        for path in pick_documents(args.docs.split(","), Path(args.corpus), server.context_window):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "doc.md"
+                settings = Settings(template=args.template, review=args.review)
+                doc = await run_generate(path, settings=settings, provider=provider, out=out)
+            row = {"document": path.stem, **measure(doc, path.read_text("utf-8"), engine)}
+            rows.append(row)
+            print(json.dumps(row, ensure_ascii=False))
+        print()
+        print(
+            "| document | wall s | output tok | words | cut paragraphs | code parses "
+            "| name coverage | engine ratio |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['document']} | {r['wall_s']:.0f} | {r['output_tokens']} | {r['words']} "
+                f"| {r['cut_paragraphs']} | {r['code_parses']} | {r['name_coverage']} "
+                f"| {r['engine_ratio']} |"
+            )
+    finally:
+        await server.aclose()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--model", default="local")
+    parser.add_argument("--template", default="tid")
+    parser.add_argument("--review", default="auto", help="as tidsmith generate --review")
+    parser.add_argument("--corpus", default=str(CORPUS))
+    parser.add_argument("--docs", default="example,002,largest")
+    parser.add_argument("--engine-only", action="store_true")
+    parser.add_argument(
+        "--server-arg", action="append", help="appended to the server's command line"
+    )
+    return asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,260 @@
+"""Text stopped at its length bound and code that does not parse never reach the document.
+
+Fake-provider tests: they count the calls drafting makes, and read what it keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from agent.assemble import render_section
+from agent.draft import SectionDraft, draft_section
+from agent.intact import find_cuts
+from agent.lints import code_error
+from agent.providers.base import Message, Reply
+from agent.providers.fake import FakeProvider
+from agent.templates import Template
+
+TEMPLATE = Template.model_validate(
+    {
+        "name": "mini",
+        "version": "1",
+        "title": "Mini Document",
+        "description": "A one-section template for tests.",
+        "doc_title": "{feature} Mini",
+        "doc_kind": "MINI",
+        "system": "You write mini documents.",
+        "sections": [
+            {
+                "id": "core",
+                "title": "Core",
+                "guidance": "The core of it.",
+                "parts": [
+                    {
+                        "id": "summary",
+                        "title": "Summary",
+                        "kind": "text",
+                        "guidance": "What it does.",
+                        "max_chars": 80,
+                    },
+                    {
+                        "id": "steps",
+                        "title": "Steps",
+                        "kind": "list",
+                        "guidance": "The steps.",
+                        "max_items": 3,
+                        "max_chars": 180,
+                    },
+                    {
+                        "id": "details",
+                        "title": "Details",
+                        "kind": "text",
+                        "guidance": "Details, with a config example.",
+                        "max_chars": 400,
+                    },
+                    {
+                        "id": "example",
+                        "title": "Example",
+                        "kind": "code",
+                        "language": "python",
+                        "guidance": "An example.",
+                        "max_chars": 200,
+                    },
+                ],
+            }
+        ],
+    }
+)
+SECTION = TEMPLATE.sections[0]
+MESSAGES = [
+    Message(role="system", content="shared prefix: template and TDD"),
+    Message(role="user", content="write the section"),
+]
+GOOD_CODE = "def send(event: str) -> bool:\n    return bool(event)"
+# 80 characters exactly: the summary's bound, stopped mid-word.
+CUT = "The feature uses Redis for queueing, which is fast for high throughput and low l"
+assert len(CUT) == 80
+
+
+def reply(
+    summary: str,
+    *,
+    steps: list[str] | None = None,
+    code: str = GOOD_CODE,
+    details: str = "Plain words.",
+) -> str:
+    return json.dumps(
+        {
+            "summary": summary,
+            "steps": steps or ["Queue the event.", "Deliver it."],
+            "details": details,
+            "example": {"intro": "Sending one event.", "path": "", "code": code},
+            "tdd_refs": ["Overview"],
+        }
+    )
+
+
+def draft(provider: FakeProvider, events: list[Any] | None = None) -> SectionDraft:
+    return asyncio.run(
+        draft_section(
+            provider,
+            TEMPLATE,
+            SECTION,
+            MESSAGES,
+            max_tokens=1000,
+            on_event=(events.append if events is not None else lambda _e: None),
+        )
+    )
+
+
+def test_text_stopped_at_its_bound_is_asked_again_once_naming_the_field() -> None:
+    provider = FakeProvider([reply(CUT), reply("Redis queues the events for delivery.")])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    retry = provider.requests[1].messages[-1].content
+    assert "summary (limit 80 characters)" in retry
+    assert "cut off mid-sentence" in retry
+    assert result.content["summary"] == "Redis queues the events for delivery."
+    assert result.notes == []
+
+
+def test_text_still_cut_after_the_reask_goes_back_to_its_last_sentence() -> None:
+    again = "Redis queues events. It is optimized for high throughput and low latency of deli"
+    assert len(again) == 80
+    provider = FakeProvider([reply(CUT), reply(again)])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    assert result.content["summary"] == "Redis queues events."
+    assert any("summary" in n and "cut off" in n for n in result.notes)
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "deli" not in markdown
+
+
+def test_a_list_item_cut_twice_without_a_sentence_is_left_out() -> None:
+    item = "x" * 59 + " y"  # items are bounded at 60 characters
+    steps = ["Queue the event.", item[:60]]
+    provider = FakeProvider([reply("Fine.", steps=steps), reply("Fine.", steps=steps)])
+    result = draft(provider)
+    assert result.content["steps"] == ["Queue the event."]
+
+
+def test_text_cut_twice_with_no_sentence_to_keep_is_left_out_visibly() -> None:
+    no_sentence = ("word " * 16 + "word")[:80]
+    provider = FakeProvider([reply(no_sentence), reply(no_sentence)])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "word word" not in markdown
+    assert "> **Note:** The model's text for summary was cut off at its limit of 80" in markdown
+    assert any("summary" in n and "left out" in n for n in result.notes)
+
+
+def test_text_that_ends_a_sentence_at_its_bound_is_not_cut() -> None:
+    whole = "A" * 78 + "."
+    assert len(whole) == 79
+    provider = FakeProvider([reply(whole + " ")])
+    assert draft(provider).content["summary"] == whole + " "
+    assert len(provider.requests) == 1
+
+
+class FittingProvider(FakeProvider):
+    """A fake that, like the embedded model's grammar, lowers string bounds to fit a budget."""
+
+    def schema_budget(self, max_tokens: int) -> int:
+        return 400
+
+
+def test_the_fitted_bound_is_the_one_that_counts() -> None:
+    # The fitted schema holds the summary to far fewer than 80 characters.
+    from agent.draft import section_schema
+    from agent.providers.grammar import fit_ratio, fitted_length
+
+    schema = section_schema(SECTION)[1]
+    bound = fitted_length(80, fit_ratio(schema, 400))
+    assert bound < 80
+    cut = CUT[:bound]
+    content = json.loads(reply(cut))
+    assert [c.name for c in find_cuts(SECTION, content, schema, fit_ratio(schema, 400))] == [
+        "summary"
+    ]
+    provider = FittingProvider([reply(cut), reply("Redis queues events.")])
+    assert draft(provider).content["summary"] == "Redis queues events."
+    assert f"summary (limit {bound} characters)" in provider.requests[1].messages[-1].content
+
+
+BROKEN = "def send(event: str) -> bool:\n    return bool(event"
+
+
+def test_code_that_does_not_parse_gets_one_repair_call() -> None:
+    provider = FakeProvider([reply("Fine.", code=BROKEN), json.dumps({"code": GOOD_CODE})])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    repair = provider.requests[1]
+    assert repair.prompt_id == "repair_code"
+    # The shared prefix first, so the prompt cache holds.
+    assert repair.messages[0] == MESSAGES[0]
+    assert "does not parse" in repair.messages[-1].content
+    assert "return bool(event" in repair.messages[-1].content
+    assert result.content["example"]["code"] == GOOD_CODE
+    assert any("repaired" in n for n in result.notes)
+
+
+def test_code_still_broken_after_its_repair_is_dropped_with_a_note_in_the_document() -> None:
+    provider = FakeProvider([reply("Fine.", code=BROKEN), json.dumps({"code": BROKEN + "\n"})])
+    result = draft(provider)
+    assert len(provider.requests) == 2  # one repair, not asked again
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "return bool(event" not in markdown
+    assert "```python" not in markdown
+    assert "> **Note:** The python example for Example was left out" in markdown
+    assert "Sending one event." in markdown
+
+
+def test_an_unusable_repair_reply_drops_the_code_after_one_call() -> None:
+    provider = FakeProvider([reply("Fine.", code=BROKEN), Reply(text="not json")])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    assert result.content["example"]["code"] == ""
+    assert result.content["example"]["dropped"]
+
+
+def test_code_that_parses_costs_no_extra_call() -> None:
+    provider = FakeProvider([reply("Fine.")])
+    draft(provider)
+    assert len(provider.requests) == 1
+
+
+def test_code_error_knows_the_languages_it_parses() -> None:
+    assert code_error("python", "def f(:") is not None
+    assert code_error("json", '{"a": 1') is not None
+    assert code_error("yaml", "a: [1, 2") is not None
+    assert code_error("toml", "a = ") is not None
+    assert code_error("bash", "if then fi ((") is None
+    assert code_error("python", GOOD_CODE) is None
+
+
+DETAILS = 'The settings file:\n\n```json\n{"retries": 3,\n```\n\nThat is all.'
+
+
+def test_a_broken_fenced_block_inside_text_is_repaired_in_place() -> None:
+    provider = FakeProvider(
+        [reply("Fine.", details=DETAILS), json.dumps({"code": '{"retries": 3}'})]
+    )
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    assert '"retries": 3,' in provider.requests[1].messages[-1].content
+    assert result.content["details"] == (
+        'The settings file:\n\n```json\n{"retries": 3}\n```\n\nThat is all.'
+    )
+
+
+def test_a_broken_fenced_block_inside_text_that_stays_broken_becomes_a_note() -> None:
+    provider = FakeProvider([reply("Fine.", details=DETAILS), json.dumps({"code": "{"})])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    details = result.content["details"]
+    assert "```" not in details and "retries" not in details
+    assert details.startswith("The settings file:\n\n> **Note:** The json example for Details")
+    assert details.endswith("\n\nThat is all.")
