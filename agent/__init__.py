@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from agent.core import __version__ as __version__
 
 __all__ = [
     "Document",
@@ -24,19 +24,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from agent.config import Settings
-    from agent.pipeline import Document, agenerate, generate
+    from agent.core.settings import Settings
+    from agent.core.templates import Template, get_template
+    from agent.pipeline.generate import Document, agenerate, generate
     from agent.runnable import as_runnable
-    from agent.templates import Template, get_template
 
 _LAZY = {
-    "Document": "agent.pipeline",
-    "agenerate": "agent.pipeline",
-    "generate": "agent.pipeline",
+    "Document": "agent.pipeline.generate",
+    "agenerate": "agent.pipeline.generate",
+    "generate": "agent.pipeline.generate",
     "as_runnable": "agent.runnable",
-    "Settings": "agent.config",
-    "Template": "agent.templates",
-    "get_template": "agent.templates",
+    "Settings": "agent.core.settings",
+    "Template": "agent.core.templates",
+    "get_template": "agent.core.templates",
 }
 
 

@@ -1,5 +1,5 @@
 """`python -m agent` is the `tidsmith` command."""
 
-from agent.cli import run
+from agent.cli.main import run
 
 run()

@@ -31,17 +31,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.config import Settings
-from agent.draft import Progress
-from agent.errors import InputError, TidsmithError
-from agent.lints import canonical_name, read_document
-from agent.pipeline import provider_default_max_tokens, run_generate
-from agent.providers import open_provider
+from agent.core.errors import InputError, TidsmithError
+from agent.core.paths import default_output_path
+from agent.core.records import Progress
+from agent.core.settings import Settings
+from agent.core.tdd import Tdd, load_tdd
+from agent.core.templates import Template
+from agent.document.lints import canonical_name, read_document
+from agent.pipeline.generate import run_generate
+from agent.providers import open_provider, provider_default_max_tokens
 from agent.providers.base import Provider
 from agent.review import ReviewReport, load_sections_json, review_markdown
-from agent.tdd import Tdd, load_tdd
-from agent.templates import Template
-from agent.write import default_output_path
 
 EntityKind = Literal["paths", "classes", "functions", "packages", "versions"]
 KINDS: tuple[EntityKind, ...] = ("paths", "classes", "functions", "packages", "versions")

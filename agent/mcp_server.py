@@ -26,11 +26,11 @@ from mcp.server.mcpserver.resources import TextResource
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from agent import __version__
-from agent.actions import EventPump, SectionCounter
-from agent.draft import Event
-from agent.errors import InputError, TidsmithError
-from agent.summary import GenerateSummary, ReviewSummary, TemplateSummary
+from agent.core import __version__
+from agent.core.errors import InputError, TidsmithError
+from agent.core.records import Event
+from agent.pipeline.actions import EventPump, SectionCounter
+from agent.pipeline.summary import GenerateSummary, ReviewSummary, TemplateSummary
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +137,11 @@ async def generate(
     reported once per drafted section. Returns the path, the run summary
     (tokens, cost, model) and the review (lint errors, scores).
     """
-    from agent.config import load_research_config, load_settings
-    from agent.pipeline import run_generate
-    from agent.summary import generate_summary
-    from agent.templates import get_template
+    from agent.core.settings import load_settings
+    from agent.core.templates import get_template
+    from agent.pipeline.generate import run_generate
+    from agent.pipeline.summary import generate_summary
+    from research.config import load_research_config
 
     if bool(tdd) == bool(tdd_text):
         raise InputError("give either tdd (a path to the TDD) or tdd_text (its markdown)")
@@ -205,9 +206,9 @@ async def review(
     when a lint of severity error fails. llm=true also asks the model to judge the template's
     checklist.
     """
-    from agent.actions import review_file
-    from agent.config import load_settings
-    from agent.summary import review_summary
+    from agent.core.settings import load_settings
+    from agent.pipeline.actions import review_file
+    from agent.pipeline.summary import review_summary
 
     settings = load_settings({"model": model, "base_url": base_url}) if llm else None
     reviewed = await review_file(
@@ -222,8 +223,8 @@ async def review(
 
 async def templates(path: str | None = None) -> TemplatesResult:
     """The built-in templates (or one template YAML, validated): sections, parts, checklist."""
-    from agent.summary import template_summary
-    from agent.templates import builtin_names, get_template, load_template_file
+    from agent.core.templates import builtin_names, get_template, load_template_file
+    from agent.pipeline.summary import template_summary
 
     found = (
         [load_template_file(_path(path))]
@@ -276,7 +277,7 @@ async def update(
     every other section byte for byte and hand-edited sections unless force_sections.
     dry_run (the default) lists the sections and the estimated cost without calling a model.
     """
-    from agent.update import aupdate_document
+    from agent.update.document import aupdate_document
 
     result = await aupdate_document(
         _path(doc),
@@ -330,7 +331,7 @@ def _one_line_errors(fn: Callable[..., Awaitable[BaseModel]]) -> Callable[..., A
 
 def template_resources() -> list[TextResource]:
     """Each built-in template's YAML as a resource, tidsmith://templates/NAME."""
-    from agent.templates import builtin_names, get_template
+    from agent.core.templates import builtin_names, get_template
 
     found = [get_template(name) for name in builtin_names()]
     return [

@@ -1,6 +1,6 @@
 """Review: checklist verdicts, targeted revision, and the report.
 
-Code checks what code can check exactly (`agent.lints`). The model is asked
+Code checks what code can check exactly (`agent.document.lints`). The model is asked
 only about the checklist items that need judgement, and only for sections
 whose lints passed. Revision re-drafts only the failing sections, with the
 findings in the prompt, a bounded number of rounds.
@@ -17,23 +17,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from agent.draft import (
-    CallRecord,
-    DraftPlan,
-    Event,
-    Progress,
-    SectionDraft,
-    draft_section,
-    structured_call,
-)
-from agent.errors import InputError, OutputValidationError
-from agent.files import read_bytes
-from agent.lints import DocSection, Finding, LintResult, run_lints, split_document
-from agent.prompting import fence_safe, fill, format_note, load_prompt, section_heading
+from agent.core.errors import InputError, OutputValidationError
+from agent.core.files import read_bytes
+from agent.core.records import CallRecord, Event, Progress, quiet
+from agent.core.tdd import Tdd, excerpt, parse_links
+from agent.core.templates import ChecklistItem, Template, section_heading
+from agent.core.tokens import count_tokens, truncate_tokens
+from agent.document.lints import DocSection, Finding, LintResult, run_lints, split_document
+from agent.draft.plan import DraftPlan, SectionDraft
+from agent.draft.prompting import fence_safe, fill, format_note, load_prompt
+from agent.draft.sections import draft_section, structured_call
 from agent.providers.base import Message, Provider
-from agent.tdd import Tdd, excerpt, parse_links
-from agent.templates import ChecklistItem, Template
-from agent.tokens import count_tokens, truncate_tokens
 
 REVIEW_PROMPT = "review_checklist"
 REVISE_PROMPT = "revise_section"
@@ -94,10 +88,6 @@ class ReviewReport(BaseModel):
         failing = {f.section for f in self.errors() if f.section}
         failing |= {v.section for v in self.verdicts if v.status == "fail" and v.section}
         return failing
-
-
-def _quiet(_: Event) -> None:
-    pass
 
 
 def lint_checklist(template: Template, findings: list[Finding]) -> list[Verdict]:
@@ -308,7 +298,7 @@ async def llm_review(
     items: list[ChecklistItem] | None = None,
     max_tokens: int = 1200,
     batch_size: int = BATCH_SIZE,
-    on_event: Progress = _quiet,
+    on_event: Progress = quiet,
 ) -> tuple[list[Verdict], list[CallRecord]]:
     """Checklist verdicts from the model, one structured call per batch of items.
 
@@ -412,7 +402,7 @@ async def review_and_revise(
     max_tokens: int,
     review_max_tokens: int | None = None,
     codebase_versions: dict[str, str] | None = None,
-    on_event: Progress = _quiet,
+    on_event: Progress = quiet,
 ) -> tuple[list[SectionDraft], ReviewReport]:
     """Review the drafts, re-draft only failing sections, re-review those; bounded rounds.
 
@@ -552,7 +542,7 @@ async def review_markdown(
     codebase_versions: dict[str, str] | None = None,
     provider: Provider | None = None,
     max_tokens: int = 1200,
-    on_event: Progress = _quiet,
+    on_event: Progress = quiet,
 ) -> ReviewReport:
     """Review an existing document: lints, and checklist verdicts when given a provider.
 

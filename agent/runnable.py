@@ -27,12 +27,12 @@ from langchain_core.callbacks import (
 )
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from agent.actions import EventPump, SectionCounter
-from agent.config import Settings
-from agent.draft import Event
-from agent.errors import InputError
-from agent.pipeline import Document, agenerate
-from agent.templates import Template, get_template
+from agent.core.errors import InputError
+from agent.core.records import Event
+from agent.core.settings import Settings
+from agent.core.templates import Template, get_template
+from agent.pipeline.actions import EventPump, SectionCounter
+from agent.pipeline.generate import Document, agenerate
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever

@@ -28,12 +28,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.batch import run_batch  # noqa: E402
-from agent.config import Settings  # noqa: E402
-from agent.pipeline import run_generate  # noqa: E402
+from agent.core.settings import Settings  # noqa: E402
+from agent.core.templates import get_template  # noqa: E402
+from agent.core.tokens import count_tokens  # noqa: E402
+from agent.pipeline.batch import run_batch  # noqa: E402
+from agent.pipeline.generate import run_generate  # noqa: E402
 from agent.providers.openai import OpenAIProvider  # noqa: E402
-from agent.templates import get_template  # noqa: E402
-from agent.tokens import count_tokens  # noqa: E402
 from tests.faultserver import FaultServer  # noqa: E402
 
 TDD = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"

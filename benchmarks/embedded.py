@@ -39,17 +39,18 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.assemble import unfence  # noqa: E402
-from agent.config import Settings  # noqa: E402
-from agent.draft import plan_messages, section_schema  # noqa: E402
-from agent.intact import ends_cleanly  # noqa: E402
-from agent.lints import code_blocks, code_error, count_words  # noqa: E402
-from agent.pipeline import Document, run_generate  # noqa: E402
+from agent.core.settings import Settings  # noqa: E402
+from agent.core.tdd import load_tdd  # noqa: E402
+from agent.core.templates import get_template  # noqa: E402
+from agent.document.assemble import unfence  # noqa: E402
+from agent.document.intact import ends_cleanly  # noqa: E402
+from agent.document.lints import code_blocks, code_error, count_words  # noqa: E402
+from agent.draft.plan import plan_messages  # noqa: E402
+from agent.draft.sections import section_schema  # noqa: E402
+from agent.pipeline.generate import Document, run_generate  # noqa: E402
 from agent.providers import LocalProvider  # noqa: E402
 from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf  # noqa: E402
 from agent.providers.local import LocalServer, server_command  # noqa: E402
-from agent.tdd import load_tdd  # noqa: E402
-from agent.templates import get_template  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
 CORPUS = Path("/work/shared/corpus/mistudio/0xcc/tdds")
@@ -183,7 +184,7 @@ def pick_documents(which: list[str], corpus: Path, window: int) -> list[Path]:
             print(f"  (no corpus at {corpus}: skipping {name})")
         elif name == "largest":
             # The largest TDD whose whole text leaves room for instructions and a reply.
-            from agent.tokens import count_tokens
+            from agent.core.tokens import count_tokens
 
             fits = [
                 p

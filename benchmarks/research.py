@@ -31,13 +31,14 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from agent.core.tdd import Tdd, load_tdd  # noqa: E402
+from agent.core.templates import Template, get_template  # noqa: E402
+from agent.notes.condense import fallback_queries  # noqa: E402
+from agent.notes.run import run_research  # noqa: E402
 from agent.providers.base import Request  # noqa: E402
 from agent.providers.fake import FakeProvider, sample_instance  # noqa: E402
-from agent.tdd import Tdd, load_tdd  # noqa: E402
-from agent.templates import Template, get_template  # noqa: E402
-from research import ResearchConfig, build_sources, run_research  # noqa: E402
+from research import ResearchConfig, build_sources  # noqa: E402
 from research.docs import DocsSource  # noqa: E402
-from research.notes import fallback_queries  # noqa: E402
 
 # The shared corpus beside the checkout; pass another 0xcc/ folder as the first argument.
 CORPUS = (

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.draft import CallRecord
-from agent.tdd import parse_headings, word_terms
-from agent.tokens import count_tokens, truncate_tokens
+from agent.core.records import CallRecord
+from agent.core.tdd import parse_headings, word_terms
+from agent.core.tokens import count_tokens, truncate_tokens
 
 if TYPE_CHECKING:
     import bm25s

@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, RetrievalError
-from agent.files import read_bytes
+from agent.core.errors import InputError, RetrievalError
+from agent.core.files import read_bytes
 from research.base import Passage, Query, ResearchResult
 
 # Folders that hold tool state or installed packages, not the project's layout.

@@ -20,9 +20,9 @@ from typing import Literal
 import bm25s
 from pydantic import BaseModel, ValidationError
 
-from agent.config import user_cache_dir
-from agent.errors import InputError, RetrievalError
-from agent.files import read_bytes
+from agent.core.errors import InputError, RetrievalError
+from agent.core.files import read_bytes
+from agent.core.settings import user_cache_dir
 from research.base import Passage, Query, Ranker, rank_passages, split_document
 
 SUFFIXES = {".md", ".markdown", ".txt", ".rst"}

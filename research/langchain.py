@@ -7,8 +7,8 @@ import json
 
 from langchain_core.retrievers import BaseRetriever
 
-from agent.errors import RetrievalError
-from agent.tokens import truncate_tokens
+from agent.core.errors import RetrievalError
+from agent.core.tokens import truncate_tokens
 from research.base import Passage, Query
 
 MAX_DOC_TOKENS = 600

@@ -20,8 +20,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, ResourceLink, TextContent
 
-from agent.errors import RetrievalError
-from agent.tokens import truncate_tokens
+from agent.core.errors import RetrievalError
+from agent.core.tokens import truncate_tokens
 from research.base import McpServer, Passage, Query
 
 MAX_RESULT_TOKENS = 600

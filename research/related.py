@@ -18,9 +18,9 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel
 
-from agent.errors import InputError
-from agent.files import read_bytes
-from agent.tdd import Tdd, link_kind, parse_headings
+from agent.core.errors import InputError
+from agent.core.files import read_bytes
+from agent.core.tdd import Tdd, link_kind, parse_headings
 from research.base import Passage, Query, Ranker, rank_passages, split_document
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
     uv run python scripts/record_intents.py BASE_URL MODEL_NAME cassettes/chat-intent.yaml
 
-Each request in REQUESTS goes through `agent.intent.ask_model` (one structured
+Each request in REQUESTS goes through `agent.chat.intent.ask_model` (one structured
 call, OpenAI protocol) against the server at BASE_URL, inside a cassette.
 tests/test_intent.py replays the cassette with the network blocked and checks
 what `interpret` makes of each recorded reply. Run by scripts/record-cassettes.
@@ -18,10 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.intent import IntentContext, ask_model  # noqa: E402
-from agent.prompting import load_prompt  # noqa: E402
+from agent.chat.intent import IntentContext, ask_model  # noqa: E402
+from agent.draft.prompting import load_prompt  # noqa: E402
+from agent.pipeline.recording import cassette  # noqa: E402
 from agent.providers import open_provider  # noqa: E402
-from agent.recording import cassette  # noqa: E402
 
 # Requests the pre-parse leaves to the model (none says "create" with a TID/Spec or a path).
 # The small recorded model gets its schema fitted to max_tokens (docs/providers.md).

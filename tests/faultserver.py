@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
+from agent.core.tokens import count_tokens
 from agent.providers.fake import sample_instance
-from agent.tokens import count_tokens
 from tests.loopback import LoopbackHandler, LoopbackServer
 
 FaultKind = Literal[

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 from pydantic import BaseModel, Field
 
-from agent.errors import ProviderError
+from agent.core.errors import ProviderError
 from agent.providers.anthropic import (
     AnthropicProvider,
     StructuredMode,

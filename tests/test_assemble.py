@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.assemble import DocumentHeader, RelatedDoc, assemble, render_part
+from agent.core.templates import Part, Section, Template, get_template, section_model
+from agent.document.assemble import DocumentHeader, RelatedDoc, assemble, render_part
 from agent.providers.fake import sample_instance
-from agent.templates import Part, Section, Template, get_template, section_model
 
 HEADER = DocumentHeader(
     title="Technical Implementation Document: Billing Export",

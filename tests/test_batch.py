@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.batch import BatchResult, estimate_batch, find_tdds, run_batch
-from agent.checkpoint import checkpoint_folder
-from agent.cli import main
-from agent.config import Settings
-from agent.errors import InputError
+from agent.cli.main import main
+from agent.core.errors import InputError
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.core.tokens import count_tokens
+from agent.draft.checkpoint import checkpoint_folder
+from agent.pipeline.batch import BatchResult, estimate_batch, find_tdds, run_batch
 from agent.providers.openai import OpenAIProvider
 from agent.providers.retry import RetryPolicy
-from agent.templates import get_template
-from agent.tokens import count_tokens
 from tests.faultserver import Fault, FaultServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
@@ -244,7 +244,7 @@ def test_cli_plain_progress_summary_and_exit_codes(
 
 
 def test_research_and_review_calls_share_the_limit_and_show_as_stages(tmp_path: Path) -> None:
-    from agent.batch import DocRow
+    from agent.pipeline.batch import DocRow
     from research import ResearchConfig
 
     folder = make_tdds(tmp_path, 3)
@@ -289,7 +289,7 @@ def test_research_and_review_calls_share_the_limit_and_show_as_stages(tmp_path: 
 
 
 def test_batch_slots_serve_first_calls_first_then_arrival_and_skip_cancelled_waits() -> None:
-    from agent.batch import _Slots  # pyright: ignore[reportPrivateUsage]
+    from agent.pipeline.batch import _Slots  # pyright: ignore[reportPrivateUsage]
 
     async def go() -> list[str]:
         slots = _Slots(1)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.batch import find_tdds, run_batch
-from agent.cli import main
-from agent.config import Settings
-from agent.cost import call_cost
+from agent.cli.main import main
+from agent.core.cost import call_cost
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.pipeline.batch import find_tdds, run_batch
 from agent.providers.base import Reply, Request
 from agent.providers.openai import OpenAIProvider
 from agent.providers.retry import RetryPolicy
-from agent.templates import get_template
 from tests.faultserver import Fault, FaultServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"

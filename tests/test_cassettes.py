@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.pipeline import prompt_versions
-from agent.prompting import load_prompt
-from agent.templates import get_template
+from agent.cli.main import main
+from agent.core.templates import get_template
+from agent.draft.prompting import load_prompt
+from agent.pipeline.generate import prompt_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"

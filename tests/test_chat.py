@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import agent.chat as chat
-from agent.chat import COMMANDS, ChatSession, PlainReader, repl, run_step
-from agent.cli import main
-from agent.config import Settings
+import agent.chat.session as chat
+from agent.chat.session import COMMANDS, ChatSession, PlainReader, repl, run_step
+from agent.cli.main import main
+from agent.core.settings import Settings
+from agent.core.templates import get_template
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider, sample_instance
-from agent.templates import get_template
 
 FIXTURE_TDD = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 TDD_REL = "0xcc/tdds/001_FTDD|Billing_Export.md"
@@ -112,7 +112,7 @@ def test_the_seed_request_generates_without_writing(harness: Harness, workdir: P
 
 
 def test_chat_sends_the_requests_a_plain_generate_sends(harness: Harness, workdir: Path) -> None:
-    from agent.pipeline import run_generate
+    from agent.pipeline.generate import run_generate
 
     harness(REQUEST)
     direct = FakeProvider(responder=revising)
@@ -307,8 +307,8 @@ def test_diff_and_undo(harness: Harness) -> None:
 
 
 def test_review_prints_the_review_stages_lints(harness: Harness) -> None:
-    from agent.lints import lint_document
-    from agent.tdd import load_tdd
+    from agent.core.tdd import load_tdd
+    from agent.document.lints import lint_document
 
     assert "no document yet" in harness("/review")
     generated(harness)

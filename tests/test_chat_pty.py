@@ -109,7 +109,7 @@ def slow(self, *args, **kw):
     _init(self, *args, **kw)
     self._delay = 30.0
 fake.FakeProvider.__init__ = slow
-from agent.cli import main
+from agent.cli.main import main
 sys.exit(main(["chat", "-m", "fake"]))
 """
 

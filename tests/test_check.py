@@ -9,7 +9,7 @@ import pytest
 
 from agent.check import check_documents, extract_claims
 from agent.check.report import sarif
-from agent.cli import main
+from agent.cli.main import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 SHOP = FIXTURES / "shop"

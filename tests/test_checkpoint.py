@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.checkpoint import SectionCheckpoint, section_key
-from agent.draft import Event, draft_all, plan_messages
+from agent.core.records import Event
+from agent.core.tdd import load_tdd
+from agent.core.templates import get_template
+from agent.draft.checkpoint import SectionCheckpoint, section_key
+from agent.draft.plan import plan_messages
+from agent.draft.sections import draft_all
 from agent.providers.base import Message
 from agent.providers.fake import FakeProvider
-from agent.tdd import load_tdd
-from agent.templates import get_template
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 

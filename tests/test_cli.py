@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.templates import get_template
+from agent.cli.main import main
+from agent.core.templates import get_template
 
 GOOD = "# Technical Design Document: Search\n\n## 1. Index\n\nAn inverted index in SQLite.\n"
 
@@ -121,7 +121,7 @@ def test_templates_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_debug_env_reraises(tdd: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from agent.errors import InputError
+    from agent.core.errors import InputError
 
     monkeypatch.setenv("TIDSMITH_DEBUG", "1")
     with pytest.raises(InputError):
@@ -131,7 +131,7 @@ def test_debug_env_reraises(tdd: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_help_is_fast_and_imports_no_sdk() -> None:
     code = (
         "import sys, contextlib, io\n"
-        "from agent.cli import main\n"
+        "from agent.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n        main(['generate', '--help'])\n"
         "    except SystemExit:\n        pass\n"

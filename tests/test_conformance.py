@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 
-from agent.config import Settings
-from agent.intent import IntentContext, ask_model
-from agent.pipeline import run_generate
+from agent.chat.intent import IntentContext, ask_model
+from agent.core.settings import Settings
+from agent.core.templates import get_template, load_template_file
+from agent.notes.condense import note_batch_model, query_plan_model
+from agent.pipeline.generate import run_generate
 from agent.providers.anthropic import AnthropicProvider
 from agent.providers.base import Request
 from agent.providers.conformance import anthropic_problems, openai_strict_problems
 from agent.providers.fake import FakeProvider
 from agent.providers.openai import OpenAIProvider
-from agent.templates import get_template, load_template_file
 from research import ResearchConfig
-from research.notes import note_batch_model, query_plan_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 DOCS = Path(__file__).parent / "fixtures" / "research" / "docs"
@@ -167,7 +167,7 @@ def test_every_schema_passes_anthropic_structured_outputs(
 def test_keyword_named_properties_survive_and_validate(tmp_path: Path) -> None:
     """A part called `title` or a column called "Default" is a property, not a keyword."""
     template = load_template_file(_hostile_template(tmp_path))
-    from agent.draft import section_schema
+    from agent.draft.plan import section_schema
 
     model, schema = section_schema(template.sections[0])
     sent = OpenAIProvider("gpt-5-mini", api_key="t").chat_body(_request(schema))

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent import generate
-from agent.assemble import render_part
-from agent.diagram import (
+from agent.core.diagram import (
     Component,
     Diagram,
     Edge,
@@ -21,9 +20,10 @@ from agent.diagram import (
     render_markdown,
     render_mermaid,
 )
-from agent.lints import run_lints
+from agent.core.templates import Part, Section, get_template, section_model
+from agent.document.assemble import render_part
+from agent.document.lints import run_lints
 from agent.providers.fake import sample_instance
-from agent.templates import Part, Section, get_template, section_model
 
 MERMAID_DIR = Path(__file__).parent / "mermaid"
 

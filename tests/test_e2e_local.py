@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.templates import get_template
+from agent.cli.main import main
+from agent.core.templates import get_template
 
 pytestmark = [
     pytest.mark.model,

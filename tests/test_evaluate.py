@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.cli.main import main
 from agent.evaluate import entity_recall, extract_entities
 
 FIXTURES = Path(__file__).parent / "fixtures"

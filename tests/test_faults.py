@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Settings
-from agent.draft import SectionFailed
-from agent.errors import ProviderError
-from agent.pipeline import run_generate
+from agent.core.errors import ProviderError
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.draft.sections import SectionFailed
+from agent.pipeline.generate import run_generate
 from agent.providers.base import Message, Request
 from agent.providers.openai import OpenAIProvider
 from agent.providers.retry import RetryPolicy, retry_after
-from agent.templates import get_template
 from tests.faultserver import Fault, FaultServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from agent.core.templates import Part, Section, section_model
 from agent.providers.grammar import json_schema_to_gbnf, schema_fingerprint
-from agent.templates import Part, Section, section_model
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 needs_llama = pytest.mark.skipif(
@@ -714,8 +714,8 @@ def test_fit_schema_lowers_bounds_to_the_budget_and_keeps_valid_replies_valid() 
 
 
 def test_union_grammar_joins_every_section_of_a_template() -> None:
+    from agent.core.templates import get_template, section_model
     from agent.providers.grammar import union_gbnf
-    from agent.templates import get_template, section_model
 
     sections = get_template("tid").sections
     grammar = union_gbnf([section_model(s).model_json_schema() for s in sections], 1000)
@@ -726,11 +726,11 @@ def test_union_grammar_joins_every_section_of_a_template() -> None:
 
 def test_the_draft_prompt_states_the_bounds_the_fitted_schema_enforces() -> None:
     """A compatible server gets lowered bounds; the prompt must say the same numbers."""
-    from agent.draft import PROMPT_ID, plan_messages, section_schema
+    from agent.core.tdd import load_tdd
+    from agent.core.templates import get_template
+    from agent.draft.plan import PROMPT_ID, plan_messages, section_schema
     from agent.providers.base import Request
     from agent.providers.openai import OpenAIProvider
-    from agent.tdd import load_tdd
-    from agent.templates import get_template
 
     tdd = load_tdd(
         Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.prompting import load_prompt
+from agent.draft.prompting import load_prompt
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 GOOD_TID = Path(__file__).parent / "fixtures" / "review" / "good_tid.md"
@@ -296,10 +296,10 @@ def test_a_checkpoint_write_failure_fails_that_document_only(
     import asyncio
     import errno
 
-    from agent.batch import find_tdds, run_batch
-    from agent.config import Settings
+    from agent.core.settings import Settings
+    from agent.core.templates import get_template
+    from agent.pipeline.batch import find_tdds, run_batch
     from agent.providers.fake import FakeProvider
-    from agent.templates import get_template
 
     folder = tmp_path / "0xcc" / "tdds"
     folder.mkdir(parents=True)

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from agent import agenerate
-from agent.config import Settings
-from agent.lints import run_lints
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.document.lints import run_lints
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider, sample_instance
-from agent.templates import get_template
 
 ROOT = Path(__file__).resolve().parent.parent
 RESEARCH = Path(__file__).parent / "fixtures" / "research"
@@ -189,7 +189,7 @@ def test_raw_html_images_and_unsafe_links_never_reach_the_document(tmp_path: Pat
 
     doc = asyncio.run(agenerate(tdd, model=fake, settings=Settings(review="off"), write=False))
 
-    from agent.markup import _segments, unsafe_markup  # pyright: ignore[reportPrivateUsage]
+    from agent.core.markup import _segments, unsafe_markup  # pyright: ignore[reportPrivateUsage]
 
     body = doc.markdown
     # Code blocks may hold anything (there `<img>` is code); prose may not.
@@ -223,7 +223,7 @@ def test_review_flags_raw_html_and_unsafe_links_in_any_document() -> None:
     "target", ["javascript:alert(1)", "JAVASCRIPT:x", "java&#115;cript:x", " data:text/html,x"]
 )
 def test_unsafe_targets_are_recognised_however_written(target: str) -> None:
-    from agent.markup import safe_prose, unsafe_target
+    from agent.core.markup import safe_prose, unsafe_target
 
     assert unsafe_target(target)
     assert "](" not in safe_prose(f"[x]({target})")

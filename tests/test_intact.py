@@ -9,13 +9,14 @@ import asyncio
 import json
 from typing import Any
 
-from agent.assemble import render_section
-from agent.draft import SectionDraft, draft_section
-from agent.intact import find_cuts
-from agent.lints import code_error
+from agent.core.templates import Template
+from agent.document.assemble import render_section
+from agent.document.intact import find_cuts
+from agent.document.lints import code_error
+from agent.draft.plan import SectionDraft
+from agent.draft.sections import draft_section
 from agent.providers.base import Message, Reply
 from agent.providers.fake import FakeProvider
-from agent.templates import Template
 
 TEMPLATE = Template.model_validate(
     {
@@ -168,7 +169,7 @@ class FittingProvider(FakeProvider):
 
 def test_the_fitted_bound_is_the_one_that_counts() -> None:
     # The fitted schema holds the summary to far fewer than 80 characters.
-    from agent.draft import section_schema
+    from agent.draft.plan import section_schema
     from agent.providers.grammar import fit_ratio, fitted_length
 
     schema = section_schema(SECTION)[1]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.intent import (
+from agent.chat.intent import (
     Intent,
     IntentContext,
     find_path,
@@ -19,8 +19,8 @@ from agent.intent import (
     resolve_section,
     resolve_tdd,
 )
+from agent.core.templates import get_template
 from agent.providers.fake import FakeProvider
-from agent.templates import get_template
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -228,9 +228,9 @@ def test_an_answer_to_which_one_picks_a_candidate() -> None:
 def _recorded() -> dict[str, Intent]:
     import runpy
 
-    from agent.intent import ask_model, repair
+    from agent.chat.intent import ask_model, repair
+    from agent.pipeline.recording import cassette
     from agent.providers import open_provider
-    from agent.recording import cassette
 
     # The requests and context exactly as the recording script sent them.
     script = runpy.run_path(str(ROOT / "scripts" / "record_intents.py"), run_name="recorded")

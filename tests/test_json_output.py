@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.cli.main import main
 
 GOOD = "# Technical Design Document: Search\n\n## 1. Index\n\nAn inverted index in SQLite.\n"
 REVIEW = Path(__file__).parent / "fixtures" / "review"

@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatResult
 from pydantic import Field
 
-from agent.errors import ProviderError
+from agent.core.errors import ProviderError
 from agent.providers.base import Message, Provider, Reply, Request
 from agent.providers.langchain import LangChainProvider
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.config import user_cache_dir
-from agent.errors import ConfigError, ProviderError
+from agent.core.errors import ConfigError, ProviderError
+from agent.core.settings import user_cache_dir
 from agent.providers import local
 from agent.providers.base import Message
 from agent.providers.local import LocalServer, ResolvedModel
@@ -514,8 +514,9 @@ class LoggingServer:
 
 
 def test_the_run_record_gets_the_cached_tokens_the_server_log_reports(tmp_path: Path) -> None:
+    from agent.core.records import Usage
     from agent.providers import LocalProvider
-    from agent.providers.base import Reply, Request, Usage
+    from agent.providers.base import Reply, Request
     from agent.providers.fake import FakeProvider
 
     server = LoggingServer(

@@ -176,7 +176,7 @@ def test_mcp_check_and_update_tools(project: Path, tmp_path: Path) -> None:
     root = Path(__file__).parent.parent
     doc = tmp_path / "claims.md"
     doc.write_text(
-        "# Notes\n\nThe CLI lives in `agent/cli.py` and `agent/no_such_module.py`.\n",
+        "# Notes\n\nThe CLI lives in `agent/cli/main.py` and `agent/no_such_module.py`.\n",
         encoding="utf-8",
     )
     seen: dict[str, Any] = {}

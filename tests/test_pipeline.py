@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Settings
-from agent.draft import SectionFailed
-from agent.errors import InputError
-from agent.pipeline import run_generate
+from agent.core.errors import InputError
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.draft.sections import SectionFailed
+from agent.pipeline.generate import run_generate
 from agent.providers.base import Reply, Request
 from agent.providers.fake import FakeProvider, sample_instance
-from agent.templates import get_template
 
 TDD = """# Technical Design Document: Billing Export
 

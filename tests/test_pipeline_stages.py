@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.config import Settings
-from agent.errors import InputError
-from agent.pipeline import Document, Recording, run_generate
+from agent.cli.main import main
+from agent.core.errors import InputError
+from agent.core.settings import Settings
+from agent.pipeline.generate import Document, Recording, run_generate
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider, sample_instance
 from research import ResearchConfig
@@ -133,9 +133,9 @@ def test_llm_review_calls_are_in_the_record_and_totals(tree: Path) -> None:
 
 def test_replaying_a_cassette_without_its_research_flags_is_refused(tree: Path) -> None:
     tdd = tree / "0xcc" / "tdds" / TDD_NAME
-    from agent.prompting import load_prompt
-    from agent.tdd import load_tdd
-    from agent.templates import get_template
+    from agent.core.tdd import load_tdd
+    from agent.core.templates import get_template
+    from agent.draft.prompting import load_prompt
 
     tape = tree / "run.yaml"
     tape.write_text("interactions: []\nversion: 1\n")
@@ -208,8 +208,8 @@ def test_cli_research_flags_reach_the_pipeline(
 
 
 def test_a_misspelt_research_setting_is_an_error(tmp_path: Path) -> None:
-    from agent.config import load_research_config
-    from agent.errors import ConfigError
+    from agent.core.errors import ConfigError
+    from research.config import load_research_config
 
     config = tmp_path / "tidsmith.toml"
     config.write_text(

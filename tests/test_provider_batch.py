@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 
-from agent.batch import BatchResult, find_tdds, run_batch
-from agent.checkpoint import checkpoint_folder
-from agent.cli import main
-from agent.config import Settings
-from agent.cost import call_cost
-from agent.errors import ConfigError, InputError, ProviderError
-from agent.pipeline import RunRecord, run_record_path
-from agent.provider_batch import (
+from agent.cli.main import main
+from agent.core.cost import call_cost
+from agent.core.errors import ConfigError, InputError, ProviderError
+from agent.core.paths import run_record_path
+from agent.core.records import RunRecord, Usage
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.draft.checkpoint import checkpoint_folder
+from agent.pipeline.batch import BatchResult, find_tdds, run_batch
+from agent.pipeline.provider_batch import (
     BatchPending,
     ProviderBatchResult,
     documents_to_draft,
@@ -30,11 +32,10 @@ from agent.provider_batch import (
     state_file,
 )
 from agent.providers.anthropic import AnthropicProvider
-from agent.providers.base import Provider, Usage
+from agent.providers.base import Provider
 from agent.providers.fake import FakeProvider
 from agent.providers.openai import OpenAIProvider
 from agent.providers.retry import RetryPolicy
-from agent.templates import get_template
 from tests.batchserver import BatchServer, Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures"

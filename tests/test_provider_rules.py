@@ -18,12 +18,13 @@ import httpx2
 import pytest
 from pydantic import BaseModel, Field
 
-from agent.cost import call_cost
-from agent.draft import structured_call
-from agent.errors import ConfigError, ProviderError
-from agent.prompting import load_prompt
+from agent.core.cost import call_cost
+from agent.core.errors import ConfigError, ProviderError
+from agent.core.records import Usage
+from agent.draft.prompting import load_prompt
+from agent.draft.sections import structured_call
 from agent.providers.anthropic import AnthropicProvider
-from agent.providers.base import Message, Request, Usage
+from agent.providers.base import Message, Request
 from agent.providers.openai import OpenAIProvider
 from agent.providers.retry import RetryPolicy
 from tests.faultserver import Fault, FaultServer
@@ -363,7 +364,7 @@ def test_generate_deadline_bounds_a_stalled_run_and_keeps_its_record(
 ) -> None:
     from pathlib import Path
 
-    from agent.cli import main
+    from agent.cli.main import main
 
     tdd = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
     # Sections after the first stall far past the deadline; the first is answered.
@@ -388,8 +389,8 @@ def test_generate_deadline_bounds_a_stalled_run_and_keeps_its_record(
 
 
 def test_a_failed_run_prints_what_it_spent(capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.cli import _print_spent  # pyright: ignore[reportPrivateUsage]
-    from agent.pipeline import RunRecord, Totals
+    from agent.cli.main import _print_spent  # pyright: ignore[reportPrivateUsage]
+    from agent.core.records import RunRecord, Totals
 
     error = RuntimeError("x")
     error.run_record = RunRecord(  # type: ignore[attr-defined]
@@ -410,7 +411,7 @@ def test_a_failed_run_prints_what_it_spent(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_deadline_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.cli import main
+    from agent.cli.main import main
 
     for bad in ["0", "-1", "nan"]:
         with pytest.raises(SystemExit) as info:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.cli import main
+from agent.cli.main import main
 from agent.providers.fake import sample_instance
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"

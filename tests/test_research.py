@@ -11,24 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.draft import Event
-from agent.errors import RetrievalError
+from agent.core.errors import RetrievalError
+from agent.core.records import Event
+from agent.core.tdd import Tdd, load_tdd
+from agent.core.templates import get_template
+from agent.core.tokens import count_tokens
+from agent.notes.condense import drop_instructions, neutralise
+from agent.notes.run import notes_block, references_markdown, research_key, run_research
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider
-from agent.tdd import Tdd, load_tdd
-from agent.templates import get_template
-from agent.tokens import count_tokens
-from research import (
-    McpServer,
-    ResearchConfig,
-    ResearchResult,
-    build_sources,
-    notes_block,
-    references_markdown,
-    research_key,
-    run_research,
-)
-from research.notes import drop_instructions, neutralise
+from research import McpServer, ResearchConfig, ResearchResult, build_sources
 
 FIXTURES = Path(__file__).parent / "fixtures" / "research"
 TEMPLATE = get_template("tid")

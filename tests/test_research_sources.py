@@ -15,8 +15,8 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from agent.errors import RetrievalError
-from agent.tdd import load_tdd
+from agent.core.errors import RetrievalError
+from agent.core.tdd import load_tdd
 from research.base import McpServer, Query
 from research.codebase import CodebaseSource
 from research.docs import DocsSource

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.assemble import DocumentHeader, assemble
-from agent.cli import main
-from agent.draft import DraftPlan, SectionDraft, draft_all, plan_messages
-from agent.lints import Finding, coverage_matrix, lint_document, norm_title, split_document
+from agent.cli.main import main
+from agent.core.tdd import load_tdd
+from agent.core.templates import get_template
+from agent.document.assemble import DocumentHeader, assemble
+from agent.document.lints import Finding, coverage_matrix, lint_document, norm_title, split_document
+from agent.draft.plan import DraftPlan, SectionDraft, plan_messages
+from agent.draft.sections import draft_all
 from agent.providers.base import Reply, Request
 from agent.providers.fake import FakeProvider
 from agent.review import (
@@ -21,8 +24,6 @@ from agent.review import (
     review_appendix,
     summary_lines,
 )
-from agent.tdd import load_tdd
-from agent.templates import get_template
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD_TID = (FIXTURES / "review" / "good_tid.md").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from agent import Document, Settings, as_runnable
-from agent.errors import InputError
+from agent.core.errors import InputError
 from agent.providers.fake import FakeProvider
 from agent.runnable import TddInput
 

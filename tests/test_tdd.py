@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import InputError
-from agent.tdd import MAX_BYTES, Tdd, excerpt, link_kind, load_tdd, parse_headings
-from agent.tokens import count_tokens
+from agent.core.errors import InputError
+from agent.core.tdd import MAX_BYTES, Tdd, excerpt, link_kind, load_tdd, parse_headings
+from agent.core.tokens import count_tokens
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
 # The shared corpus sits beside the checkout on the team's machines; tests skip without it.

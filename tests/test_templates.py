@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.errors import ConfigError
-from agent.templates import (
+from agent.core.errors import ConfigError
+from agent.core.templates import (
     Section,
     Template,
     builtin_names,

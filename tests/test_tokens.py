@@ -14,9 +14,9 @@ import tiktoken.load
 import tiktoken.registry
 import tiktoken_ext.openai_public
 
-from agent import tokens
-from agent.errors import ConfigError
-from agent.tokens import count_tokens, truncate_tokens
+from agent.core import tokens
+from agent.core.errors import ConfigError
+from agent.core.tokens import count_tokens, truncate_tokens
 
 
 def _refuse_network(*args: object, **kwargs: object) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.config import Settings
-from agent.pipeline import run_generate
+from agent.cli.main import main
+from agent.core.settings import Settings
+from agent.core.templates import get_template
+from agent.pipeline.generate import run_generate
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider, sample_instance
-from agent.templates import get_template
-from agent.update import aupdate_document, section_spans
+from agent.update.document import aupdate_document, section_spans
 
 TDD = """\
 # TDD: Webhooks

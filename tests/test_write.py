@@ -11,15 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from agent import write
-from agent.errors import ConfigError, InputError
-from agent.tdd import Tdd, load_tdd
-from agent.write import (
-    default_output_path,
-    safe_filename,
-    write_atomic,
-    write_json_atomic,
-)
+from agent.core import write
+from agent.core.errors import ConfigError, InputError
+from agent.core.paths import default_output_path
+from agent.core.tdd import Tdd, load_tdd
+from agent.core.write import safe_filename, write_atomic, write_json_atomic
 
 TDD_TEXT = "# Technical Design Document: {title}\n\n## 1. Overview\n\nText.\n"
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from agent.check.claims import Claim, extract_claims
 from agent.check.index import CodeIndex, build_index
 from agent.check.resolve import Finding, Verdict, resolve
-from agent.errors import InputError
+from agent.core.errors import InputError
 
 
 class CheckReport(BaseModel):
@@ -58,14 +58,14 @@ def check_documents(
     planned: bool = False,
 ) -> CheckReport:
     """Check each document against `codebase`; `tdd` makes the names it designs `new`."""
-    from agent.lints import read_document
+    from agent.document.lints import read_document
 
     if not codebase.is_dir():
         raise InputError(f"--codebase {codebase} is not a folder; pass the codebase's root")
     texts = [(d, read_document(d)) for d in docs]
     designed = frozenset()
     if tdd is not None:
-        from agent.tdd import load_tdd
+        from agent.core.tdd import load_tdd
 
         designed = tdd_names(load_tdd(tdd).text)
     index = build_index(codebase)

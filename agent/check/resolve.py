@@ -95,7 +95,7 @@ def _path(claim: Claim, index: CodeIndex) -> Finding:
         elsewhere = sorted(
             f for f in index.files | index.dirs if f.split("/")[-1] == name and f != path
         )
-        # Suffix matches first: `agent/cli.py` claimed in a doc about `src/agent/cli.py`.
+        # Suffix matches first: `agent/cli/main.py` claimed in a doc about `src/agent/cli.py`.
         tail = [f for f in elsewhere if f.endswith("/" + path)]
         if tail:
             return _found(claim, Loc(tail[0], 1), "relative to a subfolder")

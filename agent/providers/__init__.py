@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 from typing import Any, cast
 
-from agent.errors import ConfigError, ProviderError
-from agent.models import default_model
+from agent.core.errors import ConfigError, ProviderError
+from agent.core.models import default_model
 from agent.providers.base import (
     STRUCTURED_MODES,
     Provider,
@@ -30,6 +30,8 @@ DEFAULT_ANTHROPIC = default_model("anthropic")
 # `--concurrency` is honoured up to the settings' documented maximum; a hosted
 # API imposes its own rate limits, which the retries respect.
 HOSTED_MAX_CONCURRENCY = 64
+# Reply limit when neither a flag nor tidsmith.toml sets one; LocalProvider sets its own.
+DEFAULT_MAX_TOKENS = 1800
 ID_FORMS = "openai:MODEL, anthropic:MODEL, local, local:smollm2|qwen-0.5b|qwen-1.5b|FILE.gguf, fake"
 
 
@@ -226,3 +228,38 @@ async def open_provider(
         name="local",
     )
     return LocalProvider(server, inner)
+
+
+def provider_default_max_tokens(provider: Provider) -> int:
+    """A provider may ask for a smaller reply limit (CPU models: shorter, faster drafts)."""
+    return int(getattr(provider, "default_max_tokens", DEFAULT_MAX_TOKENS))
+
+
+def default_max_tokens(model_id: str | None) -> int:
+    provider, _ = parse_model_id(model_id or default_model_id())
+    if provider == "local":
+        return LocalProvider.default_max_tokens
+    return DEFAULT_MAX_TOKENS
+
+
+class ProviderShape:
+    """What plan_messages needs to know about a provider, for a dry run that opens none."""
+
+    def __init__(self, model_id: str | None) -> None:
+        provider, name = parse_model_id(model_id or default_model_id())
+        self.name = provider
+        self.model = name or provider
+        self.schema_in_text = False
+        self.max_concurrency = 8
+        self.context_window = {"anthropic": 200_000}.get(provider, 128_000)
+        if provider == "local":
+            # Lazy: the GGUF reader is only needed for the embedded model.
+            from agent.providers.local import replay_identity
+
+            self.model, self.context_window = replay_identity(name or "local")
+
+    async def complete(self, request: Request) -> Reply:
+        raise AssertionError("a dry run makes no model calls")
+
+    async def aclose(self) -> None:
+        pass

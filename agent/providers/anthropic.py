@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anthropic
 import httpx2
 
-from agent.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.models import ModelFamily, capabilities
-from agent.providers.base import Reply, Request, StructuredMode, Usage, with_schema_in_text
+from agent.core.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
+from agent.core.models import ModelFamily, capabilities
+from agent.core.records import Usage
+from agent.core.redact import redact
+from agent.providers.base import (
+    BatchItem,
+    BatchStatus,
+    Reply,
+    Request,
+    StructuredMode,
+    with_schema_in_text,
+)
 from agent.providers.conformance import ANTHROPIC_RULES, anthropic_problems
 from agent.providers.failures import (
     ApiFailure,
@@ -32,10 +41,6 @@ from agent.providers.retry import (
     status_transient,
     with_retries,
 )
-from agent.redact import redact
-
-if TYPE_CHECKING:
-    from agent.provider_batch import BatchItem, BatchStatus
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -246,8 +251,6 @@ class AnthropicProvider:
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Where the batch stands, in counts of requests."""
-        from agent.provider_batch import BatchStatus
-
         batch = await self._batch_call(
             lambda: self._client.messages.batches.retrieve(batch_id), "checking the batch"
         )
@@ -263,7 +266,6 @@ class AnthropicProvider:
 
     async def batch_results(self, batch_id: str) -> dict[str, BatchItem]:
         """Every request's outcome by custom_id: its Reply, or why it has none."""
-        from agent.provider_batch import BatchItem
 
         async def fetch() -> dict[str, BatchItem]:
             items: dict[str, BatchItem] = {}

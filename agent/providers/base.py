@@ -7,9 +7,13 @@ a provider is built, so `tidsmith --help` never pays for them.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.core.cost import call_cost
+from agent.core.records import CallRecord, Usage
 
 
 class Message(BaseModel):
@@ -17,17 +21,6 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     content: str
-
-
-class Usage(BaseModel):
-    """Tokens one call used. Input counts cache reads and writes, as both vendors bill them."""
-
-    model_config = ConfigDict(strict=True)
-
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
-    cached_tokens: int = Field(default=0, ge=0, description="input read from the prompt cache")
-    cache_write_tokens: int = Field(default=0, ge=0, description="input written to the cache")
 
 
 # How a provider asks for JSON that matches a schema (`--structured`):
@@ -105,6 +98,36 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+class BatchStatus(BaseModel):
+    """A provider batch's progress: the vendor's status word and counts of requests."""
+
+    batch_id: str
+    status: str
+    ended: bool = Field(description="results can be fetched (completed, expired or cancelled)")
+    failed: str = Field(default="", description="why the whole batch failed; empty otherwise")
+    total: int = 0
+    succeeded: int = 0
+    errored: int = 0
+
+
+class BatchItem(BaseModel):
+    """One request's outcome: the model's reply, or why there is none."""
+
+    reply: Reply | None = None
+    error: str = ""
+
+
+@runtime_checkable
+class BatchProvider(Provider, Protocol):
+    """A provider with a batch API (OpenAI, Anthropic)."""
+
+    async def submit_batch(self, requests: Mapping[str, Request]) -> str: ...
+
+    async def batch_status(self, batch_id: str) -> BatchStatus: ...
+
+    async def batch_results(self, batch_id: str) -> dict[str, BatchItem]: ...
+
+
 # When a server turns out not to support a schema field (`--structured auto` falling
 # back), requests planned for one still need the schema: it goes in the prompt,
 # worded as prompts/*.yaml `format_in_text` words it.
@@ -134,3 +157,24 @@ def schema_budget(provider: object, max_tokens: int) -> int | None:
         return None
     chars = budget(max_tokens)
     return chars if isinstance(chars, int) else None
+
+
+def call_record(
+    provider: Provider, request: Request, reply: Reply, *, attempt: int, latency_s: float
+) -> CallRecord:
+    """The record of one call, not yet marked ok or failed."""
+    usage = reply.usage or Usage()
+    return CallRecord(
+        section=request.label,
+        prompt_id=request.prompt_id,
+        prompt_version=request.prompt_version,
+        attempt=attempt,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        latency_s=round(latency_s, 3),
+        cost_usd=call_cost(provider, reply.usage),
+        finish_reason=reply.finish_reason,
+        ok=False,
+    )

@@ -14,8 +14,8 @@ from typing import Literal
 import httpx2
 from pydantic import BaseModel
 
-from agent.errors import ProviderError
-from agent.redact import redact
+from agent.core.errors import ProviderError
+from agent.core.redact import redact
 
 FailureKind = Literal["status", "connection", "timeout", "reset", "malformed"]
 

@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from agent.providers.base import Reply, Request, Usage
+from agent.core.records import Usage
+from agent.providers.base import Reply, Request
 
 Responder = Callable[[Request], "str | Reply"]
 
@@ -50,7 +51,7 @@ def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
             for candidate in (text, "R1", "1", "x", "a1"):
                 if re.search(node["pattern"], candidate):
                     return candidate
-        # Below the bound: a string that reaches it reads as cut off (agent.intact).
+        # Below the bound: a string that reaches it reads as cut off (agent.document.intact).
         bound = node.get("maxLength", len(text) + 1)
         return text if len(text) < bound else text[: max(0, bound - 1)]
 

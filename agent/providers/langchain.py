@@ -10,9 +10,10 @@ from __future__ import annotations
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from agent.errors import ProviderError
-from agent.providers.base import Message, Reply, Request, Usage
-from agent.redact import redact
+from agent.core.errors import ProviderError
+from agent.core.records import Usage
+from agent.core.redact import redact
+from agent.providers.base import Message, Reply, Request
 
 # Stop reasons across LangChain integrations (OpenAI's finish_reason, Anthropic's
 # stop_reason) in the vocabulary the pipeline checks.

@@ -38,8 +38,8 @@ from typing import BinaryIO, Self
 
 import httpx
 
-from agent.config import user_cache_dir
-from agent.errors import ConfigError, ProviderError
+from agent.core.errors import ConfigError, ProviderError
+from agent.core.settings import user_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,24 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx2
 import openai
 from openai.lib._pydantic import _ensure_strict_json_schema  # pyright: ignore[reportPrivateUsage]
 
-from agent.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.models import ModelFamily, capabilities
-from agent.providers.base import Reply, Request, StructuredMode, Usage, with_schema_in_text
+from agent.core.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
+from agent.core.models import ModelFamily, capabilities
+from agent.core.records import Usage
+from agent.core.redact import redact
+from agent.providers.base import (
+    BatchItem,
+    BatchStatus,
+    Reply,
+    Request,
+    StructuredMode,
+    with_schema_in_text,
+)
 from agent.providers.conformance import OPENAI_RULES, openai_strict_problems
 from agent.providers.failures import (
     ApiFailure,
@@ -36,10 +45,6 @@ from agent.providers.retry import (
     status_transient,
     with_retries,
 )
-from agent.redact import redact
-
-if TYPE_CHECKING:
-    from agent.provider_batch import BatchItem, BatchStatus
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -356,8 +361,6 @@ class OpenAIProvider:
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Where the batch stands, in counts of requests."""
-        from agent.provider_batch import BatchStatus
-
         batch = await self._batch_call(
             lambda: self._client.batches.retrieve(batch_id), "checking the batch"
         )
@@ -399,8 +402,6 @@ class OpenAIProvider:
 
     def _batch_line(self, line: dict[str, Any]) -> tuple[str, BatchItem]:
         """One line of an output or error file: a 200 holds a chat completion."""
-        from agent.provider_batch import BatchItem
-
         custom_id = str(line.get("custom_id", ""))
         response = line.get("response") or {}
         body = response.get("body") or {}

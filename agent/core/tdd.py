@@ -1,0 +1,398 @@
+"""Load, validate and parse a Technical Design Document (markdown)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from agent.core.errors import InputError
+from agent.core.files import decode_text, read_bytes
+from agent.core.tokens import count_tokens, truncate_tokens
+
+MAX_BYTES = 2 * 1024 * 1024
+
+LinkKind = Literal["prd", "adr", "tdd", "tid", "other"]
+
+
+class Heading(BaseModel):
+    """One markdown heading and its own body, up to the next heading of any level."""
+
+    title: str
+    level: int
+    text: str
+    start: int
+
+
+class Link(BaseModel):
+    """A markdown link in the TDD, classified by the document type its target names."""
+
+    text: str
+    target: str
+    kind: LinkKind
+
+
+class Tdd(BaseModel):
+    """A loaded, validated TDD with the facts later stages need."""
+
+    path: str
+    text: str
+    sha256: str
+    title: str
+    doc_id: str
+    feature: str
+    feature_slug: str
+    number: str | None
+    headings: list[Heading]
+    links: list[Link]
+
+
+# CommonMark: up to three spaces of indent, then ``` or ~~~ (three or more).
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+# Lines that cannot be the paragraph a setext underline turns into a heading;
+# without this a list or table followed by `---` would become a heading.
+_NOT_PARAGRAPH = re.compile(r"^(?: {4,}|\s*(?:[-*+>|]|\d+[.)])(?:\s|$))")
+_DOC_ID = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?Document ID(?::\*\*|\*\*:|:)\s*(.+?)\s*$", re.I)
+_TITLE_PREFIX = re.compile(r"^\s*(?:Technical Design Document|TDD)\s*[:\-\u2013\u2014]\s*", re.I)
+# `002_FTDD|Model_Management`, `002-FTDD_Model_Management`, `FTDD|X`: number, marker, feature.
+_TDD_NAME = re.compile(r"^(?:(\d+)[_\-\s]*)?[FP]?TDD(?:[|_\-\s]+(.*))?$", re.IGNORECASE)
+_NUMBER = re.compile(r"^(\d+)(?:[_\-|\s]|$)")
+_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(\s*(<[^>\n]*>|[^)\s]+)(?:\s+[\"'(][^\n]*?[\"')])?\s*\)")
+_DOC_KIND = re.compile(r"^[FP]?(PRD|ADR|TDD|TID)S?$")
+# File stems that name no feature, so the title is the better source.
+_GENERIC_STEMS = {"", "tdd", "design", "readme", "index", "doc", "docs", "document", "draft"}
+
+
+def load_tdd(path: Path) -> Tdd:
+    """Read and validate a TDD file; raise InputError with what to do when it is unusable."""
+    path = Path(path)
+    text, raw = _read_text(path)
+    headings = parse_headings(text)
+    if not headings:
+        raise InputError(
+            f"{path} has no markdown headings; add a `# Title` and `## Section` headings"
+        )
+    title = _title(headings)
+    doc_id = _doc_id(text) or path.stem
+    feature, slug = _feature(path.stem, doc_id, title)
+    return Tdd(
+        path=str(path),
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        title=title,
+        doc_id=doc_id,
+        feature=feature,
+        feature_slug=slug,
+        number=_number(path.stem) or _number(doc_id),
+        headings=headings,
+        links=parse_links(text),
+    )
+
+
+def _read_text(path: Path) -> tuple[str, bytes]:
+    """The file's text and raw bytes, or an InputError naming the problem."""
+    raw = read_bytes(
+        path,
+        MAX_BYTES,
+        "TDD markdown file",
+        "split the TDD into smaller documents",
+        remember=True,
+    )
+    text = decode_text(raw, path, "TDD markdown file")
+    if not text.strip():
+        raise InputError(f"{path} is empty; write the TDD first or pass another file")
+    return text, raw
+
+
+def require_body(tdd: Tdd) -> Tdd:
+    """The TDD, or an InputError when it is only headings: drafting would invent everything."""
+    if not _has_body(tdd.text, tdd.headings):
+        raise InputError(
+            f"{tdd.path} has headings but no text under them; write the design, then draft from it"
+        )
+    return tdd
+
+
+def _has_body(text: str, headings: list[Heading]) -> bool:
+    """Whether the TDD has text besides headings (a heading-only TDD drafts from nothing)."""
+    if headings and text[: headings[0].start].strip():
+        return True
+    for h in headings:
+        lines = h.text.split("\n")[1:]
+        if lines and _SETEXT.match(lines[0]):
+            lines = lines[1:]
+        if any(line.strip() for line in lines):
+            return True
+    return False
+
+
+def _code_mask(lines: list[str]) -> list[bool]:
+    """For each line, whether it is inside (or delimits) a fenced code block."""
+    mask: list[bool] = []
+    fence = ""
+    for line in lines:
+        match = _FENCE.match(line)
+        if not fence:
+            if match:
+                fence = match.group(1)
+            mask.append(bool(match))
+            continue
+        mask.append(True)
+        # A fence closes on the same character, at least as long, with nothing after.
+        if (
+            match
+            and match.group(1)[0] == fence[0]
+            and len(match.group(1)) >= len(fence)
+            and not line.strip().lstrip(fence[0])
+        ):
+            fence = ""
+    return mask
+
+
+def parse_headings(text: str) -> list[Heading]:
+    """The ATX (`#`) and setext (`===`/`---`) headings outside fenced code, in order."""
+    lines = text.splitlines(keepends=True)
+    in_code = _code_mask(lines)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    found: list[tuple[int, int, str]] = []  # (line index, level, title)
+    for i, line in enumerate(lines):
+        if in_code[i]:
+            continue
+        atx = _ATX.match(line.rstrip("\n"))
+        if atx:
+            # A closing run of #s (`## Title ##`) is decoration, not title.
+            title = re.sub(r"(?:^|[ \t]+)#+$", "", atx.group(2) or "").strip()
+            found.append((i, len(atx.group(1)), title))
+            continue
+        prev = lines[i - 1].rstrip("\n") if i else ""
+        if (
+            i
+            and _SETEXT.match(line.rstrip("\n"))
+            and prev.strip()
+            and not in_code[i - 1]
+            and not _ATX.match(prev)
+            and not _SETEXT.match(prev)
+            and not _NOT_PARAGRAPH.match(prev)
+        ):
+            level = 1 if line.lstrip().startswith("=") else 2
+            found.append((i - 1, level, prev.strip()))
+    headings: list[Heading] = []
+    for n, (i, level, title) in enumerate(found):
+        start = offsets[i]
+        end = offsets[found[n + 1][0]] if n + 1 < len(found) else len(text)
+        headings.append(Heading(title=title, level=level, text=text[start:end], start=start))
+    return headings
+
+
+def parse_links(text: str) -> list[Link]:
+    """Inline markdown links outside fenced code, one per distinct target, in order."""
+    lines = text.splitlines(keepends=True)
+    in_code = _code_mask(lines)
+    prose = "".join(line for line, code in zip(lines, in_code, strict=True) if not code)
+    links: list[Link] = []
+    seen: set[str] = set()
+    for match in _LINK.finditer(prose):
+        target = match.group(2).strip("<>").strip()
+        if not target or target in seen:
+            continue
+        seen.add(target)
+        links.append(Link(text=match.group(1).strip(), target=target, kind=link_kind(target)))
+    return links
+
+
+def link_kind(target: str) -> LinkKind:
+    """Which kind of document a link target names: `..._FPRD|X.md` is a PRD, and so on."""
+    path = re.split(r"[#?]", target, maxsplit=1)[0].rstrip("/")
+    parts = [p for p in re.split(r"[/\\]", path) if p]
+    if not parts:
+        return "other"
+    # The file name decides; the folder (`../prds/`) only when the name says nothing.
+    for part in (Path(parts[-1]).stem, *reversed(parts[:-1])):
+        for token in re.split(r"[^A-Za-z0-9]+", part):
+            match = _DOC_KIND.match(token.upper())
+            if match:
+                return match.group(1).lower()  # type: ignore[return-value]
+    return "other"
+
+
+def _title(headings: list[Heading]) -> str:
+    """The first level-1 heading (else the first heading), without a TDD prefix."""
+    first = next((h for h in headings if h.level == 1), headings[0])
+    return _TITLE_PREFIX.sub("", first.title).strip()
+
+
+def _doc_id(text: str) -> str | None:
+    """The value of a `**Document ID:**` line outside code, if any."""
+    lines = text.splitlines()
+    for line, code in zip(lines, _code_mask(lines), strict=True):
+        match = None if code else _DOC_ID.match(line)
+        if match and match.group(1).strip("*` "):
+            return match.group(1).strip("*` ")
+    return None
+
+
+def _number(name: str) -> str | None:
+    """A leading `NNN` document number (`002_...`), as written."""
+    match = _NUMBER.match(name.strip())
+    return match.group(1) if match else None
+
+
+def _feature(stem: str, doc_id: str, title: str) -> tuple[str, str]:
+    """Feature name and slug from `NNN_FTDD|Name`, else the doc id, a plain file name, the title."""
+    for name in (stem, doc_id):
+        match = _TDD_NAME.match(name.strip())
+        if match and match.group(2) and _words(match.group(2)):
+            # Kept as written: `miStudio` and `SAE_Training` are the team's own spelling.
+            return _from_words(_words(match.group(2)))
+    plain = re.sub(r"^\d+[_\-\s]*", "", stem)
+    if plain.strip(" _-").lower() not in _GENERIC_STEMS and _words(plain):
+        # `billing-export` -> `Billing Export`; upper-casing only the first letter keeps acronyms.
+        return _from_words([w[0].upper() + w[1:] for w in _words(plain)])
+    return _from_words(_words(title) or ["Untitled"])
+
+
+def _words(name: str) -> list[str]:
+    """The words of a name, split on anything that is not a letter or digit."""
+    name = unicodedata.normalize("NFC", name)
+    return [w for w in re.split(r"[\W_]+", name) if w]
+
+
+def _from_words(words: list[str]) -> tuple[str, str]:
+    """The feature as words (`Model Management`) and as a slug (`Model_Management`)."""
+    return " ".join(words), "_".join(words)
+
+
+# Words that carry no topic; leaving them out keeps scores about the subject.
+_STOPWORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in", "into", "is"}
+    | {"it", "of", "on", "or", "that", "the", "this", "to", "what", "when", "which", "with"}
+)
+
+
+def word_terms(text: str) -> list[str]:
+    """Lower-case word terms for lexical scoring, plural `s` folded, stopwords out."""
+    terms: list[str] = []
+    for word in re.findall(r"[^\W_]+", text.lower()):
+        if len(word) < 2 or word in _STOPWORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        terms.append(word)
+    return terms
+
+
+def _bm25(query: list[str], docs: list[list[str]], k1: float = 1.5, b: float = 0.75) -> list[float]:
+    """Okapi BM25 score of each doc for the query terms."""
+    if not docs:
+        return []
+    avg_len = sum(len(d) for d in docs) / len(docs) or 1.0
+    df = Counter(term for doc in docs for term in set(doc))
+    scores: list[float] = []
+    for doc in docs:
+        counts = Counter(doc)
+        score = 0.0
+        for term in set(query):
+            tf = counts[term]
+            if not tf:
+                continue
+            idf = math.log((len(docs) - df[term] + 0.5) / (df[term] + 0.5) + 1)
+            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(doc) / avg_len))
+        scores.append(score)
+    return scores
+
+
+def excerpt(tdd: Tdd, query: str, budget_tokens: int) -> str:
+    """The TDD parts most relevant to `query` within `budget_tokens`, in document order.
+
+    The whole text comes back unchanged when it fits. Otherwise the header block
+    (title, document id, related links) is always kept, then whole sections that
+    share words with the query are added best BM25 score first, each with the
+    heading lines of its parents; with no match at all, sections in document order.
+    """
+    if budget_tokens < 1:
+        raise ValueError(f"budget_tokens must be >= 1, got {budget_tokens}")
+    if count_tokens(tdd.text) <= budget_tokens:
+        return tdd.text
+    headings = tdd.headings
+    # The header is everything before the first section after the title heading.
+    body_from = 1 if headings and headings[0].level == 1 else 0
+    header_end = headings[body_from].start if body_from < len(headings) else len(tdd.text)
+    header = tdd.text[:header_end].strip("\n")
+    used = _cost(header) if header else 0
+    if used >= budget_tokens:
+        return truncate_tokens(header, budget_tokens)
+    sections = headings[body_from:]
+    parents = _parents(sections)
+    costs = [_cost(h.text) for h in sections]
+    line_costs = [_cost(_heading_line(h)) for h in sections]
+    # The heading text is in h.text too: a title that names the topic counts twice.
+    scores = _bm25(word_terms(query), [word_terms(h.title + " " + h.text) for h in sections])
+    # Sections that share no word with the query are noise to a small model; they
+    # fill the budget (overview first) only when nothing matched at all.
+    order = sorted(range(len(sections)), key=lambda i: (-scores[i], i))
+    if any(scores):
+        order = [i for i in order if scores[i] > 0]
+    full: set[int] = set()
+    line_only: set[int] = set()  # ancestors shown by their heading line alone
+    for i in order:
+        missing = [p for p in parents[i] if p not in full and p not in line_only]
+        cost = costs[i] + sum(line_costs[p] for p in missing)
+        if used + cost > budget_tokens:
+            continue
+        used += cost
+        full.add(i)
+        line_only.discard(i)
+        line_only.update(missing)
+    text = _join(header, sections, full, line_only)
+    # Piece counts need not add up exactly to the joined text's count; drop the
+    # weakest sections until the real count fits.
+    for i in sorted(full, key=lambda i: (scores[i], -i)):
+        if count_tokens(text) <= budget_tokens:
+            break
+        full.discard(i)
+        line_only = {p for j in full for p in parents[j] if p not in full}
+        text = _join(header, sections, full, line_only)
+    return text if count_tokens(text) <= budget_tokens else truncate_tokens(text, budget_tokens)
+
+
+def _parents(sections: list[Heading]) -> list[list[int]]:
+    """For each section, the indexes of the sections it sits under."""
+    result: list[list[int]] = []
+    stack: list[int] = []
+    for i, h in enumerate(sections):
+        while stack and sections[stack[-1]].level >= h.level:
+            stack.pop()
+        result.append(list(stack))
+        stack.append(i)
+    return result
+
+
+def _heading_line(h: Heading) -> str:
+    """A section's heading as one ATX line (a setext title alone would read as prose)."""
+    return f"{'#' * h.level} {h.title}"
+
+
+def _cost(piece: str) -> int:
+    """Tokens a piece adds to the excerpt, with the blank line that separates it."""
+    return count_tokens(piece.strip("\n") + "\n\n")
+
+
+def _join(header: str, sections: list[Heading], full: set[int], line_only: set[int]) -> str:
+    """Header, then the chosen sections (whole or heading line only) in document order."""
+    pieces = [header] if header else []
+    for i, h in enumerate(sections):
+        if i in full:
+            pieces.append(h.text)
+        elif i in line_only:
+            pieces.append(_heading_line(h))
+    return "\n\n".join(p.strip("\n") for p in pieces) + "\n"

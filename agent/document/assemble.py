@@ -1,0 +1,148 @@
+"""Assemble: section models → markdown, in template order. Code only, no LLM."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.core.diagram import Diagram, render_markdown
+from agent.core.markup import safe_prose
+from agent.core.templates import Part, Section, Template, column_keys
+
+
+class DocumentHeader(BaseModel):
+    """What the header block states about a document."""
+
+    title: str
+    doc_id: str
+    source_tdd: str
+    source_link: str
+    template: str
+    template_version: str
+    model: str
+    date: str
+
+
+class RelatedDoc(BaseModel):
+    text: str
+    target: str
+
+
+def _fence(code: str) -> str:
+    """A backtick fence longer than any backtick run inside the code."""
+    longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+_INNER_FENCE = re.compile(r"^\s*(`{3,}|~{3,})[\w+-]*[ \t]*\n(.*?)(?:\n\1\s*)?$", re.DOTALL)
+
+
+def unfence(code: str) -> str:
+    """Code without a fence the model wrapped it in (we add our own)."""
+    match = _INNER_FENCE.match(code)
+    return match.group(2) if match else code
+
+
+def _cell(value: Any) -> str:
+    text = safe_prose(" ".join(str(value).split()))
+    return text.replace("|", "\\|") or " "
+
+
+def render_part(part: Part, value: Any) -> str:
+    """One part's content as markdown; prose from the model loses raw HTML and unsafe links."""
+    if part.kind == "text":
+        return safe_prose(str(value).strip())
+    if part.kind == "list":
+        return "\n".join(f"- {safe_prose(' '.join(str(item).split()))}" for item in value)
+    if part.kind == "code":
+        intro = safe_prose(str(value.get("intro", "")).strip())
+        path = str(value.get("path", "")).strip().replace("`", "'")
+        code = unfence(str(value.get("code", ""))).strip("\n")
+        fence = _fence(code)
+        lines = [intro] if intro else []
+        dropped = str(value.get("dropped", "")).strip()
+        if dropped:
+            # Drafting left out code that did not parse: say so, never ship it broken.
+            lines += ["", f"> **Note:** {dropped}"] if lines else [f"> **Note:** {dropped}"]
+            return "\n".join(lines)
+        if path:
+            lines.append(f"File: `{path}`")
+        if lines:
+            lines.append("")
+        lines.append(f"{fence}{part.language}\n{code}\n{fence}")
+        return "\n".join(lines)
+    if part.kind == "diagram":
+        return render_markdown(Diagram.model_validate(value))
+    keys = column_keys(part)
+    head = "| " + " | ".join(part.columns) + " |"
+    rule = "|" + "|".join("---" for _ in part.columns) + "|"
+    rows = ["| " + " | ".join(_cell(row.get(k, "")) for k in keys) + " |" for row in value]
+    return "\n".join([head, rule, *rows])
+
+
+def render_section(template: Template, section: Section, content: dict[str, Any]) -> str:
+    number = template.number(section.id)
+    heading = f"## {number}. {section.title}" if number is not None else f"## {section.title}"
+    blocks = [heading]
+    for part in section.parts:
+        body = render_part(part, content[part.id])
+        # A section with a single part needs no sub-heading repeating its title.
+        if len(section.parts) > 1:
+            blocks.append(f"### {part.title}")
+        blocks.append(body)
+    return "\n\n".join(blocks)
+
+
+def render_header(template: Template, header: DocumentHeader) -> str:
+    if template.header == "spec":
+        return "\n".join(
+            [
+                f"# {header.title}",
+                "",
+                "> **Status**: Draft",
+                f"> **Version**: 1.0 | **Updated**: {header.date}",
+                f"> **Source TDD**: [{header.source_tdd}]({header.source_link})"
+                f" | **Template**: {header.template} {header.template_version}"
+                f" | **Model**: {header.model}",
+            ]
+        )
+    return "\n".join(
+        [
+            f"# {header.title}",
+            "",
+            f"**Document ID:** {header.doc_id}  ",
+            f"**Source TDD:** [{header.source_tdd}]({header.source_link})  ",
+            f"**Template:** {header.template} {header.template_version}  ",
+            f"**Model:** {header.model}  ",
+            f"**Date:** {header.date}",
+            "",
+            "---",
+        ]
+    )
+
+
+def assemble(
+    template: Template,
+    header: DocumentHeader,
+    contents: dict[str, dict[str, Any]],
+    related: list[RelatedDoc] | None = None,
+    appendices: list[str] | None = None,
+) -> str:
+    """The whole document: header, every section in template order, then appendices.
+
+    Appendices are complete markdown blocks (References, Review) built by the
+    stages that own them.
+    """
+    blocks = [render_header(template, header)]
+    missing = [s.id for s in template.sections if s.id not in contents]
+    if missing:
+        raise ValueError(f"cannot assemble: no content for sections {missing}")
+    blocks.extend(render_section(template, s, contents[s.id]) for s in template.sections)
+    if template.header == "spec":
+        links = [f"- [{header.source_tdd}]({header.source_link}) (source TDD)"]
+        links.extend(f"- [{r.text}]({r.target})" for r in related or [])
+        blocks.append("## Related Documents\n\n" + "\n".join(links))
+    blocks.extend(a.strip() for a in appendices or [] if a.strip())
+    return "\n\n".join(blocks).rstrip() + "\n"

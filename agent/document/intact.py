@@ -1,0 +1,278 @@
+"""Whole replies: text a length bound stopped mid-sentence, and code that does not parse.
+
+Small models under a grammar fill a string up to its (fitted) bound, and the
+grammar then ends the string wherever the model is: "optimized for high
+throughput and low l". This module finds such strings in a validated section,
+words the re-ask that names them, trims what is still cut after the re-ask
+back to its last complete sentence, and says which code parts do not parse,
+so drafting can repair or drop them instead of shipping them broken.
+Pure code: the calls are `agent.draft.sections`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from agent.core.templates import Part, Section
+from agent.document.assemble import unfence
+from agent.document.lints import code_error
+from agent.providers.grammar import fitted_length
+
+# Where prose may end: a sentence mark, possibly inside closing quotes, brackets or emphasis.
+_CLOSERS = "\"')\\]*_`\u201d\u2019"
+_SENTENCE_END = re.compile(f"[.!?\u2026][{_CLOSERS}]*\\s*$")
+_SENTENCE_BREAK = re.compile(f"[.!?\u2026][{_CLOSERS}]*(?=\\s|$)")
+# Values that are names rather than prose: a cut there is no sentence to finish.
+_NOT_PROSE = {"tdd_refs", "note_refs"}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A string of a reply that reached its bound without ending."""
+
+    path: tuple[str | int, ...]
+    bound: int
+    kind: str  # "prose", "cell" (a table cell), "item" (a list item), "code"
+    language: str = ""
+
+    @property
+    def name(self) -> str:
+        """The field as the re-ask names it: `coding_patterns item 2`, `x.code`."""
+        out = str(self.path[0])
+        for key in self.path[1:]:
+            out += f" item {key + 1}" if isinstance(key, int) else f".{key}"
+        return out
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+    return node
+
+
+def bounded_strings(
+    data: Any, schema: dict[str, Any], ratio: float = 1.0
+) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
+    """Every string in `data` that its schema bounds: (path, value, bound after fitting)."""
+    defs = schema.get("$defs", {})
+
+    def walk(
+        value: Any, node: dict[str, Any], path: tuple[str | int, ...]
+    ) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
+        node = _resolve(node, defs)
+        if isinstance(value, dict) and node.get("type") == "object":
+            props = node.get("properties", {})
+            for key, sub in value.items():
+                if key in props:
+                    yield from walk(sub, props[key], (*path, key))
+        elif isinstance(value, list) and node.get("type") == "array":
+            for i, sub in enumerate(value):
+                yield from walk(sub, node.get("items", {}), (*path, i))
+        elif isinstance(value, str) and "maxLength" in node:
+            bound = fitted_length(int(node["maxLength"]), ratio, int(node.get("minLength", 0)))
+            yield path, value, bound
+
+    yield from walk(data, schema, ())
+
+
+def _kind(section: Section, path: tuple[str | int, ...]) -> tuple[str, str] | None:
+    """What a string at `path` is (kind, language), or None for names that are not prose."""
+    part = next((p for p in section.parts if p.id == path[0]), None)
+    if part is None or path[0] in _NOT_PROSE:
+        return None
+    if part.kind == "code":
+        field = path[-1]
+        if field == "code":
+            return "code", part.language
+        return ("prose", "") if field == "intro" else None
+    if part.kind == "table":
+        return "cell", ""
+    if part.kind == "list":
+        return "item", ""
+    return "prose", ""
+
+
+def ends_cleanly(text: str) -> bool:
+    """Whether prose ends at the end of a sentence."""
+    return bool(_SENTENCE_END.search(text.rstrip()))
+
+
+def find_cuts(
+    section: Section, content: dict[str, Any], schema: dict[str, Any], ratio: float = 1.0
+) -> list[Cut]:
+    """The strings of a section reply that reached their bound and stop unfinished.
+
+    Prose is unfinished when it does not end a sentence; code when it does not
+    parse (for the languages we can parse) or, otherwise, always: the chance a
+    model ends exactly at its bound on its own is small, and a bash or a tree
+    stopped mid-line reads as broken.
+    """
+    cuts: list[Cut] = []
+    for path, value, bound in bounded_strings(content, schema, ratio):
+        if len(value) < bound:
+            continue
+        kind = _kind(section, path)
+        if kind is None:
+            continue
+        what, language = kind
+        if what == "code":
+            unfenced = unfence(value)
+            if code_error(language, unfenced) is None and _parsed(language):
+                continue
+        elif ends_cleanly(value):
+            continue
+        cuts.append(Cut(path=path, bound=bound, kind=what, language=language))
+    return cuts
+
+
+def _parsed(language: str) -> bool:
+    """Whether `code_error` really parses this language (else it says None for anything)."""
+    return code_error(language, "(") is not None
+
+
+def cut_message(cuts: list[Cut]) -> str:
+    """The re-ask: which fields were stopped at their limit, and what to write instead."""
+    named = ", ".join(f"{c.name} (limit {c.bound} characters)" for c in cuts)
+    return (
+        f"{len(cuts)} field(s) reached their length limit and were cut off mid-sentence: "
+        f"{named}. Write each of them shorter, so that it ends with a complete sentence "
+        "(code: a complete statement) well inside its limit. Keep the other fields as they were."
+    )
+
+
+def _last_sentence(text: str) -> str | None:
+    ends = list(_SENTENCE_BREAK.finditer(text))
+    if not ends:
+        return None
+    return text[: ends[-1].end()].rstrip()
+
+
+def trim(cut: Cut, value: str) -> str | None:
+    """`value` cut back to where it last ended cleanly, or None when nothing would be left.
+
+    Prose goes back to its last complete sentence, a table cell to its last
+    whole word, code in a language we cannot parse to its last whole line.
+    Code we can parse is left as it is: the code repair handles it.
+    """
+    if cut.kind == "code":
+        if _parsed(cut.language):
+            return value
+        head = value[: value.rfind("\n")].rstrip() if "\n" in value else ""
+        return head or None
+    if cut.kind == "cell":
+        head = value[: value.rfind(" ")] if " " in value else ""
+        head = head.rstrip(" ,;:-(/\u2013\u2014")
+        return head or None
+    return _last_sentence(value)
+
+
+def _get(content: Any, path: tuple[str | int, ...]) -> Any:
+    for key in path:
+        content = content[key]
+    return content
+
+
+def left_out(cut: Cut) -> str:
+    """The note that stands where a field's cut text was left out."""
+    return (
+        f"The model's text for {cut.name} was cut off at its limit of {cut.bound} "
+        "characters twice and was left out."
+    )
+
+
+def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any], list[str]]:
+    """`content` with every cut trimmed back to where it last ended; a note on each.
+
+    What holds nothing whole to keep is left out, visibly: a text part becomes
+    a note saying so, a list item goes (a list left empty holds the note), a
+    code block is dropped with the note, an intro is emptied, a cell gets a dash.
+    """
+    notes: list[str] = []
+    dropped: dict[tuple[str | int, ...], list[int]] = {}
+    for cut in cuts:
+        value = _get(content, cut.path)
+        parent: Any = _get(content, cut.path[:-1])
+        trimmed = trim(cut, value)
+        if trimmed is not None:
+            if trimmed != value:
+                parent[cut.path[-1]] = trimmed
+                notes.append(
+                    f"{cut.name}: cut off at its limit of {cut.bound} characters; "
+                    f"kept the first {len(trimmed)} characters, up to where it last ended"
+                )
+            continue
+        notes.append(f"{cut.name}: cut off at its limit of {cut.bound} characters; left out")
+        key = cut.path[-1]
+        if cut.kind == "item" and isinstance(key, int):
+            dropped.setdefault(cut.path[:-1], []).append(key)
+        elif cut.kind == "code":
+            parent["code"] = ""
+            parent["dropped"] = left_out(cut)
+        elif cut.kind == "cell":
+            parent[key] = "-"
+        elif len(cut.path) > 1:  # a code block's intro
+            parent[key] = ""
+        else:
+            parent[key] = f"> **Note:** {left_out(cut)}"
+    for path, indexes in dropped.items():
+        items = _get(content, path)
+        kept = [v for i, v in enumerate(items) if i not in indexes]
+        parent = _get(content, path[:-1])
+        parent[path[-1]] = kept or [f"*{left_out(Cut(path, 0, 'item'))}*"]
+    return content, notes
+
+
+# A fenced block inside a text part: its fence, language and body.
+_TEXT_FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+-]+)[ \t]*\n(.*?)\n\1[ \t]*$", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class BrokenCode:
+    """Code in a section reply that does not parse as its language."""
+
+    part: Part
+    language: str
+    code: str
+    error: str
+    # Where the whole fenced block sits in a text part; None for a code part.
+    span: tuple[int, int] | None = None
+
+
+def broken_code(section: Section, content: dict[str, Any]) -> list[BrokenCode]:
+    """Code parts, and fenced blocks inside text parts, that do not parse as their language."""
+    broken: list[BrokenCode] = []
+    for part in section.parts:
+        value = content.get(part.id)
+        if part.kind == "code" and isinstance(value, dict) and not value.get("dropped"):
+            code = unfence(str(value.get("code", "")))
+            error = code_error(part.language, code)
+            if error is not None:
+                broken.append(BrokenCode(part, part.language, code, error))
+        elif part.kind == "text" and isinstance(value, str):
+            for match in _TEXT_FENCE.finditer(value):
+                error = code_error(match.group(2), match.group(3))
+                if error is not None:
+                    broken.append(
+                        BrokenCode(part, match.group(2), match.group(3), error, match.span())
+                    )
+    # Last first: replacing a block in a text part keeps the spans before it valid.
+    return sorted(broken, key=lambda b: -(b.span[0] if b.span else 0))
+
+
+def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, note: str) -> None:
+    """Put `code` in place of a broken block, or (None) the `note` saying it was left out."""
+    value = content[block.part.id]
+    if block.span is None:
+        value["code"] = code if code is not None else ""
+        if code is None:
+            value["dropped"] = note
+        return
+    start, end = block.span
+    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", code or "")), default=0) + 1)
+    middle = (
+        f"{fence}{block.language}\n{code}\n{fence}" if code is not None else f"> **Note:** {note}"
+    )
+    content[block.part.id] = value[:start] + middle + value[end:]

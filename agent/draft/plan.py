@@ -1,0 +1,123 @@
+"""What each section call starts from: its schema, its messages, the shared prefix.
+
+Built before any call, so checkpoints, dry runs and provider batches key and
+cost a section exactly as the live draft sends it.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.core.records import CallRecord
+from agent.core.tdd import Tdd, excerpt
+from agent.core.templates import Section, Template, section_model
+from agent.core.tokens import count_tokens
+from agent.draft.prompting import section_message, system_message
+from agent.providers.base import Message, Provider, schema_budget
+from agent.providers.grammar import fit_ratio
+
+PROMPT_ID = "draft_section"
+# tiktoken counts are an estimate for other tokenizers (SmolLM2's and Qwen's
+# run up to ~25% longer on markdown), so leave headroom when fitting.
+_TOKENIZER_SLACK = 1.3
+
+
+@functools.lru_cache(maxsize=512)
+def _section_schema(section_json: str, cites: bool) -> tuple[type[BaseModel], dict[str, Any]]:
+    model = section_model(Section.model_validate_json(section_json), cites)
+    return model, model.model_json_schema()
+
+
+def section_schema(section: Section, cites: bool = False) -> tuple[type[BaseModel], dict[str, Any]]:
+    """The section's pydantic model and its JSON schema, built once per distinct section.
+
+    Building them costs milliseconds of pydantic work per call, which a batch of
+    hundreds of calls would otherwise spend on the event loop. Callers must not
+    mutate the schema (providers copy before they adapt it).
+    """
+    return _section_schema(section.model_dump_json(), cites)
+
+
+class SectionDraft(BaseModel):
+    """A validated section: `content` validated against section_model(section).
+
+    A code part whose code did not parse even after its repair call has an
+    empty `code` and a `dropped` note, which the document shows instead.
+    """
+
+    section_id: str
+    content: dict[str, Any]
+    tdd_refs: list[str] = Field(default_factory=list)
+    note_refs: list[str] = Field(default_factory=list)
+    calls: list[CallRecord] = Field(default_factory=list)
+    # What drafting changed after validation: text trimmed back to its last
+    # sentence, code repaired or dropped.
+    notes: list[str] = Field(default_factory=list)
+
+
+class DraftPlan(BaseModel):
+    """The messages each section call starts from (saved for inspection)."""
+
+    shared_prefix: bool
+    tdd_tokens: int
+    requests: dict[str, list[Message]]
+    # With research notes in the prefix, section models also say which notes they used.
+    cites: bool = False
+
+
+def plan_messages(
+    template: Template,
+    tdd: Tdd,
+    provider: Provider,
+    *,
+    max_tokens: int,
+    schema_in_text: bool,
+    sections: list[Section] | None = None,
+    notes: str = "",
+) -> DraftPlan:
+    """Build each section's messages, fitting the TDD into the context window.
+
+    When the whole TDD fits, every section gets it in the same system message.
+    When it does not (small embedded models), each section gets the TDD parts
+    most relevant to it instead, and only the template text stays shared.
+    """
+    sections = sections if sections is not None else template.sections
+    tdd_tokens = count_tokens(tdd.text)
+    cites = bool(notes)
+    budget = schema_budget(provider, max_tokens)
+    users: dict[str, Message] = {}
+    for s in sections:
+        schema = section_schema(s, cites)[1]
+        users[s.id] = section_message(
+            template,
+            s,
+            tdd.feature,
+            schema,
+            schema_in_text=schema_in_text,
+            cites=cites,
+            # The bounds the provider's grammar will enforce on this section.
+            fit=1.0 if budget is None else fit_ratio(schema, budget),
+        )
+    # The file name, not the path: prompts (and cassettes) must not depend on
+    # where the TDD sits on this machine.
+    source = Path(tdd.path).name
+    empty_system = system_message(template, source, tdd.title, "", notes)
+    overhead = count_tokens(empty_system.content) + max(
+        count_tokens(m.content) for m in users.values()
+    )
+    budget = int((provider.context_window - max_tokens - overhead) / _TOKENIZER_SLACK) - 64
+    fits = tdd_tokens <= budget
+    requests: dict[str, list[Message]] = {}
+    shared = system_message(template, source, tdd.title, tdd.text, notes) if fits else None
+    for s in sections:
+        if shared is not None:
+            system = shared
+        else:
+            query = f"{s.title} {s.guidance} " + " ".join(p.title for p in s.parts)
+            system = system_message(template, source, tdd.title, excerpt(tdd, query, budget), notes)
+        requests[s.id] = [system, users[s.id]]
+    return DraftPlan(shared_prefix=fits, tdd_tokens=tdd_tokens, requests=requests, cites=cites)
