@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from agent.core.cost import call_cost
 from agent.core.errors import ConfigError, ProviderError
 from agent.core.records import Usage
+from agent.draft.calls import structured_call
 from agent.draft.prompting import load_prompt
-from agent.draft.sections import structured_call
 from agent.providers.anthropic import AnthropicProvider
 from agent.providers.base import Message, Request
 from agent.providers.openai import OpenAIProvider

@@ -5,6 +5,8 @@ model, the reply limit, the prompt and template versions, the section's
 schema and the exact messages (which hold the TDD text, so an edited TDD
 never reuses an old draft). One JSON file per section, written atomically,
 in a folder beside the documents: `<out>/.tidsmith/checkpoints/<doc stem>/`.
+Imports core, providers, the plan and the prompt files; never the calls, a
+later stage or a front end.
 """
 
 from __future__ import annotations

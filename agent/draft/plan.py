@@ -1,7 +1,8 @@
 """What each section call starts from: its schema, its messages, the shared prefix.
 
 Built before any call, so checkpoints, dry runs and provider batches key and
-cost a section exactly as the live draft sends it.
+cost a section exactly as the live draft sends it. Imports core, providers and
+the prompt files; never the calls, a later stage or a front end.
 """
 
 from __future__ import annotations

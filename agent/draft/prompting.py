@@ -2,7 +2,8 @@
 
 Every section call of a run starts with the same system message (template
 system text + TDD), byte for byte, so provider prompt caches hit; only the
-user message that follows differs per section.
+user message that follows differs per section. Imports core and providers
+only; never the rest of the draft stage, a later stage or a front end.
 """
 
 from __future__ import annotations

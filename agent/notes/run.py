@@ -1,5 +1,9 @@
 """The research stage: plan queries, search the sources, condense cited notes.
 
+Owns the stage's run, its cache and the References appendix; the model calls
+are `agent.notes.condense`'s, the sources `research`'s. Imports core,
+providers, the draft stage and research; never the pipeline or a front end.
+
     sources = build_sources(tdd, ResearchConfig(docs=[Path("docs")]), cache_dir=run_dir)
     result = await run_research(tdd, provider, template, sources, config=config,
                                 max_tokens=1800, cache_dir=run_dir, on_event=print)
@@ -28,7 +32,8 @@ from agent.core.records import Event, Progress, quiet
 from agent.core.tdd import Tdd
 from agent.core.templates import Template
 from agent.core.write import write_json_atomic
-from agent.notes.condense import code_notes, condense, plan_queries, prompt_versions, render_block
+from agent.notes.condense import code_notes, condense, prompt_versions, render_block
+from agent.notes.queries import plan_queries
 from agent.providers.base import Provider
 from research.base import (
     Note,
@@ -101,15 +106,34 @@ async def run_research(
     """
     key = research_key(tdd, template, provider, sources, config, max_tokens)
     path = _cache_path(cache_dir, key) if cache_dir is not None else None
-    if path is not None and path.is_file():
-        cached = _load_cached(path, key)
-        if cached is not None:
-            on_event(Event(kind="info", section="research", detail=f"reusing research from {path}"))
-            # No model call was made this time: the calls belong to the run that made them.
-            return cached.model_copy(update={"reused": True, "calls": []})
+    cached = _load_cached(path, key) if path is not None and path.is_file() else None
+    if cached is not None:
+        on_event(Event(kind="info", section="research", detail=f"reusing research from {path}"))
+        # No model call was made this time: the calls belong to the run that made them.
+        return cached.model_copy(update={"reused": True, "calls": []})
     if not sources:
         return ResearchResult(key=key, queries=[], notes=[], sources=[])
     on_event(Event(kind="start", section="research", detail=f"{len(sources)} sources"))
+    result = await _research(tdd, provider, template, sources, config, max_tokens, key, on_event)
+    # A run with a failed source is not the research the key describes: redo it next time.
+    if path is not None and not result.failures:
+        write_json_atomic(path, result)
+    detail = f"{len(result.notes)} notes from {len(result.passages)} passages"
+    on_event(Event(kind="done", section="research", detail=detail))
+    return result
+
+
+async def _research(
+    tdd: Tdd,
+    provider: Provider,
+    template: Template,
+    sources: list[Source],
+    config: ResearchConfig,
+    max_tokens: int,
+    key: str,
+    on_event: Progress,
+) -> ResearchResult:
+    """The research itself: queries, every source searched, the hits condensed into notes."""
     queries, calls, fell_back = await plan_queries(
         tdd,
         provider,
@@ -121,11 +145,11 @@ async def run_research(
     warnings: list[str] = []
     if fell_back:
         warnings.append("query plan built from the TDD by code (the model's reply was unusable)")
-    found, failures = await _search_all(sources, queries, config, on_event)
-    verbatim = [p for p in found if p.verbatim]
+    searched, failures = await _search_all(sources, queries, config, on_event)
+    verbatim = [p for p in searched if p.verbatim]
     texts = code_notes(verbatim)
     llm_notes, note_calls, note_warnings, shown = await condense(
-        [p for p in found if not p.verbatim],
+        [p for p in searched if not p.verbatim],
         queries,
         provider,
         template,
@@ -133,12 +157,9 @@ async def run_research(
         max_tokens=max_tokens,
         on_event=on_event,
     )
-    notes = [
-        Note(id=f"R{i}", text=text, source_ids=ids, by_code=i <= len(texts))
-        for i, (text, ids) in enumerate([*texts, *llm_notes], start=1)
-    ]
+    notes = _numbered(texts, llm_notes)
     passages = [*verbatim, *shown]
-    result = ResearchResult(
+    return ResearchResult(
         key=key,
         queries=queries,
         notes=notes,
@@ -148,17 +169,16 @@ async def run_research(
         passages=passages,
         calls=[*calls, *note_calls],
     )
-    # A run with a failed source is not the research the key describes: redo it next time.
-    if path is not None and not failures:
-        write_json_atomic(path, result)
-    on_event(
-        Event(
-            kind="done",
-            section="research",
-            detail=f"{len(notes)} notes from {len(passages)} passages",
-        )
-    )
-    return result
+
+
+def _numbered(
+    by_code: list[tuple[str, list[str]]], by_model: list[tuple[str, list[str]]]
+) -> list[Note]:
+    """The notes numbered R1, R2, ...: the codebase's verbatim ones first, then the model's."""
+    return [
+        Note(id=f"R{i}", text=text, source_ids=ids, by_code=i <= len(by_code))
+        for i, (text, ids) in enumerate([*by_code, *by_model], start=1)
+    ]
 
 
 async def _search_all(

@@ -1,0 +1,203 @@
+"""Repairing a validated section: strings cut at their bound, code that does not parse.
+
+A string that stopped at its bound mid-sentence is asked for again once, then
+trimmed; a code block that does not parse gets one repair call, then is dropped
+with a note. Imports core, document, providers and the draft stage's prompts
+and calls; never section drafting, a later stage or a front end.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from agent.core.records import CallRecord, Event, Progress, quiet
+from agent.core.templates import Section, Template, section_heading
+from agent.document.assemble import unfence
+from agent.document.intact import (
+    BrokenCode,
+    apply_trims,
+    broken_code,
+    cut_message,
+    find_cuts,
+    replace_code,
+)
+from agent.document.lints import code_error
+from agent.draft.calls import reask, structured_call
+from agent.draft.prompting import PromptFile, fill, load_prompt
+from agent.providers.base import Message, Provider, Reply, schema_budget
+from agent.providers.grammar import fit_ratio, fitted_length
+
+REPAIR_PROMPT_ID = "repair_code"
+
+
+def schema_fit(provider: Provider, schema: dict[str, Any], max_tokens: int) -> float:
+    """The ratio the provider lowers this schema's string bounds by (1.0: as they are)."""
+    budget = schema_budget(provider, max_tokens)
+    return 1.0 if budget is None else fit_ratio(schema, budget)
+
+
+async def uncut(
+    provider: Provider,
+    prompt: PromptFile,
+    model: type[BaseModel],
+    section: Section,
+    messages: list[Message],
+    content: dict[str, Any],
+    *,
+    schema: dict[str, Any],
+    fit: float,
+    max_tokens: int,
+    on_event: Progress,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """`content` with no string stopped at its bound mid-sentence: re-asked once, then trimmed.
+
+    A reply whose strings reached their (fitted) bound without ending is asked
+    again once, naming those fields. What is still cut after that goes back to
+    its last complete sentence, or is left out with a note (`apply_trims`).
+    """
+    cuts = find_cuts(section, content, schema, fit)
+    if not cuts:
+        return content, [], []
+    error = cut_message(cuts)
+    on_event(
+        Event(
+            kind="retry",
+            section=section.id,
+            detail="cut at the length limit: " + ", ".join(c.name for c in cuts),
+        )
+    )
+    previous = Reply(text=json.dumps(content, ensure_ascii=False))
+    again, calls, _ = await structured_call(
+        provider,
+        prompt,
+        model,
+        reask(prompt, messages, previous, error),
+        label=section.id,
+        schema_name=f"section_{section.id}",
+        max_tokens=max_tokens,
+        json_schema=schema,
+        on_event=on_event,
+    )
+    if again is not None:
+        content = again.model_dump()
+        cuts = find_cuts(section, content, schema, fit)
+    content, notes = apply_trims(content, cuts)
+    return content, notes, calls
+
+
+@functools.lru_cache(maxsize=64)
+def _repair_model(max_chars: int) -> type[BaseModel]:
+    return create_model(
+        "RepairedCode",
+        __config__=ConfigDict(extra="forbid"),
+        code=(str, Field(description="the corrected code only", max_length=max_chars)),
+    )
+
+
+async def _repair_block(
+    provider: Provider,
+    prompt: PromptFile,
+    section: Section,
+    heading: str,
+    system: Message,
+    block: BrokenCode,
+    *,
+    max_tokens: int,
+    on_event: Progress,
+) -> tuple[str, str | None, list[CallRecord]]:
+    """One repair call for one block: the code it gave, what is still wrong (None: it
+    parses), and the calls."""
+    part = block.part
+    model = _repair_model(part.max_chars)
+    schema = model.model_json_schema()
+    limit = fitted_length(
+        int(schema["properties"]["code"]["maxLength"]), schema_fit(provider, schema, max_tokens)
+    )
+    ask = Message(
+        role="user",
+        content=fill(
+            prompt.user,
+            language=block.language,
+            part_title=part.title,
+            section_heading=heading,
+            error=block.error,
+            code=block.code.strip("\n"),
+            limit=str(limit),
+        ),
+    )
+    on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing"))
+    parsed, calls, why = await structured_call(
+        provider,
+        prompt,
+        model,
+        [system, ask],
+        label=f"{section.id}.{part.id}",
+        schema_name="repaired_code",
+        max_tokens=max_tokens,
+        json_schema=schema,
+        on_event=on_event,
+    )
+    fixed = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
+    still = code_error(block.language, fixed) if fixed.strip() else (why or "no code")
+    return fixed, still, calls
+
+
+async def repair_code(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code that does not parse gets one repair call per block; still broken, it is dropped.
+
+    Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
+    repair request starts with the section's system message, so the shared
+    prefix is reused. A dropped code part keeps its intro, loses its code, and
+    carries a `dropped` note the document shows in its place; a dropped block
+    in text becomes that note.
+    """
+    broken = broken_code(section, content)
+    if not broken:
+        return content, [], []
+    prompt = load_prompt(REPAIR_PROMPT_ID)
+    notes: list[str] = []
+    calls: list[CallRecord] = []
+    content = copy.deepcopy(content)
+    heading = section_heading(template, section)
+    for block in broken:
+        part = block.part
+        fixed, still, more = await _repair_block(
+            provider,
+            prompt,
+            section,
+            heading,
+            system,
+            block,
+            max_tokens=max_tokens,
+            on_event=on_event,
+        )
+        calls += more
+        if still is None:
+            replace_code(content, block, fixed, "")
+            notes.append(
+                f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
+            )
+            continue
+        replace_code(
+            content,
+            block,
+            None,
+            f"The {block.language} example for {part.title} was left out: the model's code "
+            f"did not parse ({block.error}), nor did its repair ({still}).",
+        )
+        notes.append(f"{part.id}: the {block.language} code did not parse after a repair; dropped")
+    return content, notes, calls
