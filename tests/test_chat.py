@@ -16,11 +16,15 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import agent.chat.session as chat
-from agent.chat.session import COMMANDS, ChatSession, PlainReader, repl, run_step
+from agent.chat.commands import COMMANDS, REVIEW_SHOWN
+from agent.chat.session import ChatSession
+from agent.chat.terminal import PlainReader, data_dir, repl, run_step
 from agent.cli.main import main
 from agent.core.settings import Settings
+from agent.core.tdd import load_tdd
 from agent.core.templates import get_template
+from agent.document.lints import lint_document
+from agent.pipeline.generate import run_generate
 from agent.providers.base import Request
 from agent.providers.fake import FakeProvider, sample_instance
 
@@ -112,8 +116,6 @@ def test_the_seed_request_generates_without_writing(harness: Harness, workdir: P
 
 
 def test_chat_sends_the_requests_a_plain_generate_sends(harness: Harness, workdir: Path) -> None:
-    from agent.pipeline.generate import run_generate
-
     harness(REQUEST)
     direct = FakeProvider(responder=revising)
     asyncio.run(
@@ -307,9 +309,6 @@ def test_diff_and_undo(harness: Harness) -> None:
 
 
 def test_review_prints_the_review_stages_lints(harness: Harness) -> None:
-    from agent.core.tdd import load_tdd
-    from agent.document.lints import lint_document
-
     assert "no document yet" in harness("/review")
     generated(harness)
     doc = harness.session.doc
@@ -322,10 +321,10 @@ def test_review_prints_the_review_stages_lints(harness: Harness) -> None:
     )
     out = harness("/review")
     assert f"review: {len(findings)} findings" in out
-    for f in findings[: chat.REVIEW_SHOWN]:
+    for f in findings[:REVIEW_SHOWN]:
         assert f"{f.message} [{f.id}]" in out
-    if len(findings) > chat.REVIEW_SHOWN:
-        assert f"and {len(findings) - chat.REVIEW_SHOWN} more" in out
+    if len(findings) > REVIEW_SHOWN:
+        assert f"and {len(findings) - REVIEW_SHOWN} more" in out
 
 
 def test_save_writes_and_asks_before_overwriting_a_file_it_did_not_write(workdir: Path) -> None:
@@ -467,9 +466,9 @@ def test_end_of_input_with_unsaved_work_asks_then_leaves(workdir: Path) -> None:
 
 
 def test_the_history_lives_in_the_user_data_folder(tmp_path: Path) -> None:
-    assert chat.data_dir({"TIDSMITH_DATA_DIR": str(tmp_path)}) == tmp_path
+    assert data_dir({"TIDSMITH_DATA_DIR": str(tmp_path)}) == tmp_path
     if os.name == "posix" and os.uname().sysname == "Linux":
-        assert chat.data_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/tidsmith")
+        assert data_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/tidsmith")
 
 
 # --- tidsmith ask ---------------------------------------------------------------------------

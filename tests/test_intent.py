@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,18 @@ import pytest
 from agent.chat.intent import (
     Intent,
     IntentContext,
+    ask_model,
     find_path,
     interpret,
     pick_candidate,
     preparse,
+    repair,
     resolve_section,
     resolve_tdd,
 )
 from agent.core.templates import get_template
+from agent.pipeline.recording import cassette
+from agent.providers import open_provider
 from agent.providers.fake import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,12 +231,6 @@ def test_an_answer_to_which_one_picks_a_candidate() -> None:
 
 
 def _recorded() -> dict[str, Intent]:
-    import runpy
-
-    from agent.chat.intent import ask_model, repair
-    from agent.pipeline.recording import cassette
-    from agent.providers import open_provider
-
     # The requests and context exactly as the recording script sent them.
     script = runpy.run_path(str(ROOT / "scripts" / "record_intents.py"), run_name="recorded")
     requests: list[str] = script["REQUESTS"]

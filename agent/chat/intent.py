@@ -6,6 +6,9 @@ for Data Export based on 0xcc/tdds/002_FTDD|DataExport.md.", "Research first:
 even a 135M one. Anything else goes to the model as one structured-output call
 whose fields are then checked against what the user actually typed: a small
 model that invents a path, a template or a research step is overruled.
+
+Owns reading a request and finding TDD files and sections by name; imports the
+draft stage and providers only, never the pipeline or the rest of `agent.chat`.
 """
 
 from __future__ import annotations
@@ -279,14 +282,14 @@ def tdd_files(cwd: Path, loaded: Path | None = None) -> list[Path]:
     folders = [cwd / "0xcc" / "tdds"]
     if loaded is not None:
         folders.append(loaded.parent)
-    found: dict[Path, Path] = {}
+    by_real_path: dict[Path, Path] = {}
     for folder in folders:
         if folder.is_dir():
             for path in sorted(folder.glob("*.md")):
-                found.setdefault(path.resolve(), path)
+                by_real_path.setdefault(path.resolve(), path)
     if loaded is not None and loaded.is_file():
-        found.setdefault(loaded.resolve(), loaded)
-    return list(found.values())
+        by_real_path.setdefault(loaded.resolve(), loaded)
+    return list(by_real_path.values())
 
 
 def _norm(text: str) -> str:
@@ -367,8 +370,10 @@ def pick_candidate(answer: str, candidates: list[Path]) -> Path | None:
         if word in words and index < len(candidates):
             return candidates[index]
     # A word only one candidate's name has ("scheduling" of Data_Export_Scheduling).
-    own = [c for c in candidates if words & (set(_feature_words(c)) - _shared(candidates))]
-    return own[0] if len(own) == 1 else None
+    by_distinct_word = [
+        c for c in candidates if words & (set(_feature_words(c)) - _shared(candidates))
+    ]
+    return by_distinct_word[0] if len(by_distinct_word) == 1 else None
 
 
 def _shared(candidates: list[Path]) -> set[str]:
