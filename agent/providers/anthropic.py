@@ -13,7 +13,7 @@ import anthropic
 import httpx2
 
 from agent.core.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.core.models import ModelFamily, capabilities
+from agent.core.models import ModelFamily, capabilities, run_defaults
 from agent.core.records import Usage
 from agent.core.redact import redact
 from agent.providers.base import (
@@ -98,7 +98,7 @@ class AnthropicProvider:
         base_url: str | None = None,
         structured: StructuredMode = "native",
         fallback: bool = False,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         context_window: int | None = None,
         timeout: float = 600.0,
         max_retries: int = 2,
@@ -118,9 +118,11 @@ class AnthropicProvider:
             )
         self.model = model
         self.family: ModelFamily | None = capabilities("anthropic", model)
-        self.max_concurrency = max_concurrency
+        defaults = run_defaults("anthropic")
+        self.default_max_tokens = defaults.max_tokens
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
         self.context_window = context_window or (
-            self.family.context_window if self.family is not None else 200_000
+            self.family.context_window if self.family is not None else defaults.window
         )
         self.max_output_tokens = (
             self.family.max_output_tokens if self.family is not None else self.context_window

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from agent.core.models import run_defaults
 from agent.core.records import Usage
 from agent.providers.base import Reply, Request
 
@@ -69,15 +70,17 @@ class FakeProvider:
         *,
         responder: Responder | None = None,
         model: str = "fake",
-        context_window: int = 128_000,
-        max_concurrency: int = 8,
+        context_window: int | None = None,
+        max_concurrency: int | None = None,
         delay: float = 0.0,
         schema_in_text: bool = False,
     ) -> None:
         self.model = model
         self.schema_in_text = schema_in_text
-        self.context_window = context_window
-        self.max_concurrency = max_concurrency
+        defaults = run_defaults(self.name)
+        self.default_max_tokens = defaults.max_tokens
+        self.context_window = context_window or defaults.window
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
         self.requests: list[Request] = []
         self._queue: deque[str | Reply] = deque(replies or [])
         self._responder = responder

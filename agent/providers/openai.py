@@ -16,7 +16,7 @@ import openai
 from openai.lib._pydantic import _ensure_strict_json_schema  # pyright: ignore[reportPrivateUsage]
 
 from agent.core.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.core.models import ModelFamily, capabilities
+from agent.core.models import ModelFamily, capabilities, run_defaults
 from agent.core.records import Usage
 from agent.core.redact import redact
 from agent.providers.base import (
@@ -136,7 +136,7 @@ class OpenAIProvider:
         structured: StructuredMode = "native",
         fallback: bool = False,
         reasoning_effort: str | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         context_window: int | None = None,
         timeout: float = 600.0,
         max_retries: int = 2,
@@ -157,9 +157,11 @@ class OpenAIProvider:
             capabilities("openai", model) if name == "openai" else None
         )
         self.reasoning_effort = _effort(self.family, model, reasoning_effort)
-        self.max_concurrency = max_concurrency
+        defaults = run_defaults("openai")
+        self.default_max_tokens = defaults.max_tokens
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
         self.context_window = context_window or (
-            self.family.context_window if self.family is not None else 128_000
+            self.family.context_window if self.family is not None else defaults.window
         )
         self.max_output_tokens = (
             self.family.max_output_tokens if self.family is not None else self.context_window
