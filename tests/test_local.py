@@ -25,11 +25,11 @@ import pytest
 from agent.core.errors import ConfigError, ProviderError
 from agent.core.settings import user_cache_dir
 from agent.providers import local
+from agent.providers.base import Message
+from agent.providers.local import LocalServer, ResolvedModel
 from agent.providers.local import command as local_command
 from agent.providers.local import install as local_install
 from agent.providers.local import server as local_server
-from agent.providers.base import Message
-from agent.providers.local import LocalServer, ResolvedModel
 
 
 @pytest.fixture(autouse=True)
