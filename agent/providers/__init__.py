@@ -248,9 +248,10 @@ async def _open_local(options: ProviderOptions) -> Provider:
             f"--structured {options.structured} is not available on the embedded model; "
             "use grammar or json-object"
         )
-    # Lazy: the openai SDK (spoken to the llama.cpp server) and the model catalog load
-    # only when the embedded model is opened (fast --help).
+    # Lazy: the model catalog and server (httpx) load only for the embedded model (fast --help).
     from agent.providers.local import LocalServer, replay_identity
+
+    # Lazy: the openai SDK, spoken to the llama.cpp server, loads only here (fast --help).
     from agent.providers.openai import OpenAIProvider
 
     if options.replay:

@@ -1,7 +1,8 @@
 """The provider protocol: one async call, a typed request in, a typed reply out.
 
 Vendor SDKs live one per module beside this file and are imported only when
-a provider is built, so `tidsmith --help` never pays for them.
+a provider is built, so `tidsmith --help` never pays for them. Imports
+agent.core only: never a vendor module, an SDK or the pipeline.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 No network, no SDK. Every request is kept in `requests` so tests can check
 what the pipeline sent (the shared prefix, the retry message, call counts).
+Imports agent.core and agent.providers.base only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The only module that imports `langchain_core`. Structured output is not
 assumed: a generic chat model may lack it, so the schema travels in the prompt
-and the pipeline parses and validates the text.
+and the pipeline parses and validates the text. Imports agent.core and
+agent.providers.base only.
 """
 
 from __future__ import annotations
