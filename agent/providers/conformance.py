@@ -110,7 +110,7 @@ def _ref_depths(schema: dict[str, Any]) -> int:
             if name in seen:
                 return 10**6
             return depth(defs.get(name), (*seen, name))
-        own = 1 if node.get("type") == "object" or "properties" in node else 0
+        level = 1 if node.get("type") == "object" or "properties" in node else 0
         deepest = 0
         for key in (*_ONE, "properties", "patternProperties", *_LIST):
             child = node.get(key)
@@ -123,7 +123,7 @@ def _ref_depths(schema: dict[str, Any]) -> int:
             )
             for c in children:
                 deepest = max(deepest, depth(c, seen))
-        return own + deepest
+        return level + deepest
 
     return depth(schema, ())
 

@@ -84,9 +84,9 @@ def find_llama_server() -> Path | None:
     if configured:
         path = Path(configured).expanduser()
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    found = shutil.which("llama-server")
-    if found:
-        return Path(found)
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return Path(on_path)
     built = sorted(user_cache_dir().glob("llama-server/*/bin/llama-server"))
     return built[-1] if built else None
 

@@ -80,14 +80,14 @@ def find_parts(entry: ModelEntry) -> list[Path]:
     Raises:
         ConfigError: naming the missing packages and the command that installs them.
     """
-    found: list[Path] = []
+    parts: list[Path] = []
     missing: list[str] = []
     for number in range(1, entry.part_count + 1):
         folder = package_dir(f"{entry.part_module}{number}")
         # Each wheel holds exactly one slice, data/partNN.bin.
         slices = sorted(folder.glob("data/part*.bin")) if folder else []
         if len(slices) == 1:
-            found.append(slices[0])
+            parts.append(slices[0])
         else:
             missing.append(f"{entry.part_dist}{number}")
     if missing:
@@ -100,7 +100,7 @@ def find_parts(entry: ModelEntry) -> list[Path]:
             f"the embedded model {entry.name} ({entry.display_name}) is not installed "
             f"(missing {which}): {entry.install_hint}"
         )
-    return found
+    return parts
 
 
 def ensure_joined(entry: ModelEntry, *, on_bytes: Callable[[int, int], None] | None = None) -> Path:

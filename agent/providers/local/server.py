@@ -267,10 +267,10 @@ class LocalServer:
                 text = f.read(1 << 20).decode("utf-8", errors="replace")
         except OSError:
             return None
-        found: int | None = None
+        cached: int | None = None
         for match in _PREFIX_HIT.finditer(text):
-            found = -1 if match.group(1) is None else int(match.group(1))
-        return found
+            cached = -1 if match.group(1) is None else int(match.group(1))
+        return cached
 
     def check_alive(self, grace: float = 0.2) -> None:
         """Raise ProviderError if the server has stopped; call it when a request fails.
