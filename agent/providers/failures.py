@@ -1,21 +1,35 @@
 """One place that turns a failed API call into one line a user can act on, for every vendor.
 
-Each vendor module translates its SDK's exception into an `ApiFailure` (the
-status, the API's own message, its error type and code, the request id) and
-`describe` words it: the API's text once, the status once, the request id,
-and what to do. No SDK is imported here.
+A vendor module describes its SDK's exceptions as data (`VendorErrors`: the
+exception classes, where a status error keeps its message and code, what
+means out of credit); `VendorErrors` translates an exception into an
+`ApiFailure` (the status, the API's own message, its error type and code, the
+request id), classifies it for retries, and `describe` words it: the API's
+text once, the status once, the request id, and what to do. No SDK is imported
+here; imports agent.core and agent.providers.retry only.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import httpx2
 from pydantic import BaseModel
 
-from agent.core.errors import ProviderError
+from agent.core.errors import ProviderError, is_unrecorded, unrecorded_error
 from agent.core.redact import redact
+from agent.providers.retry import (
+    CallTimedOut,
+    RetryPolicy,
+    Transient,
+    status_transient,
+    with_retries,
+)
+
+T = TypeVar("T")
 
 FailureKind = Literal["status", "connection", "timeout", "reset", "malformed"]
 
@@ -141,6 +155,11 @@ def describe(failure: ApiFailure, where: str, *, key_env: str) -> ProviderError:
     return ProviderError(f"{where}: the server answered{said}")
 
 
+def malformed_reply(where: str, why: str) -> ProviderError:
+    """A reply that is not the protocol's response (vendor modules parsing one): `why` says how."""
+    return describe(ApiFailure(kind="malformed", message=why), where, key_env="")
+
+
 # What a server says when it cannot do the structured-output field we sent: the
 # field's name together with words of refusal. A schema the API finds invalid
 # ("Invalid schema for response_format") is our bug, not a missing feature.
@@ -160,3 +179,132 @@ def refuses_structured(failure: ApiFailure) -> bool:
     if "invalid schema" in text.lower():
         return False
     return bool(_STRUCTURED_FIELDS.search(text) and _UNSUPPORTED.search(text))
+
+
+class StructuredRefused(Exception):
+    """A server said it cannot do the structured-output mode (the provider falls back)."""
+
+    def __init__(self, failure: ApiFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class VendorErrors:
+    """One SDK's exceptions, as data: everything the vendors differ in when mapping errors."""
+
+    key_env: str  # the environment variable an error about the key names
+    base: type[Exception]  # every error the SDK raises
+    status: type[Exception]  # an HTTP error status (has status_code, response, type, body)
+    connection: type[Exception]  # no (complete) answer; includes the SDK's timeout
+    timeout: type[Exception]
+    status_message: Callable[[Any], str]  # the API's own text in a status error
+    code_of: Callable[[Any], str | None]  # the API's error code in a status error
+    out_of_credit: Callable[[Any], bool]  # a status that no wait fixes (quota, spend limit)
+    # Errors raised while we read a reply body ourselves, below the SDK (resets, truncation).
+    read_errors: tuple[type[Exception], ...] = ()
+
+    def transient(self, e: BaseException) -> Transient | None:
+        """Whether an error from one attempt is worth retrying, and after how long."""
+        if is_unrecorded(e):
+            # A replayed cassette lacks the request: asking again cannot help.
+            return None
+        if isinstance(e, self.status):
+            response: Any = getattr(e, "response")  # noqa: B009 (typed by the SDK, not here)
+            status = int(getattr(e, "status_code"))  # noqa: B009
+            return status_transient(status, response.headers, permanent=self.out_of_credit(e))
+        if isinstance(e, self.connection):
+            return Transient(reason=type(e).__name__)
+        if isinstance(e, self.read_errors):
+            return Transient(reason="connection reset or truncated reply body")
+        return None
+
+    def failure_of(self, e: Exception, *, retries: int = 0) -> ApiFailure:
+        """An SDK error in neutral terms, for `describe`."""
+        if isinstance(e, self.timeout):
+            return ApiFailure(kind="timeout", retries=retries)
+        if isinstance(e, self.connection):
+            return connection_failure(e, retries=retries)
+        if not isinstance(e, self.status):
+            message = getattr(e, "message", None)
+            return ApiFailure(kind="malformed", message=str(message or e), retries=retries)
+        error: Any = e
+        return ApiFailure(
+            kind="status",
+            status=error.status_code,
+            message=self.status_message(error),
+            error_type=error.type,
+            code=self.code_of(error),
+            request_id=error.request_id,
+            out_of_credit=self.out_of_credit(error),
+            retries=retries,
+        )
+
+    def describe_failure(self, failure: ApiFailure, where: str) -> ProviderError:
+        return describe(failure, where, key_env=self.key_env)
+
+    def describe_error(self, e: Exception, where: str) -> ProviderError:
+        """An SDK error as one line after `where`, the call that failed."""
+        return self.describe_failure(self.failure_of(e), where)
+
+    async def call(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        policy: RetryPolicy,
+        *,
+        timeout: float,  # noqa: ASYNC109 (a per-attempt wall-clock bound)
+        where: str,
+        prompt: tuple[str, str],
+        may_refuse: bool = False,
+    ) -> T:
+        """`attempt` with retries; a failure is raised as one ProviderError line.
+
+        `prompt` (id, version) names what a replayed cassette lacks when it lacks
+        the request. With `may_refuse`, a server that cannot do the structured-output
+        mode raises StructuredRefused instead, for the provider to fall back.
+        """
+        attempts = 0
+
+        async def counted() -> T:
+            nonlocal attempts
+            attempts += 1
+            return await attempt()
+
+        try:
+            return await with_retries(counted, policy, self.transient, timeout=timeout)
+        except CallTimedOut as e:
+            failure = ApiFailure(kind="timeout", message=str(e), retries=attempts - 1)
+            raise self.describe_failure(failure, where) from e
+        except Exception as e:
+            if isinstance(e, self.read_errors) and not isinstance(e, self.base):
+                failure = ApiFailure(kind="reset", message=type(e).__name__, retries=attempts - 1)
+                raise self.describe_failure(failure, where) from e
+            # A replayed cassette refuses unrecorded requests, in the SDK's error
+            # types or from inside the HTTP transport, below them.
+            missing = unrecorded_error(e, where, *prompt)
+            if missing is not None:
+                raise missing from None
+            if not isinstance(e, self.base):
+                raise
+            failure = self.failure_of(e, retries=attempts - 1)
+            if may_refuse and refuses_structured(failure):
+                raise StructuredRefused(failure) from e
+            raise self.describe_failure(failure, where) from e
+
+    async def batch_call(
+        self,
+        call: Callable[[], Awaitable[T]],
+        policy: RetryPolicy,
+        *,
+        timeout: float,  # noqa: ASYNC109 (a per-attempt wall-clock bound)
+        where: str,
+    ) -> T:
+        """One call to a vendor's batch API, retried by `policy`; failures as one line."""
+        try:
+            return await with_retries(call, policy, self.transient, timeout=timeout)
+        except CallTimedOut as e:
+            raise ProviderError(f"{where}: {e}; raise --timeout or try again later") from e
+        except Exception as e:
+            if not isinstance(e, self.base):
+                raise
+            raise self.describe_error(e, where) from e

@@ -2,6 +2,7 @@
 
 No network, no SDK. Every request is kept in `requests` so tests can check
 what the pipeline sent (the shared prefix, the retry message, call counts).
+Imports agent.core and agent.providers.base only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from agent.core.models import run_defaults
 from agent.core.records import Usage
 from agent.providers.base import Reply, Request
 
@@ -69,15 +71,17 @@ class FakeProvider:
         *,
         responder: Responder | None = None,
         model: str = "fake",
-        context_window: int = 128_000,
-        max_concurrency: int = 8,
+        context_window: int | None = None,
+        max_concurrency: int | None = None,
         delay: float = 0.0,
         schema_in_text: bool = False,
     ) -> None:
         self.model = model
         self.schema_in_text = schema_in_text
-        self.context_window = context_window
-        self.max_concurrency = max_concurrency
+        defaults = run_defaults(self.name)
+        self.default_max_tokens = defaults.max_tokens
+        self.context_window = context_window or defaults.window
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
         self.requests: list[Request] = []
         self._queue: deque[str | Reply] = deque(replies or [])
         self._responder = responder

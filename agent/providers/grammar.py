@@ -16,6 +16,8 @@ Facts about llama.cpp's grammar parser (`src/llama-grammar.cpp`) this relies on:
   holds a repetition itself, and every counted repetition is a rule of its own.
 - Ambiguous grammars multiply the parser's stacks per character, so each rule
   here has at most one way to match a given text.
+
+Pure text generation: imports nothing of tidsmith and no SDK.
 """
 
 from __future__ import annotations

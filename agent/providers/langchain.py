@@ -2,7 +2,8 @@
 
 The only module that imports `langchain_core`. Structured output is not
 assumed: a generic chat model may lack it, so the schema travels in the prompt
-and the pipeline parses and validates the text.
+and the pipeline parses and validates the text. Imports agent.core and
+agent.providers.base only.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agent.core.errors import ProviderError
+from agent.core.models import run_defaults
 from agent.core.records import Usage
 from agent.core.redact import redact
 from agent.providers.base import Message, Reply, Request
@@ -61,13 +63,16 @@ class LangChainProvider:
         chat_model: BaseChatModel,
         *,
         model: str | None = None,
-        max_concurrency: int = 4,
-        context_window: int = 32_000,
+        max_concurrency: int | None = None,
+        context_window: int | None = None,
     ) -> None:
+        """Defaults not given here are the model table's for `other` providers."""
+        defaults = run_defaults(self.name)
         self.chat_model = chat_model
         self.model = model or model_name_of(chat_model)
-        self.max_concurrency = max_concurrency
-        self.context_window = context_window
+        self.default_max_tokens = defaults.max_tokens
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
+        self.context_window = context_window or defaults.window
         self.label = f"langchain:{self.model}"
 
     async def complete(self, request: Request) -> Reply:

@@ -1,6 +1,8 @@
 """OpenAI and every OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio, gateways).
 
-The only module that imports the `openai` SDK.
+The only module that imports the `openai` SDK; its Batch API half is
+agent.providers.openai_batch, reply parsing agent.providers.openai_reply.
+Imports agent.core and agent.providers modules only.
 """
 
 from __future__ import annotations
@@ -8,45 +10,46 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx2
 import openai
 from openai.lib._pydantic import _ensure_strict_json_schema  # pyright: ignore[reportPrivateUsage]
 
-from agent.core.errors import ConfigError, ProviderError, is_unrecorded, unrecorded_error
-from agent.core.models import ModelFamily, capabilities
-from agent.core.records import Usage
+from agent.core.errors import ConfigError
+from agent.core.models import ModelFamily, capabilities, run_defaults
 from agent.core.redact import redact
-from agent.providers.base import (
-    BatchItem,
-    BatchStatus,
-    Reply,
-    Request,
-    StructuredMode,
-    with_schema_in_text,
-)
+from agent.providers.base import Reply, Request, StructuredMode, with_schema_in_text
 from agent.providers.conformance import OPENAI_RULES, openai_strict_problems
 from agent.providers.failures import (
     ApiFailure,
+    StructuredRefused,
+    VendorErrors,
     call_site,
-    connection_failure,
-    describe,
     one_line,
-    refuses_structured,
-    usage_count,
 )
 from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
-from agent.providers.retry import (
-    CallTimedOut,
-    RetryPolicy,
-    Transient,
-    status_transient,
-    with_retries,
+from agent.providers.openai_batch import (
+    BATCH_ENDPOINT,
+    BATCH_MAX_BYTES,
+    BATCH_MAX_REQUESTS,
+    OpenAIBatchAPI,
 )
+from agent.providers.openai_reply import reply_of, usage_of
+from agent.providers.retry import RetryPolicy
 
-T = TypeVar("T")
+__all__ = [
+    "BATCH_ENDPOINT",
+    "BATCH_MAX_BYTES",
+    "BATCH_MAX_REQUESTS",
+    "ERRORS",
+    "OPENAI_MODES",
+    "OpenAIProvider",
+    "reply_of",
+    "strict_schema",
+    "usage_of",
+]
+
 log = logging.getLogger(__name__)
 
 # What the OpenAI protocol can be asked for, in the order `auto` falls back when a
@@ -124,8 +127,34 @@ def _strict(schema_json: str) -> dict[str, Any]:
     return strict
 
 
-class OpenAIProvider:
+def _no_quota(e: openai.APIStatusError) -> bool:
+    return "insufficient_quota" in str(getattr(e, "body", "") or e)
+
+
+def _status_message(e: openai.APIStatusError) -> str:
+    body = e.body
+    message = body.get("message") if isinstance(body, dict) else body
+    return str(message or "")
+
+
+ERRORS = VendorErrors(
+    key_env="OPENAI_API_KEY",
+    base=openai.APIError,
+    status=openai.APIStatusError,
+    connection=openai.APIConnectionError,
+    timeout=openai.APITimeoutError,
+    status_message=_status_message,
+    code_of=lambda e: e.code,
+    out_of_credit=_no_quota,
+    # We read the body ourselves (`_post`): a reset or a cut-off body is not wrapped by the SDK.
+    read_errors=(httpx2.TransportError, json.JSONDecodeError),
+)
+
+
+class OpenAIProvider(OpenAIBatchAPI):
     """Chat completions with structured output: strict or fitted schema, grammar, JSON mode."""
+
+    errors = ERRORS
 
     def __init__(
         self,
@@ -136,7 +165,7 @@ class OpenAIProvider:
         structured: StructuredMode = "native",
         fallback: bool = False,
         reasoning_effort: str | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         context_window: int | None = None,
         timeout: float = 600.0,
         max_retries: int = 2,
@@ -157,9 +186,11 @@ class OpenAIProvider:
             capabilities("openai", model) if name == "openai" else None
         )
         self.reasoning_effort = _effort(self.family, model, reasoning_effort)
-        self.max_concurrency = max_concurrency
+        defaults = run_defaults("openai")
+        self.default_max_tokens = defaults.max_tokens
+        self.max_concurrency = max_concurrency or defaults.max_concurrency
         self.context_window = context_window or (
-            self.family.context_window if self.family is not None else 128_000
+            self.family.context_window if self.family is not None else defaults.window
         )
         self.max_output_tokens = (
             self.family.max_output_tokens if self.family is not None else self.context_window
@@ -251,11 +282,11 @@ class OpenAIProvider:
         while True:
             try:
                 return await self._complete(request, where)
-            except _Refused as e:
+            except StructuredRefused as e:
                 mode = self.structured
                 nxt = _FALLBACK.get(mode) if self.fallback else None
                 if nxt is None:
-                    raise describe_failure(e.failure, where) from None
+                    raise self.errors.describe_failure(e.failure, where) from None
                 # Said once per provider: every later call uses the mode that works.
                 self.structured = nxt
                 self.log_fallback(mode, nxt, e.failure)
@@ -272,36 +303,14 @@ class OpenAIProvider:
     async def _complete(self, request: Request, where: str) -> Reply:
         # After a fallback, requests planned for a schema field carry the schema in text.
         body = self.chat_body(with_schema_in_text(request) if self.schema_in_text else request)
-        attempts = 0
-
-        async def attempt() -> dict[str, Any]:
-            nonlocal attempts
-            attempts += 1
-            return await self._post(body)
-
-        try:
-            completion = await with_retries(attempt, self.retry, transient, timeout=self.timeout)
-        except openai.APIError as e:
-            missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-            if missing is not None:
-                raise missing from None
-            failure = failure_of(e, retries=attempts - 1)
-            if self.fallback and refuses_structured(failure):
-                raise _Refused(failure) from e
-            raise describe_failure(failure, where) from e
-        except CallTimedOut as e:
-            failure = ApiFailure(kind="timeout", message=str(e), retries=attempts - 1)
-            raise describe_failure(failure, where) from e
-        except (httpx2.TransportError, json.JSONDecodeError) as e:
-            failure = ApiFailure(kind="reset", message=type(e).__name__, retries=attempts - 1)
-            raise describe_failure(failure, where) from e
-        except Exception as e:
-            # A replayed cassette refuses unrecorded requests from inside the
-            # HTTP transport, below the SDK's own error types.
-            missing = unrecorded_error(e, where, request.prompt_id, request.prompt_version)
-            if missing is None:
-                raise
-            raise missing from None
+        completion = await self.errors.call(
+            lambda: self._post(body),
+            self.retry,
+            timeout=self.timeout,
+            where=where,
+            prompt=(request.prompt_id, request.prompt_version),
+            may_refuse=self.fallback,
+        )
         return reply_of(completion, self.model, where)
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -320,128 +329,6 @@ class OpenAIProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    # ---- OpenAI Batch API: a JSONL file of chat-completion bodies, answered within 24 h ----
-
-    async def submit_batch(self, requests: Mapping[str, Request]) -> str:
-        """Upload one JSONL line per request and start a batch over them; returns its id."""
-        lines = [
-            json.dumps(
-                {
-                    "custom_id": custom_id,
-                    "method": "POST",
-                    "url": BATCH_ENDPOINT,
-                    "body": self.chat_body(request),
-                }
-            )
-            for custom_id, request in requests.items()
-        ]
-        data = ("\n".join(lines) + "\n").encode()
-        if len(lines) > BATCH_MAX_REQUESTS or len(data) > BATCH_MAX_BYTES:
-            raise ConfigError(
-                f"{len(lines)} requests ({len(data) / 1e6:.0f} MB) are more than one OpenAI "
-                f"batch takes ({BATCH_MAX_REQUESTS} requests, {BATCH_MAX_BYTES // 10**6} MB); "
-                "run the batch on fewer TDDs (--glob)"
-            )
-        upload = await self._batch_call(
-            lambda: self._client.files.create(
-                file=("tidsmith-batch.jsonl", data, "application/jsonl"), purpose="batch"
-            ),
-            "uploading the requests",
-        )
-        # Not retried: a create whose answer was lost may still have started a
-        # batch, and a second one would be paid for twice.
-        batch = await self._batch_call(
-            lambda: self._client.batches.create(
-                input_file_id=upload.id, endpoint=BATCH_ENDPOINT, completion_window="24h"
-            ),
-            "creating the batch",
-            retry=False,
-        )
-        return batch.id
-
-    async def batch_status(self, batch_id: str) -> BatchStatus:
-        """Where the batch stands, in counts of requests."""
-        batch = await self._batch_call(
-            lambda: self._client.batches.retrieve(batch_id), "checking the batch"
-        )
-        counts = batch.request_counts
-        failed = ""
-        if batch.status == "failed":
-            errors = batch.errors.data if batch.errors is not None and batch.errors.data else []
-            failed = "; ".join(one_line(e.message or e.code or "") for e in errors[:3])
-            failed = failed or "the provider gave no reason"
-        return BatchStatus(
-            batch_id=batch.id,
-            status=batch.status,
-            # Expired and cancelled batches still hand back what they finished.
-            ended=batch.status in ("completed", "expired", "cancelled"),
-            failed=failed,
-            total=counts.total if counts is not None else 0,
-            succeeded=counts.completed if counts is not None else 0,
-            errored=counts.failed if counts is not None else 0,
-        )
-
-    async def batch_results(self, batch_id: str) -> dict[str, BatchItem]:
-        """Every answered request by custom_id: its Reply, or why it failed."""
-        batch = await self._batch_call(
-            lambda: self._client.batches.retrieve(batch_id), "checking the batch"
-        )
-        items: dict[str, BatchItem] = {}
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if not file_id:
-                continue
-            content = await self._batch_call(
-                lambda file_id=file_id: self._client.files.content(file_id),
-                "downloading the results",
-            )
-            for line in content.text.splitlines():
-                if line.strip():
-                    custom_id, item = self._batch_line(json.loads(line))
-                    items[custom_id] = item
-        return items
-
-    def _batch_line(self, line: dict[str, Any]) -> tuple[str, BatchItem]:
-        """One line of an output or error file: a 200 holds a chat completion."""
-        custom_id = str(line.get("custom_id", ""))
-        response = line.get("response") or {}
-        body = response.get("body") or {}
-        status = response.get("status_code")
-        if line.get("error") or status != 200:
-            error = line.get("error") or body.get("error") or {}
-            why = one_line(str(error.get("message") or error.get("code") or "no reason given"))
-            return custom_id, BatchItem(error=f"{status or 'failed'}: {why[:300]}")
-        where = f"{self.label}, batch request {custom_id}"
-        try:
-            return custom_id, BatchItem(reply=reply_of(body, self.model, where))
-        except ProviderError as e:
-            return custom_id, BatchItem(error=str(e))
-
-    async def _batch_call(
-        self, call: Callable[[], Awaitable[T]], what: str, *, retry: bool = True
-    ) -> T:
-        where = f"{self.label}, provider batch ({what})"
-        policy = self.retry if retry else RetryPolicy(max_retries=0)
-        try:
-            return await with_retries(call, policy, transient, timeout=self.timeout)
-        except openai.APIError as e:
-            raise describe_error(e, where) from e
-        except CallTimedOut as e:
-            raise ProviderError(f"{where}: {e}; raise --timeout or try again later") from e
-
-
-BATCH_ENDPOINT = "/v1/chat/completions"
-# OpenAI's bounds on one batch's input file.
-BATCH_MAX_REQUESTS = 50_000
-BATCH_MAX_BYTES = 200 * 10**6
-
-
-class _Refused(Exception):
-    """A server said it cannot do the structured-output mode (caught by `complete`)."""
-
-    def __init__(self, failure: ApiFailure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
-
 
 def _effort(family: ModelFamily | None, model: str, asked: str | None) -> str | None:
     """The reasoning effort to send: the user's, else the family's default, else none."""
@@ -453,103 +340,3 @@ def _effort(family: ModelFamily | None, model: str, asked: str | None) -> str | 
             f"--reasoning-effort {asked} is not offered by {model}; it takes: {offered}"
         )
     return asked
-
-
-def _malformed(where: str, why: str) -> ProviderError:
-    return describe_failure(ApiFailure(kind="malformed", message=why), where)
-
-
-def usage_of(stats: Any, where: str) -> Usage | None:
-    """A chat completion's `usage`, validated; None when the server did not report it."""
-    if stats is None:
-        return None
-    if not isinstance(stats, dict):
-        raise _malformed(where, f"usage is {type(stats).__name__}, not an object")
-    details = stats.get("prompt_tokens_details") or {}
-    if not isinstance(details, dict):
-        raise _malformed(where, "usage.prompt_tokens_details is not an object")
-    try:
-        return Usage(
-            input_tokens=usage_count(stats.get("prompt_tokens"), "prompt_tokens"),
-            output_tokens=usage_count(stats.get("completion_tokens"), "completion_tokens"),
-            cached_tokens=usage_count(details.get("cached_tokens"), "cached_tokens"),
-        )
-    except ValueError as e:
-        raise _malformed(where, str(e)) from None
-
-
-def reply_of(completion: Any, model: str, where: str) -> Reply:
-    """A chat completion's JSON, live or from a batch output file, as our Reply."""
-    if not isinstance(completion, dict):
-        raise _malformed(where, f"the body is a JSON {type(completion).__name__}, not an object")
-    choices = completion.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise _malformed(where, "it holds no choices")
-    choice = choices[0]
-    if not isinstance(choice, dict):
-        raise _malformed(where, "choices[0] is not an object")
-    message = choice.get("message") or {}
-    if not isinstance(message, dict):
-        raise _malformed(where, "choices[0].message is not an object")
-    content = message.get("content")
-    if content is not None and not isinstance(content, str):
-        raise _malformed(where, "choices[0].message.content is not a string")
-    refusal = message.get("refusal")
-    finish = choice.get("finish_reason")
-    return Reply(
-        text=content or "",
-        usage=usage_of(completion.get("usage"), where),
-        finish_reason=finish if isinstance(finish, str) and finish else "stop",
-        refusal=refusal if isinstance(refusal, str) and refusal else None,
-        model=str(completion.get("model") or model),
-    )
-
-
-def _no_quota(e: openai.APIStatusError) -> bool:
-    return "insufficient_quota" in str(getattr(e, "body", "") or e)
-
-
-def transient(e: BaseException) -> Transient | None:
-    """Whether an error from one attempt is worth retrying, and after how long."""
-    if is_unrecorded(e):
-        # A replayed cassette lacks the request: asking again cannot help.
-        return None
-    if isinstance(e, openai.APIStatusError):
-        return status_transient(e.status_code, e.response.headers, permanent=_no_quota(e))
-    if isinstance(e, openai.APIConnectionError):  # includes the SDK's own timeout
-        return Transient(reason=type(e).__name__)
-    if isinstance(e, httpx2.TransportError | json.JSONDecodeError):
-        # Reading the body ourselves: a reset or a cut-off body is not wrapped by the SDK.
-        return Transient(reason="connection reset or truncated reply body")
-    return None
-
-
-def failure_of(e: openai.APIError, *, retries: int = 0) -> ApiFailure:
-    """An SDK error in neutral terms, for `agent.providers.failures.describe`."""
-    if isinstance(e, openai.APITimeoutError):
-        return ApiFailure(kind="timeout", retries=retries)
-    if isinstance(e, openai.APIConnectionError):
-        return connection_failure(e, retries=retries)
-    if not isinstance(e, openai.APIStatusError):
-        return ApiFailure(kind="malformed", message=e.message, retries=retries)
-    body = e.body
-    message = body.get("message") if isinstance(body, dict) else body
-    return ApiFailure(
-        kind="status",
-        status=e.status_code,
-        message=str(message or ""),
-        error_type=e.type,
-        code=e.code,
-        request_id=e.request_id,
-        out_of_credit=_no_quota(e),
-        retries=retries,
-    )
-
-
-def describe_failure(failure: ApiFailure, where: str) -> ProviderError:
-    return describe(failure, where, key_env="OPENAI_API_KEY")
-
-
-def describe_error(e: openai.APIError, where: str) -> ProviderError:
-    """An SDK error as one line after `where`, the call that failed."""
-    return describe_failure(failure_of(e), where)

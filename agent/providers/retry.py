@@ -4,7 +4,8 @@ The SDKs retry on their own, but they also retry what waiting cannot fix
 (429 `insufficient_quota`), their backoff cannot be tuned, and their read
 timeout never fires on a server that trickles one byte at a time. So each
 provider turns SDK retries off and calls `with_retries` with a classifier
-that says which of its errors are transient.
+that says which of its errors are transient. Imports nothing of tidsmith
+and no SDK.
 """
 
 from __future__ import annotations
