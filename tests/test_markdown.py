@@ -73,3 +73,13 @@ def test_importing_the_tdd_loader_does_not_import_markdown_it() -> None:
     code = "import sys, agent.core.tdd; print('markdown_it' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_lines_are_counted_as_str_splitlines_counts_them() -> None:
+    # markdown-it ends lines only at \n and \r; callers index `str.splitlines` lines.
+    text = "# A\u2028still A\n\n```python\nx = 1\x0cy\n```\n\n## B\n"
+    parsed = markdown.parse(text)
+    assert len(parsed.lines) == len(text.splitlines())
+    assert [(h.title, h.line) for h in parsed.headings] == [("A\u2028still A", 0), ("B", 8)]
+    assert [(f.line, f.end, f.closed) for f in parsed.fences] == [(3, 7, True)]
+    assert parsed.code_mask(delimiters=False) == [False] * 4 + [True, True] + [False] * 3

@@ -112,18 +112,46 @@ def _parse(text: str) -> Markdown:
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line))
+    source = _source_lines(lines)
+    at = _line_starts(source)
     tokens = _parser().parse(text)
     return Markdown(
         lines=tuple(lines),
         offsets=tuple(offsets),
-        headings=tuple(_headings(tokens, len(lines))),
-        fences=tuple(_fence(t, lines) for t in tokens if t.type == "fence" and t.map),
-        tables=tuple(_tables(tokens)),
-        links=tuple(_links(tokens)),
+        headings=tuple(_headings(tokens, at)),
+        fences=tuple(_fence(t, source, at) for t in tokens if t.type == "fence" and t.map),
+        tables=tuple(_tables(tokens, at)),
+        links=tuple(_links(tokens, at)),
     )
 
 
-def _headings(tokens: list[Token], line_count: int) -> list[MarkdownHeading]:
+def _source_lines(lines: list[str]) -> list[str]:
+    """The lines as markdown-it counts them: only `\\n`, `\\r\\n` and `\\r` end one.
+
+    `str.splitlines` also breaks at form feeds, `\\x1c`-`\\x1e`, `\\x85` and
+    `\\u2028`/`\\u2029`; callers count lines that way, markdown-it does not.
+    """
+    if all(line.endswith(("\n", "\r")) for line in lines[:-1]):
+        return lines
+    source: list[str] = []
+    current = ""
+    for line in lines:
+        current += line
+        if line.endswith(("\n", "\r")):
+            source.append(current)
+            current = ""
+    return [*source, current] if current else source
+
+
+def _line_starts(source: list[str]) -> list[int]:
+    """For each markdown-it line (and the end), its index among `str.splitlines` lines."""
+    starts = [0]
+    for line in source:
+        starts.append(starts[-1] + max(1, len(line.splitlines())))
+    return starts
+
+
+def _headings(tokens: list[Token], at: list[int]) -> list[MarkdownHeading]:
     """Headings in order; each section ends where the next heading of any level starts."""
     found: list[tuple[int, int, int, str]] = []  # (line, body line, level, title)
     for i, token in enumerate(tokens):
@@ -135,36 +163,38 @@ def _headings(tokens: list[Token], line_count: int) -> list[MarkdownHeading]:
                 # Only the underlined line is the heading; the lines above stay prose.
                 line = body - 2
                 title = title.rsplit("\n", 1)[1].strip()
-            found.append((line, body, int(token.tag[1:]), title))
+            found.append((at[line], at[body], int(token.tag[1:]), title))
     return [
         MarkdownHeading(
             level=level,
             title=title,
             line=line,
-            end=found[n + 1][0] if n + 1 < len(found) else line_count,
+            end=found[n + 1][0] if n + 1 < len(found) else at[-1],
             body=body,
         )
         for n, (line, body, level, title) in enumerate(found)
     ]
 
 
-def _fence(token: Token, lines: list[str]) -> Fence:
+def _fence(token: Token, source: list[str], at: list[int]) -> Fence:
     """A fence token as a Fence; closed when its last line is a closing run of its marker."""
     start, end = token.map or (0, 0)
-    last = lines[end - 1].strip() if end - 1 > start and end - 1 < len(lines) else ""
+    last = source[end - 1].strip() if end - 1 > start and end - 1 < len(source) else ""
     marker = token.markup
     closed = bool(last) and set(last) == {marker[0]} and len(last) >= len(marker)
-    return Fence(info=token.info, code=token.content, line=start, end=end, closed=closed)
+    return Fence(info=token.info, code=token.content, line=at[start], end=at[end], closed=closed)
 
 
-def _tables(tokens: list[Token]) -> list[Table]:
+def _tables(tokens: list[Token], at: list[int]) -> list[Table]:
     """Pipe tables as header cells and body rows."""
     tables: list[Table] = []
     rows: list[list[str]] = []
     start: int | None = None
+    end = 0
     for token in tokens:
         if token.type == "table_open":
-            rows, start = [], token.map[0] if token.map else 0
+            rows = []
+            start, end = (at[token.map[0]], at[token.map[1]]) if token.map else (0, 0)
         elif start is None:
             continue
         elif token.type == "tr_open":
@@ -172,14 +202,13 @@ def _tables(tokens: list[Token]) -> list[Table]:
         elif token.type == "inline" and rows:
             rows[-1].append(token.content.strip())
         elif token.type == "table_close":
-            end = start + len(rows) + 1
             cells = [tuple(row) for row in rows]
             tables.append(Table(header=cells[0], rows=tuple(cells[1:]), line=start, end=end))
             start = None
     return tables
 
 
-def _links(tokens: list[Token]) -> list[MarkdownLink]:
+def _links(tokens: list[Token], at: list[int]) -> list[MarkdownLink]:
     """Inline links in prose blocks, as written, with their line."""
     links: list[MarkdownLink] = []
     for token in tokens:
@@ -187,5 +216,5 @@ def _links(tokens: list[Token]) -> list[MarkdownLink]:
             continue
         for match in _LINK.finditer(token.content):
             line = token.map[0] + token.content.count("\n", 0, match.start())
-            links.append(MarkdownLink(text=match.group(1), target=match.group(2), line=line))
+            links.append(MarkdownLink(text=match.group(1), target=match.group(2), line=at[line]))
     return links
