@@ -6,12 +6,15 @@ is a beacon, `<script>` runs in some viewers, and `[x](javascript:…)` runs on
 a click. `safe_prose` neutralises them in the prose parts of a section
 (assemble); `unsafe_markup` finds them in any document (the review lint).
 Code blocks and inline code are left alone: there, `<div>` is code.
+Imports only `agent.core.markdown`.
 """
 
 from __future__ import annotations
 
 import html
 import re
+
+from agent.core import markdown
 
 # Schemes a document may link to; anything else (javascript:, data:, file:, vbscript:) goes.
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -20,7 +23,6 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\n]*)\)")
 _LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\n]*)\)")
 _DEFINITION = re.compile(r"^(\s{0,3}\[[^\]\n]+\]:)\s*(\S+).*$", re.MULTILINE)
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _INLINE_CODE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 # Elements a lint names as raw HTML (so `List<String>` in prose is not one).
 _ELEMENTS = (
@@ -47,22 +49,19 @@ def unsafe_target(target: str) -> bool:
 
 def _segments(text: str) -> list[tuple[str, bool]]:
     """The text cut into (piece, is_code): fenced blocks and inline code are code."""
+    if "```" not in text and "~~~" not in text:
+        return _inline(text) if text else []
+    document = markdown.parse(text)
     pieces: list[tuple[str, bool]] = []
     prose: list[str] = []
-    fence = ""
-    for line in text.splitlines(keepends=True):
-        match = _FENCE.match(line)
-        if fence or match:
-            if not fence and match:
-                if prose:
-                    pieces.extend(_inline("".join(prose)))
-                    prose = []
-                fence = match.group(1)
-            elif match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-                fence = ""
-            pieces.append((line, True))
+    for line, code in zip(document.lines, document.code_mask(), strict=True):
+        if not code:
+            prose.append(line)
             continue
-        prose.append(line)
+        if prose:
+            pieces.extend(_inline("".join(prose)))
+            prose = []
+        pieces.append((line, True))
     if prose:
         pieces.extend(_inline("".join(prose)))
     return pieces

@@ -1,4 +1,7 @@
-"""Load, validate and parse a Technical Design Document (markdown)."""
+"""Load, validate and parse a Technical Design Document (markdown), and excerpt it by topic.
+
+Markdown structure comes from `agent.core.markdown`; imports `agent.core` only.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from agent.core import markdown
 from agent.core.errors import InputError
 from agent.core.files import decode_text, read_bytes
 from agent.core.tokens import count_tokens, truncate_tokens
@@ -53,19 +57,11 @@ class Tdd(BaseModel):
     links: list[Link]
 
 
-# CommonMark: up to three spaces of indent, then ``` or ~~~ (three or more).
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-# Lines that cannot be the paragraph a setext underline turns into a heading;
-# without this a list or table followed by `---` would become a heading.
-_NOT_PARAGRAPH = re.compile(r"^(?: {4,}|\s*(?:[-*+>|]|\d+[.)])(?:\s|$))")
 _DOC_ID = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?Document ID(?::\*\*|\*\*:|:)\s*(.+?)\s*$", re.I)
 _TITLE_PREFIX = re.compile(r"^\s*(?:Technical Design Document|TDD)\s*[:\-\u2013\u2014]\s*", re.I)
 # `002_FTDD|Model_Management`, `002-FTDD_Model_Management`, `FTDD|X`: number, marker, feature.
 _TDD_NAME = re.compile(r"^(?:(\d+)[_\-\s]*)?[FP]?TDD(?:[|_\-\s]+(.*))?$", re.IGNORECASE)
 _NUMBER = re.compile(r"^(\d+)(?:[_\-|\s]|$)")
-_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(\s*(<[^>\n]*>|[^)\s]+)(?:\s+[\"'(][^\n]*?[\"')])?\s*\)")
 _DOC_KIND = re.compile(r"^[FP]?(PRD|ADR|TDD|TID)S?$")
 # File stems that name no feature, so the title is the better source.
 _GENERIC_STEMS = {"", "tdd", "design", "readme", "index", "doc", "docs", "document", "draft"}
@@ -125,88 +121,30 @@ def _has_body(text: str, headings: list[Heading]) -> bool:
     """Whether the TDD has text besides headings (a heading-only TDD drafts from nothing)."""
     if headings and text[: headings[0].start].strip():
         return True
-    for h in headings:
-        lines = h.text.split("\n")[1:]
-        if lines and _SETEXT.match(lines[0]):
-            lines = lines[1:]
-        if any(line.strip() for line in lines):
-            return True
-    return False
-
-
-def _code_mask(lines: list[str]) -> list[bool]:
-    """For each line, whether it is inside (or delimits) a fenced code block."""
-    mask: list[bool] = []
-    fence = ""
-    for line in lines:
-        match = _FENCE.match(line)
-        if not fence:
-            if match:
-                fence = match.group(1)
-            mask.append(bool(match))
-            continue
-        mask.append(True)
-        # A fence closes on the same character, at least as long, with nothing after.
-        if (
-            match
-            and match.group(1)[0] == fence[0]
-            and len(match.group(1)) >= len(fence)
-            and not line.strip().lstrip(fence[0])
-        ):
-            fence = ""
-    return mask
+    document = markdown.parse(text)
+    return any(line.strip() for h in document.headings for line in document.lines[h.body : h.end])
 
 
 def parse_headings(text: str) -> list[Heading]:
     """The ATX (`#`) and setext (`===`/`---`) headings outside fenced code, in order."""
-    lines = text.splitlines(keepends=True)
-    in_code = _code_mask(lines)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-    found: list[tuple[int, int, str]] = []  # (line index, level, title)
-    for i, line in enumerate(lines):
-        if in_code[i]:
-            continue
-        atx = _ATX.match(line.rstrip("\n"))
-        if atx:
-            # A closing run of #s (`## Title ##`) is decoration, not title.
-            title = re.sub(r"(?:^|[ \t]+)#+$", "", atx.group(2) or "").strip()
-            found.append((i, len(atx.group(1)), title))
-            continue
-        prev = lines[i - 1].rstrip("\n") if i else ""
-        if (
-            i
-            and _SETEXT.match(line.rstrip("\n"))
-            and prev.strip()
-            and not in_code[i - 1]
-            and not _ATX.match(prev)
-            and not _SETEXT.match(prev)
-            and not _NOT_PARAGRAPH.match(prev)
-        ):
-            level = 1 if line.lstrip().startswith("=") else 2
-            found.append((i - 1, level, prev.strip()))
+    document = markdown.parse(text)
     headings: list[Heading] = []
-    for n, (i, level, title) in enumerate(found):
-        start = offsets[i]
-        end = offsets[found[n + 1][0]] if n + 1 < len(found) else len(text)
-        headings.append(Heading(title=title, level=level, text=text[start:end], start=start))
+    for h in document.headings:
+        start, end = document.offsets[h.line], document.offsets[h.end]
+        headings.append(Heading(title=h.title, level=h.level, text=text[start:end], start=start))
     return headings
 
 
 def parse_links(text: str) -> list[Link]:
     """Inline markdown links outside fenced code, one per distinct target, in order."""
-    lines = text.splitlines(keepends=True)
-    in_code = _code_mask(lines)
-    prose = "".join(line for line, code in zip(lines, in_code, strict=True) if not code)
     links: list[Link] = []
     seen: set[str] = set()
-    for match in _LINK.finditer(prose):
-        target = match.group(2).strip("<>").strip()
+    for link in markdown.parse(text).links:
+        target = link.target.strip("<>").strip()
         if not target or target in seen:
             continue
         seen.add(target)
-        links.append(Link(text=match.group(1).strip(), target=target, kind=link_kind(target)))
+        links.append(Link(text=link.text.strip(), target=target, kind=link_kind(target)))
     return links
 
 
@@ -233,8 +171,8 @@ def _title(headings: list[Heading]) -> str:
 
 def _doc_id(text: str) -> str | None:
     """The value of a `**Document ID:**` line outside code, if any."""
-    lines = text.splitlines()
-    for line, code in zip(lines, _code_mask(lines), strict=True):
+    document = markdown.parse(text)
+    for line, code in zip(document.lines, document.code_mask(), strict=True):
         match = None if code else _DOC_ID.match(line)
         if match and match.group(1).strip("*` "):
             return match.group(1).strip("*` ")

@@ -1,4 +1,7 @@
-"""Assemble: section models → markdown, in template order. Code only, no LLM."""
+"""Assemble: section models → markdown, in template order. Code only, no LLM.
+
+Imports `agent.core` only (no provider, no stage).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class RelatedDoc(BaseModel):
     target: str
 
 
-def _fence(code: str) -> str:
+def code_fence(code: str) -> str:
     """A backtick fence longer than any backtick run inside the code."""
     longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
     return "`" * max(3, longest + 1)
@@ -60,7 +63,7 @@ def render_part(part: Part, value: Any) -> str:
         intro = safe_prose(str(value.get("intro", "")).strip())
         path = str(value.get("path", "")).strip().replace("`", "'")
         code = unfence(str(value.get("code", ""))).strip("\n")
-        fence = _fence(code)
+        fence = code_fence(code)
         lines = [intro] if intro else []
         dropped = str(value.get("dropped", "")).strip()
         if dropped:

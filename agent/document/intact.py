@@ -6,7 +6,8 @@ throughput and low l". This module finds such strings in a validated section,
 words the re-ask that names them, trims what is still cut after the re-ask
 back to its last complete sentence, and says which code parts do not parse,
 so drafting can repair or drop them instead of shipping them broken.
-Pure code: the calls are `agent.draft.sections`'s.
+Pure code: the calls are `agent.draft.sections`'s. Imports `agent.core`, the
+document modules and `agent.providers.grammar`; never a stage.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from agent.core import markdown
 from agent.core.templates import Part, Section
-from agent.document.assemble import unfence
+from agent.document.assemble import code_fence, unfence
 from agent.document.lints import code_error
 from agent.providers.grammar import fitted_length
 
@@ -225,8 +227,8 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
     return content, notes
 
 
-# A fenced block inside a text part: its fence, language and body.
-_TEXT_FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+-]+)[ \t]*\n(.*?)\n\1[ \t]*$", re.M | re.S)
+# The language of a fenced block inside a text part: one word of letters, digits, `+`, `-`.
+_FENCE_LANGUAGE = re.compile(r"[\w+-]+")
 
 
 @dataclass(frozen=True)
@@ -252,14 +254,36 @@ def broken_code(section: Section, content: dict[str, Any]) -> list[BrokenCode]:
             if error is not None:
                 broken.append(BrokenCode(part, part.language, code, error))
         elif part.kind == "text" and isinstance(value, str):
-            for match in _TEXT_FENCE.finditer(value):
-                error = code_error(match.group(2), match.group(3))
+            for language, code, span in _text_fences(value):
+                error = code_error(language, code)
                 if error is not None:
-                    broken.append(
-                        BrokenCode(part, match.group(2), match.group(3), error, match.span())
-                    )
+                    broken.append(BrokenCode(part, language, code, error, span))
     # Last first: replacing a block in a text part keeps the spans before it valid.
     return sorted(broken, key=lambda b: -(b.span[0] if b.span else 0))
+
+
+def _text_fences(text: str) -> Iterator[tuple[str, str, tuple[int, int]]]:
+    """Closed fenced blocks at the start of a line in a text part: language, code, span.
+
+    The span runs from the opening fence to the end of the closing one (its
+    newline excluded); blocks without a language are not code we can check.
+    """
+    if "```" not in text and "~~~" not in text:
+        return
+    document = markdown.parse(text)
+    for fence in document.fences:
+        opener = document.lines[fence.line]
+        closer = document.lines[fence.end - 1].rstrip("\r\n")
+        marker = opener[: len(opener) - len(opener.lstrip(opener[:1]))]
+        if (
+            not fence.closed
+            or marker[:1] not in ("`", "~")
+            or closer.rstrip(" \t") != marker
+            or not _FENCE_LANGUAGE.fullmatch(fence.info.strip())
+        ):
+            continue
+        end = document.offsets[fence.end - 1] + len(closer)
+        yield fence.info.strip(), fence.code.removesuffix("\n"), (document.offsets[fence.line], end)
 
 
 def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, note: str) -> None:
@@ -271,7 +295,7 @@ def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, n
             value["dropped"] = note
         return
     start, end = block.span
-    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", code or "")), default=0) + 1)
+    fence = code_fence(code or "")
     middle = (
         f"{fence}{block.language}\n{code}\n{fence}" if code is not None else f"> **Note:** {note}"
     )

@@ -1,0 +1,153 @@
+"""Structure lints: template sections present, in order and not empty; spec rules; targets.
+
+Imports `agent.core` and the shared reading module only.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.core.tdd import Tdd
+from agent.core.templates import Template, section_heading
+from agent.document.lints.reading import (
+    DocSection,
+    Finding,
+    count_sentences,
+    count_words,
+    finding,
+    line_of,
+    markdown_tables,
+    prose_lines,
+)
+
+
+def lint_sections(markdown: str, template: Template, sections: list[DocSection]) -> list[Finding]:
+    """Every template section present, in template order, and not empty."""
+    findings: list[Finding] = []
+    found = {s.section_id: s for s in sections if s.section_id}
+    for s in template.sections:
+        if s.id not in found:
+            findings.append(
+                finding(
+                    "section.missing",
+                    f"no section {section_heading(template, s)!r}",
+                    section_id=s.id,
+                )
+            )
+    order = [t.id for t in template.sections]
+    last = -1
+    for s in sections:
+        if not s.section_id:
+            continue
+        index = order.index(s.section_id)
+        if index < last:
+            findings.append(
+                finding(
+                    "section.order",
+                    f"{s.title!r} comes after a section the template puts later",
+                    section=s,
+                    line=line_of(markdown, s.start),
+                )
+            )
+        last = max(last, index)
+        content = [line for line in prose_lines(s.text) if line.strip() and line.strip() != "---"]
+        if not content:
+            findings.append(
+                finding(
+                    "section.empty",
+                    f"{s.title!r} has a heading but no content",
+                    section=s,
+                    line=line_of(markdown, s.start),
+                )
+            )
+    return findings
+
+
+def lint_spec(
+    markdown: str, template: Template, sections: list[DocSection], tdd: Tdd | None
+) -> list[Finding]:
+    """Word cap, TL;DR length, numeric performance targets, ADR references."""
+    findings: list[Finding] = []
+    if template.max_words:
+        words = count_words(markdown)
+        if words > template.max_words:
+            findings.append(
+                finding(
+                    "spec.word-count",
+                    f"{words} words, over the template's {template.max_words}",
+                )
+            )
+    by_id = {s.section_id: s for s in sections if s.section_id}
+    for s in template.sections:
+        if ("tl;dr" in s.title.lower() or s.id == "tldr") and s.id in by_id:
+            n = count_sentences(by_id[s.id].text)
+            if not 2 <= n <= 3:
+                findings.append(
+                    finding(
+                        "spec.tldr-sentences",
+                        f"the TL;DR has {n} sentences; it should have 2 or 3",
+                        section=by_id[s.id],
+                    )
+                )
+    if template.header == "spec":
+        cited = set(re.findall(r"\bADR-\d+\b", markdown))
+        named: set[str] = set()
+        if tdd is not None:
+            named = set(re.findall(r"\bADR-\d+\b", tdd.text))
+        if tdd is not None and (named or any(link.kind == "adr" for link in tdd.links)):
+            if not cited:
+                which = ", ".join(sorted(named)) or "an ADR document"
+                findings.append(
+                    finding("spec.adr-references", f"the TDD cites {which}; the spec cites none")
+                )
+        elif not cited:
+            findings.append(
+                finding(
+                    "spec.adr-references",
+                    "the spec cites no ADR (See ADR-NNN)",
+                    severity="warning",
+                )
+            )
+        for adr in sorted(cited - named) if named else []:
+            findings.append(
+                finding(
+                    "spec.adr-unknown",
+                    f"{adr} is cited but the TDD never names it",
+                    severity="warning",
+                )
+            )
+    return findings
+
+
+def lint_targets(template: Template, sections: list[DocSection]) -> list[Finding]:
+    """A table part with a Target column must have a number in every target cell."""
+    findings: list[Finding] = []
+    by_id = {s.section_id: s for s in sections if s.section_id}
+    for s in template.sections:
+        parts = [
+            p
+            for p in s.parts
+            if p.kind == "table" and any(c.lower() == "target" for c in p.columns)
+        ]
+        if not parts or s.id not in by_id:
+            continue
+        doc = by_id[s.id]
+        tables = [t for t in markdown_tables(doc.text) if any(c.lower() == "target" for c in t[0])]
+        if not tables:
+            findings.append(
+                finding("perf.target-numbers", "no table with a Target column", section=doc)
+            )
+            continue
+        for table in tables:
+            col = [c.lower() for c in table[0]].index("target")
+            for row in table[1:]:
+                cell = row[col] if col < len(row) else ""
+                if not re.search(r"\d", cell):
+                    findings.append(
+                        finding(
+                            "perf.target-numbers",
+                            f"target {cell or '(empty)'!r} has no number",
+                            section=doc,
+                        )
+                    )
+    return findings
