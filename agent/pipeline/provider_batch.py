@@ -38,7 +38,7 @@ from agent.draft.checkpoint import SectionCheckpoint, checkpoint_folder, draft_k
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
 from agent.draft.sections import parse_reply
-from agent.pipeline.batch import plan_documents
+from agent.pipeline.batch_plan import plan_documents
 from agent.pipeline.generate import draft_plan
 from agent.providers import default_model_id, parse_model_id, provider_default_max_tokens
 from agent.providers.base import BatchProvider, BatchStatus, Provider, Reply, Request, call_record
