@@ -43,6 +43,7 @@ from agent.pipeline.budget import BudgetReached, CostBudget
 from agent.pipeline.call_slots import PrioritySemaphore, SharedLimitProvider
 from agent.pipeline.estimate import DocEstimate, estimate_batch
 from agent.pipeline.generate import run_generate
+from agent.pipeline.stages import model_label
 from agent.providers import open_provider
 from agent.providers.base import Provider
 
@@ -135,11 +136,7 @@ async def run_batch(
     """
     update: Update = on_update or (lambda _r, _e: None)
     started = time.perf_counter()
-    model_label = (
-        f"{provider.name}:{provider.model}"
-        if provider is not None
-        else expected_model_label(settings.model)
-    )
+    label = expected_model_label(settings.model) if provider is None else model_label(provider)
     # Off the event loop: reading every TDD must not hold up Ctrl-C.
     planned = await asyncio.to_thread(
         plan_documents,
@@ -149,12 +146,12 @@ async def run_batch(
         force=force,
         safe_names=safe_names,
         resume=resume,
-        model_label=model_label,
+        model_label=label,
     )
     rows, todo = _rows(planned, template, resume, update)
     budget = CostBudget(max_cost)
     if todo and max_cost is not None:
-        _reserve_estimates(todo, template, settings, model_label)
+        _reserve_estimates(todo, template, settings, label)
     if todo:
         async with _batch_provider(provider, settings) as opened:
             batch = BatchDocuments(
@@ -202,7 +199,7 @@ def _rows(
 
 
 def _reserve_estimates(
-    todo: list[Todo], template: Template, settings: Settings, model_label: str
+    todo: list[Todo], template: Template, settings: Settings, label: str
 ) -> None:
     """Put each document's cost estimate on its row; ConfigError when the price is unknown."""
     estimates = estimate_batch([Path(r.tdd) for r, _, _ in todo], template, settings)
@@ -210,7 +207,7 @@ def _reserve_estimates(
         row.estimate_usd = est.cost_usd
         if est.cost_usd is None:
             raise ConfigError(
-                f"no price is known for {model_label}, so --max-cost cannot be enforced; "
+                f"no price is known for {label}, so --max-cost cannot be enforced; "
                 "drop --max-cost or use a model priced in prompts/models/capabilities.yaml"
             )
 
