@@ -35,15 +35,15 @@ def find_tdds(folder: Path, glob: str | None = None) -> list[Path]:
     if not is_dir:
         raise InputError(f"{folder} is not a folder; pass the folder that holds the TDDs")
     if glob is not None:
-        found = sorted(p for p in folder.glob(glob) if p.is_file())
-        if not found:
+        tdds = sorted(p for p in folder.glob(glob) if p.is_file())
+        if not tdds:
             raise InputError(f"no files in {folder} match {glob!r}; check --glob")
-        return found
-    found = sorted(p for p in folder.glob(DEFAULT_GLOB) if p.is_file())
-    found = found or sorted(p for p in folder.glob("*.md") if p.is_file())
-    if not found:
+        return tdds
+    tdds = sorted(p for p in folder.glob(DEFAULT_GLOB) if p.is_file())
+    tdds = tdds or sorted(p for p in folder.glob("*.md") if p.is_file())
+    if not tdds:
         raise InputError(f"no TDDs (*.md files) in {folder}; pass another folder or --glob")
-    return found
+    return tdds
 
 
 def expected_model_label(model_id: str | None) -> str:

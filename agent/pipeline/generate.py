@@ -148,7 +148,7 @@ async def generate_document(tdd_path: Path, options: GenerateOptions) -> Documen
     emit: Progress = options.on_event or quiet
     clock = RunClock.start()
     run = await prepare_run(tdd_path, options)
-    checkpoint, own_checkpoint = _section_checkpoint(run, options.checkpoint)
+    checkpoint, checkpoint_to_clear = _section_checkpoint(run, options.checkpoint)
     with recording_session(run.recording) as session:
         async with _provider_for(run, options.provider, emit) as provider:
             stage = StageSettings.resolve(run.settings, provider)
@@ -169,8 +169,8 @@ async def generate_document(tdd_path: Path, options: GenerateOptions) -> Documen
         await _write(run.path, run, markdown, record, results, options.force)
     if run.recording is not None and meta is not None:
         commit_recording(run.recording, meta, options.force)
-    if own_checkpoint is not None:
-        own_checkpoint.clear()
+    if checkpoint_to_clear is not None:
+        checkpoint_to_clear.clear()
     return Document(
         markdown=markdown,
         sections=results.drafts,
