@@ -289,10 +289,10 @@ def test_research_and_review_calls_share_the_limit_and_show_as_stages(tmp_path: 
 
 
 def test_batch_slots_serve_first_calls_first_then_arrival_and_skip_cancelled_waits() -> None:
-    from agent.pipeline.batch import _Slots  # pyright: ignore[reportPrivateUsage]
+    from agent.pipeline.call_slots import PrioritySemaphore
 
     async def go() -> list[str]:
-        slots = _Slots(1)
+        slots = PrioritySemaphore(1)
         order: list[str] = []
         await slots.acquire(1)  # held
 

@@ -796,17 +796,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from agent.cli.batch_view import LiveView, PlainView, estimate_table, summary_table
     from agent.core.templates import get_template
-    from agent.pipeline.batch import (
-        LiveView,
-        PlainView,
-        estimate_batch,
-        estimate_table,
-        expected_model_label,
-        find_tdds,
-        run_batch,
-        summary_table,
-    )
+    from agent.pipeline.batch import estimate_batch, expected_model_label, find_tdds, run_batch
 
     settings = _settings_from(args)
     template = get_template(settings.template)

@@ -2,6 +2,7 @@
 
 Each function takes plain values, returns models, and raises our own errors,
 so every front end reports the same result and the same one-line message.
+Imports no other module of `agent.pipeline` and never a front end.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pydantic import BaseModel, ConfigDict
 
 from agent.core.records import Event
 from agent.core.settings import Settings
-from agent.core.templates import Template
-from agent.review import ReviewReport
+from agent.core.tdd import load_tdd
+from agent.core.templates import Template, get_template
+from agent.document.lints import read_document
+from agent.providers import open_provider
+from agent.review import ReviewReport, find_tdd_for, load_sections_json, review_markdown
 
 T = TypeVar("T")
 
@@ -33,8 +37,6 @@ class ReviewedFile(BaseModel):
 
 def review_template(doc: Path, template: str | None) -> Template:
     """The template named, else `spec` for files named like *SPEC*, else `tid`."""
-    from agent.core.templates import get_template
-
     return get_template(template or ("spec" if "SPEC" in doc.stem.upper() else "tid"))
 
 
@@ -48,11 +50,6 @@ async def review_file(
     max_tokens: int | None = None,
 ) -> ReviewedFile:
     """Review a document on disk: lints, coverage against its TDD, and verdicts with `llm`."""
-    from agent.core.tdd import load_tdd
-    from agent.document.lints import read_document
-    from agent.providers import open_provider
-    from agent.review import find_tdd_for, load_sections_json, review_markdown
-
     markdown = read_document(doc)
     chosen = review_template(doc, template)
     tdd_path = tdd or find_tdd_for(doc, markdown)

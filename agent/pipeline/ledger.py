@@ -3,6 +3,7 @@
 Stages keep their own call records for the run record of a finished run; the
 ledger is what a run that fails, is interrupted or passes its deadline writes
 instead: every request the provider sent, with the tokens and cost it reported.
+Imports no other module of `agent.pipeline`.
 """
 
 from __future__ import annotations

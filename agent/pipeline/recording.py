@@ -5,7 +5,8 @@ sidecar `<cassette>.meta.json` saying what produced it (model, template and
 prompt versions, the TDD's sha256, the header date, the recorded wall time),
 so a replay can reproduce the document byte for byte and a stale cassette is
 visible. Secrets are scrubbed at record time: request credentials and every
-response header that identifies an account never reach the file.
+response header that identifies an account never reach the file. Imports
+no other module of `agent.pipeline`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ MAX_CASSETTE_BYTES = 64 * 1024 * 1024
 
 def check_cassette(path: Path) -> None:
     """Refuse a cassette that is not a readable vcrpy recording, in one line."""
+    # Lazy: vcrpy takes ~0.5 s to import; only runs that record or replay need it.
     from vcr.serialize import deserialize
     from vcr.serializers import yamlserializer
 
@@ -170,6 +172,7 @@ def _match_path(r1: Any, r2: Any) -> None:
 def cassette(path: Path, mode: RecordMode | Literal["replay"]) -> Iterator[Any]:
     """Record into or replay from a cassette for the duration of the block."""
     try:
+        # Lazy: vcrpy takes ~0.5 s to import; only runs that record or replay need it.
         import vcr
     except ImportError:  # pragma: no cover - vcrpy is a core dependency
         raise ConfigError("recording needs vcrpy: pip install vcrpy") from None
@@ -179,6 +182,7 @@ def cassette(path: Path, mode: RecordMode | Literal["replay"]) -> Iterator[Any]:
                 f"cassette {path} does not exist; record it first with --record {path}"
             )
         check_cassette(path)
+    # Lazy: as `vcr` above (start-up of runs that do not record).
     from vcr.record_mode import RecordMode as VcrMode
 
     recorder = vcr.VCR(

@@ -2,11 +2,13 @@
 
 One model per command result, with stable keys, so scripts, CI and agents
 never parse tables. A key is only ever added, never renamed or removed;
-`SCHEMA_VERSION` changes if that promise has to be broken.
+`SCHEMA_VERSION` changes if that promise has to be broken. Imports the
+pipeline's result types for annotations only, and never a front end.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,8 +222,6 @@ def batch_summary(result: BatchResult) -> BatchSummary:
 
 def dumps(value: BaseModel | list[Any]) -> str:
     """The JSON a `--json` flag prints: indented, keys in model order, one trailing newline."""
-    import json
-
     if isinstance(value, BaseModel):
         return value.model_dump_json(indent=2) + "\n"
     data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
