@@ -101,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop the whole run after this many seconds (its run record keeps what was spent)",
     )
-    tape = gen.add_mutually_exclusive_group()
-    tape.add_argument(
+    cassette = gen.add_mutually_exclusive_group()
+    cassette.add_argument(
         "--record",
         type=Path,
         metavar="CASSETTE",
         help="record every HTTP exchange of the run into a vcrpy cassette (keys scrubbed)",
     )
-    tape.add_argument(
+    cassette.add_argument(
         "--replay",
         type=Path,
         metavar="CASSETTE",
