@@ -5,10 +5,15 @@ The public API, imported lazily so `tidsmith --help` stays fast:
     from agent import generate
     doc = generate("0xcc/tdds/002_FTDD|Model_Management.md", template="tid", model="local")
     print(doc.path, doc.record.totals)
+
+The package every `tidsmith` run imports first, `--help` included: at import
+time it must import only `agent.core` (for the version), never the pipeline,
+a provider or an SDK.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from agent.core import __version__ as __version__
@@ -42,7 +47,5 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'agent' has no attribute {name!r}")

@@ -20,12 +20,16 @@ between runs rather than exact:
   they count when the name appears as a word, case-insensitively;
 - versions: `name==1.2.3`-style pins (also `>=`, `~=`); they count when ours
   has the same name followed by the same version within 30 characters.
+
+A front end: it imports the pipeline, the review stage and the providers,
+never the cli or another front end (chat, mcp_server, runnable).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +43,7 @@ from agent.core.tdd import Tdd, load_tdd
 from agent.core.templates import Template
 from agent.document.lints import canonical_name, read_document
 from agent.pipeline.generate import run_generate
-from agent.providers import open_provider, provider_default_max_tokens
+from agent.providers import DEFAULT_MAX_TOKENS, open_provider, provider_default_max_tokens
 from agent.providers.base import Provider
 from agent.review import ReviewReport, load_sections_json, review_markdown
 
@@ -73,11 +77,15 @@ class Entities(BaseModel):
 def extract_entities(markdown: str) -> Entities:
     """Paths, class and function names, packages and pinned versions a document names."""
     paths = set(_PATH.findall(markdown))
-    own = {p.split("/")[0] for p in paths} | {"src", "app", "backend", "frontend", "tests"}
+    project_dirs = {p.split("/")[0] for p in paths} | {"src", "app", "backend", "frontend", "tests"}
     packages: set[str] = set()
     for match in _PY_IMPORT.finditer(markdown):
         name = match.group(1) or match.group(2)
-        if name not in sys.stdlib_module_names and name not in own and name != "__future__":
+        if (
+            name not in sys.stdlib_module_names
+            and name not in project_dirs
+            and name != "__future__"
+        ):
             packages.add(name)
     packages |= set(_TS_IMPORT.findall(markdown))
     versions: set[str] = set()
@@ -250,65 +258,25 @@ async def run_eval(
 ) -> EvalReport:
     """Review (and with `generate`, first write) a document per TDD, and score each."""
     pairs, source, out_dir = _prepare(corpus, template, docs, generate)
-    own = False
+    opened: Provider | None = None
     if provider is None and (generate or llm):
-        provider = await open_provider(
+        provider = opened = await open_provider(
             settings.model,
             base_url=settings.base_url,
             timeout=settings.timeout,
             structured=settings.structured,
             reasoning_effort=settings.reasoning_effort,
         )
-        own = True
+    evaluation = CorpusEvaluation(
+        template, settings, source, out_dir, provider, force=force, llm=llm, on_event=on_event
+    )
     rows: list[EvalRow] = []
     try:
         for number, tdd_path, reference in pairs:
-            row = EvalRow(
-                number=number,
-                tdd=str(tdd_path),
-                reference=str(reference) if reference else None,
-                document=None,
-                source=source,
-            )
-            try:
-                tdd = load_tdd(tdd_path)
-                doc_path = _document_for(source, number, template, tdd, reference, out_dir)
-                if source == "generated" and (force or not _exists(doc_path)):
-                    assert provider is not None
-                    document = await run_generate(
-                        tdd_path,
-                        settings=settings,
-                        provider=provider,
-                        template=template,
-                        out=out_dir,
-                        force=force,
-                        on_event=on_event,
-                    )
-                    doc_path = Path(document.path) if document.path else None
-                if doc_path is None or not _exists(doc_path):
-                    rows.append(row.model_copy(update={"error": "no document to evaluate"}))
-                    continue
-                row.document = str(doc_path)
-                markdown, reference_text = _read_pair(doc_path, reference)
-                max_tokens = settings.max_tokens or (
-                    provider_default_max_tokens(provider) if provider else 1200
-                )
-                report = await review_markdown(
-                    markdown,
-                    template,
-                    tdd=tdd,
-                    sections=load_sections_json(doc_path),
-                    provider=provider if llm else None,
-                    max_tokens=min(max_tokens, 1200),
-                    on_event=on_event or (lambda _e: None),
-                )
-                rows.append(score_document(row, report, markdown, reference_text))
-            except TidsmithError as e:
-                # One bad TDD or a failed generation should not lose the other rows.
-                rows.append(row.model_copy(update={"error": str(e)}))
+            rows.append(await evaluation.row(number, tdd_path, reference))
     finally:
-        if own and provider is not None:
-            await provider.aclose()
+        if opened is not None:
+            await opened.aclose()
     return EvalReport(
         corpus=str(corpus),
         template=template.name,
@@ -316,6 +284,80 @@ async def run_eval(
         rows=rows,
         totals=eval_totals(rows),
     )
+
+
+@dataclass
+class CorpusEvaluation:
+    """What every row of one evaluation shares, and how one row is evaluated."""
+
+    template: Template
+    settings: Settings
+    source: Source
+    out_dir: Path
+    provider: Provider | None
+    force: bool = False
+    llm: bool = False
+    on_event: Progress | None = None
+
+    async def row(self, number: str, tdd_path: Path, reference: Path | None) -> EvalRow:
+        """One TDD's row: its document (generated now if asked) reviewed and scored."""
+        row = EvalRow(
+            number=number,
+            tdd=str(tdd_path),
+            reference=str(reference) if reference else None,
+            document=None,
+            source=self.source,
+        )
+        try:
+            return await self._scored(row, tdd_path, reference)
+        except TidsmithError as e:
+            # One bad TDD or a failed generation should not lose the other rows.
+            return row.model_copy(update={"error": str(e)})
+
+    async def _scored(self, row: EvalRow, tdd_path: Path, reference: Path | None) -> EvalRow:
+        tdd = load_tdd(tdd_path)
+        doc_path = await self._document(row.number, tdd_path, tdd, reference)
+        if doc_path is None or not _exists(doc_path):
+            return row.model_copy(update={"error": "no document to evaluate"})
+        row.document = str(doc_path)
+        markdown, reference_text = _read_pair(doc_path, reference)
+        report = await review_markdown(
+            markdown,
+            self.template,
+            tdd=tdd,
+            sections=load_sections_json(doc_path),
+            provider=self.provider if self.llm else None,
+            max_tokens=self._review_max_tokens(),
+            on_event=self.on_event or (lambda _e: None),
+        )
+        return score_document(row, report, markdown, reference_text)
+
+    async def _document(
+        self, number: str, tdd_path: Path, tdd: Tdd, reference: Path | None
+    ) -> Path | None:
+        """The document to evaluate: generated now when asked (and missing, or --force)."""
+        doc_path = _document_for(self.source, number, self.template, tdd, reference, self.out_dir)
+        if self.source == "generated" and (self.force or not _exists(doc_path)):
+            assert self.provider is not None
+            document = await run_generate(
+                tdd_path,
+                settings=self.settings,
+                provider=self.provider,
+                template=self.template,
+                out=self.out_dir,
+                force=self.force,
+                on_event=self.on_event,
+            )
+            doc_path = Path(document.path) if document.path else None
+        return doc_path
+
+    def _review_max_tokens(self) -> int:
+        """The checklist review's reply limit: the settings', else the provider's default;
+        at most the review's own 1200."""
+        default = (
+            provider_default_max_tokens(self.provider) if self.provider else DEFAULT_MAX_TOKENS
+        )
+        return min(self.settings.max_tokens or default, 1200)
 
 
 def _prepare(

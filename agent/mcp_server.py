@@ -7,6 +7,9 @@ as the CLI, so results and one-line errors are the CLI's: a `TidsmithError`
 becomes an MCP tool error carrying its message. A cancelled request
 (`notifications/cancelled`) cancels the run: the provider is closed and no
 document is written (the pipeline keeps the run record, marked interrupted).
+
+A front end: it imports the pipeline and the stages below it, never the cli or
+another front end (chat, evaluate, runnable).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -29,10 +32,24 @@ from pydantic import BaseModel, Field
 from agent.core import __version__
 from agent.core.errors import InputError, TidsmithError
 from agent.core.records import Event
-from agent.pipeline.actions import EventPump, SectionCounter
-from agent.pipeline.summary import GenerateSummary, ReviewSummary, TemplateSummary
+from agent.core.settings import load_settings
+from agent.core.templates import builtin_names, get_template, load_template_file
+from agent.pipeline.actions import EventPump, SectionCounter, review_file
+from agent.pipeline.summary import (
+    GenerateSummary,
+    ReviewSummary,
+    TemplateSummary,
+    generate_summary,
+    review_summary,
+    template_summary,
+)
+
+if TYPE_CHECKING:
+    from research import ResearchConfig
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 INSTRUCTIONS = """\
 tidsmith turns a Technical Design Document (TDD, markdown) into a Technical
@@ -100,6 +117,18 @@ class _SectionProgress:
     async def _send(self, item: tuple[float, str]) -> None:
         await self._ctx.report_progress(item[0], self._counter.total, item[1])
 
+    async def follow(self, run: Awaitable[T], what: str) -> T:
+        """Await a run; when it fails or the client cancels it, stop sending its progress."""
+        try:
+            return await run
+        except asyncio.CancelledError:
+            self.cancel()
+            log.warning("%s: cancelled by the client; no document written", what)
+            raise
+        except BaseException:
+            self.cancel()
+            raise
+
     async def finish(self) -> None:
         await self._pump.finish()
 
@@ -137,51 +166,28 @@ async def generate(
     reported once per drafted section. Returns the path, the run summary
     (tokens, cost, model) and the review (lint errors, scores).
     """
-    from agent.core.settings import load_settings
-    from agent.core.templates import get_template
+    # Lazy: the server answers `initialize` before it loads the pipeline (providers).
     from agent.pipeline.generate import run_generate
-    from agent.pipeline.summary import generate_summary
-    from research.config import load_research_config
 
-    if bool(tdd) == bool(tdd_text):
-        raise InputError("give either tdd (a path to the TDD) or tdd_text (its markdown)")
-    if tdd_text and write and not out:
-        raise InputError("generating from tdd_text needs out (a folder or .md path) to write to")
+    _check_tdd_arguments(tdd, tdd_text, write=write, out=out)
     settings = load_settings(
         {"model": model, "template": template, "base_url": base_url, "review": review}
     )
     chosen = get_template(settings.template)
-    config = None
-    if research or docs or codebase:
-        config = load_research_config(
-            docs=[_path(d) for d in docs or []] or None,
-            codebase=_path(codebase) if codebase else None,
-        )
+    config = _research_config(research, docs, codebase)
     progress = _SectionProgress(ctx, [s.id for s in chosen.sections])
     with tempfile.TemporaryDirectory(prefix="tidsmith-mcp-") as scratch:
-        if tdd_text:
-            source = Path(scratch) / "tdd.md"
-            source.write_text(tdd_text, encoding="utf-8")
-        else:
-            source = _path(tdd)
-        try:
-            doc = await run_generate(
-                source,
-                settings=settings,
-                template=chosen,
-                out=_path(out) if out else None,
-                force=force,
-                write=write,
-                on_event=progress,
-                research=config,
-            )
-        except asyncio.CancelledError:
-            progress.cancel()
-            log.warning("generate %s: cancelled by the client; no document written", tdd or "text")
-            raise
-        except BaseException:
-            progress.cancel()
-            raise
+        run = run_generate(
+            _tdd_file(tdd, tdd_text, Path(scratch)),
+            settings=settings,
+            template=chosen,
+            out=_path(out) if out else None,
+            force=force,
+            write=write,
+            on_event=progress,
+            research=config,
+        )
+        doc = await progress.follow(run, f"generate {tdd or 'text'}")
     await progress.finish()
     summary = generate_summary(doc)
     return GenerateResult(
@@ -190,6 +196,38 @@ async def generate(
         review=summary.review,
         markdown=None if doc.path is not None else doc.markdown,
     )
+
+
+def _check_tdd_arguments(tdd: str, tdd_text: str, *, write: bool, out: str | None) -> None:
+    """`generate` takes a TDD path or its text, and text is written only where `out` says."""
+    if bool(tdd) == bool(tdd_text):
+        raise InputError("give either tdd (a path to the TDD) or tdd_text (its markdown)")
+    if tdd_text and write and not out:
+        raise InputError("generating from tdd_text needs out (a folder or .md path) to write to")
+
+
+def _research_config(
+    research: bool, docs: list[str] | None, codebase: str | None
+) -> ResearchConfig | None:
+    """The research `generate` asks for (with tidsmith.toml's sources), or None."""
+    if not (research or docs or codebase):
+        return None
+    # Lazy: the server answers `initialize` before it loads the research sources.
+    from research.config import load_research_config
+
+    return load_research_config(
+        docs=[_path(d) for d in docs or []] or None,
+        codebase=_path(codebase) if codebase else None,
+    )
+
+
+def _tdd_file(tdd: str, tdd_text: str, scratch: Path) -> Path:
+    """The TDD's path: the one given, or its text written into the scratch folder."""
+    if not tdd_text:
+        return _path(tdd)
+    source = scratch / "tdd.md"
+    source.write_text(tdd_text, encoding="utf-8")
+    return source
 
 
 async def review(
@@ -206,10 +244,6 @@ async def review(
     when a lint of severity error fails. llm=true also asks the model to judge the template's
     checklist.
     """
-    from agent.core.settings import load_settings
-    from agent.pipeline.actions import review_file
-    from agent.pipeline.summary import review_summary
-
     settings = load_settings({"model": model, "base_url": base_url}) if llm else None
     reviewed = await review_file(
         _path(doc),
@@ -223,15 +257,12 @@ async def review(
 
 async def templates(path: str | None = None) -> TemplatesResult:
     """The built-in templates (or one template YAML, validated): sections, parts, checklist."""
-    from agent.core.templates import builtin_names, get_template, load_template_file
-    from agent.pipeline.summary import template_summary
-
-    found = (
+    listed = (
         [load_template_file(_path(path))]
         if path
         else [get_template(name) for name in builtin_names()]
     )
-    return TemplatesResult(templates=[template_summary(t) for t in found])
+    return TemplatesResult(templates=[template_summary(t) for t in listed])
 
 
 async def check(
@@ -246,6 +277,7 @@ async def check(
     (found elsewhere or with another version or signature) or missing. planned=true: a
     document written before the code, whose unmatched claims are new.
     """
+    # Lazy: the server answers `initialize` before it loads the claim checker (parsers).
     from agent.check import check_documents
 
     report = await asyncio.to_thread(
@@ -277,6 +309,7 @@ async def update(
     every other section byte for byte and hand-edited sections unless force_sections.
     dry_run (the default) lists the sections and the estimated cost without calling a model.
     """
+    # Lazy: the server answers `initialize` before it loads the update stage (providers).
     from agent.update.document import aupdate_document
 
     result = await aupdate_document(
@@ -331,9 +364,7 @@ def _one_line_errors(fn: Callable[..., Awaitable[BaseModel]]) -> Callable[..., A
 
 def template_resources() -> list[TextResource]:
     """Each built-in template's YAML as a resource, tidsmith://templates/NAME."""
-    from agent.core.templates import builtin_names, get_template
-
-    found = [get_template(name) for name in builtin_names()]
+    builtins = [get_template(name) for name in builtin_names()]
     return [
         TextResource(
             uri=f"tidsmith://templates/{t.name}",
@@ -343,7 +374,7 @@ def template_resources() -> list[TextResource]:
             mime_type="application/yaml",
             text=Path(t.source).read_text(encoding="utf-8"),
         )
-        for t in found
+        for t in builtins
     ]
 
 

@@ -10,6 +10,9 @@ The input is a TDD path (str or Path) or a mapping with `tdd` and, optionally,
 review). Each drafted section is a custom event named `tidsmith.section`
 (`astream_events` shows it as `on_custom_event`); research, review and other
 steps are `tidsmith.progress` events.
+
+A front end: it imports the pipeline and core, never the cli or another front
+end (chat, evaluate, mcp_server).
 """
 
 from __future__ import annotations
@@ -136,9 +139,9 @@ class TidsmithRunnable(Runnable[TddInput, Document]):
             counter = self._sections()
 
             def emit(event: Event) -> None:
-                found = _event_data(counter, event)
-                if found is not None:
-                    dispatch_custom_event(found[0], found[1], config=config)
+                custom_event = _event_data(counter, event)
+                if custom_event is not None:
+                    dispatch_custom_event(custom_event[0], custom_event[1], config=config)
 
             return asyncio.run(self._run(value, emit))
 
@@ -157,15 +160,15 @@ class TidsmithRunnable(Runnable[TddInput, Document]):
         ) -> Document:
             counter = self._sections()
 
-            async def send(found: tuple[str, dict[str, Any]]) -> None:
-                await adispatch_custom_event(found[0], found[1], config=config)
+            async def send(custom_event: tuple[str, dict[str, Any]]) -> None:
+                await adispatch_custom_event(custom_event[0], custom_event[1], config=config)
 
             pump: EventPump[tuple[str, dict[str, Any]]] = EventPump(send)
 
             def emit(event: Event) -> None:
-                found = _event_data(counter, event)
-                if found is not None:
-                    pump.put(found)
+                custom_event = _event_data(counter, event)
+                if custom_event is not None:
+                    pump.put(custom_event)
 
             try:
                 doc = await self._run(value, emit)

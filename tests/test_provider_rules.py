@@ -389,7 +389,7 @@ def test_generate_deadline_bounds_a_stalled_run_and_keeps_its_record(
 
 
 def test_a_failed_run_prints_what_it_spent(capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.cli.main import _print_spent  # pyright: ignore[reportPrivateUsage]
+    from agent.cli.exits import print_spent
     from agent.core.records import RunRecord, Totals
 
     error = RuntimeError("x")
@@ -404,7 +404,7 @@ def test_a_failed_run_prints_what_it_spent(capsys: pytest.CaptureFixture[str]) -
         started_at="now",
         totals=Totals(calls=3, input_tokens=1200, output_tokens=300, cost_usd=None),
     )
-    _print_spent(error)
+    print_spent(error)
     assert capsys.readouterr().err == (
         "tidsmith: spent before stopping: 3 calls, 1200 input + 300 output tokens, unknown cost\n"
     )

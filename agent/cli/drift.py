@@ -1,4 +1,8 @@
-"""The `check` and `update` commands (kept apart from cli.py, which only registers them)."""
+"""The `check` and `update` commands: their flags and what they run.
+
+Imported at `--help` time (through the parser), so the claim checker and the
+update stage are imported inside the commands, when they run.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +72,7 @@ def add_commands(commands: argparse._SubParsersAction, model_help: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    # Lazy: the claim checker (parsers, pydantic) loads only for `check`.
     from agent.check import check_documents
     from agent.check.report import render
     from agent.core.write import write_atomic
@@ -93,6 +98,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    # Lazy: the update stage (pipeline, providers) loads only for `update`.
     from agent.update.document import print_update, update_document
 
     result = update_document(
