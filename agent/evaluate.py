@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.core.errors import InputError, TidsmithError
+from agent.core.models import review_max_tokens
 from agent.core.paths import default_output_path
 from agent.core.records import Progress
 from agent.core.settings import Settings
@@ -353,11 +354,11 @@ class CorpusEvaluation:
 
     def _review_max_tokens(self) -> int:
         """The checklist review's reply limit: the settings', else the provider's default;
-        at most the review's own 1200."""
+        at most the review's own limit (the model table's review_max_tokens)."""
         default = (
             provider_default_max_tokens(self.provider) if self.provider else DEFAULT_MAX_TOKENS
         )
-        return min(self.settings.max_tokens or default, 1200)
+        return min(self.settings.max_tokens or default, review_max_tokens())
 
 
 def _prepare(

@@ -70,3 +70,31 @@ def test_batch_api_per_kind() -> None:
         "openai",
         "anthropic",
     ]
+
+
+def test_help_texts_state_the_table_defaults() -> None:
+    """`--help` is built without loading the table (start-up), so its numbers are checked here."""
+    from agent.cli.parser import build_parser
+    from agent.core.models import review_max_tokens
+
+    parser = build_parser()
+    helps = {
+        name: " ".join(sub.format_help().split())
+        for name, sub in parser._subparsers._group_actions[0].choices.items()  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]
+    }
+    hosted, local = run_defaults("openai").max_tokens, run_defaults("local").max_tokens
+    assert f"(default {hosted}; {local} on embedded models)" in helps["generate"]
+    assert f"reply limit per review call (default {review_max_tokens()})" in helps["review"]
+
+
+def test_review_and_revision_defaults_follow_the_table() -> None:
+    from agent.pipeline.stages import resolve_review, resolve_revisions
+
+    assert resolve_review("auto", FakeProvider()) == "llm"
+    assert resolve_revisions(None, FakeProvider()) == 1
+    embedded = FakeProvider()
+    embedded.name = "local"
+    assert resolve_review("auto", embedded) == "lint"
+    assert resolve_revisions(None, embedded) == 0
+    assert resolve_review("off", embedded) == "off"
+    assert resolve_revisions(2, embedded) == 2

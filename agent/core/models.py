@@ -106,6 +106,7 @@ class ModelTable(BaseModel):
     defaults: dict[Vendor, str]
     run_defaults: dict[ProviderKind, RunDefaults]
     request_max_tokens: int = Field(gt=0)
+    review_max_tokens: int = Field(gt=0)
     families: tuple[ModelFamily, ...]
 
 
@@ -140,6 +141,11 @@ def run_defaults(kind: str) -> RunDefaults:
     table = model_table().run_defaults
     known = cast(ProviderKind, kind) if kind in table else "other"
     return table[known]
+
+
+def review_max_tokens() -> int:
+    """The reply limit of one review call (checklist verdicts), whatever the draft's limit."""
+    return model_table().review_max_tokens
 
 
 def request_max_tokens() -> int:

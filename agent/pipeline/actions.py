@@ -71,7 +71,7 @@ async def review_file(
             tdd=loaded,
             sections=load_sections_json(doc),
             provider=provider,
-            max_tokens=max_tokens or 1200,
+            max_tokens=max_tokens,
         )
     finally:
         if provider is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from agent.core.cost import call_cost
+from agent.core.models import review_max_tokens
 from agent.core.records import Usage
 from agent.core.settings import Settings
 from agent.core.tdd import load_tdd
@@ -65,7 +66,7 @@ def estimate_batch(paths: list[Path], template: Template, settings: Settings) ->
         document = max_tokens * calls  # the drafted document, at most
         # A revision resends the section's messages plus its previous reply.
         inputs = drafts * (1 + rounds) + rounds * document + review_calls * (document + 1000)
-        outputs = document * (1 + rounds) + review_calls * min(max_tokens, 1200)
+        outputs = document * (1 + rounds) + review_calls * min(max_tokens, review_max_tokens())
         cost = call_cost(shape, Usage(input_tokens=inputs, output_tokens=outputs))
         estimates.append(
             DocEstimate(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from agent.core.errors import ConfigError, InputError, ProviderError, TidsmithError
+from agent.core.models import run_defaults
 from agent.core.settings import Settings
 from agent.core.tdd import Tdd
 from agent.core.templates import Template
@@ -169,7 +170,7 @@ async def _batch_provider(
             reasoning_effort=settings.reasoning_effort,
         )
     try:
-        if not isinstance(provider, BatchProvider) or provider.name not in ("openai", "anthropic"):
+        if not isinstance(provider, BatchProvider) or not run_defaults(provider.name).batch_api:
             raise _no_batch_api(provider.name)
         yield provider
     finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from agent.core.models import run_defaults
 from agent.core.records import Event, Progress
 from agent.core.settings import Settings
 from agent.core.tdd import Tdd
@@ -55,13 +56,8 @@ def prompt_versions(*, research: bool = True, review: bool = True) -> dict[str, 
     return versions
 
 
-def is_embedded(provider: Provider) -> bool:
-    """Whether the model runs embedded on this machine's CPU (small, slow, noisy verdicts)."""
-    return provider.name == "local"
-
-
 def resolve_revisions(rounds: int | None, provider: Provider) -> int:
-    """One round by default; none on embedded models.
+    """The model table's rounds for the provider: one, none on the embedded model.
 
     Measured on Qwen2.5-Coder-1.5B (cassettes/openai-tid-research): seven
     revised sections fixed none of their lint errors (code cut at the length
@@ -69,14 +65,15 @@ def resolve_revisions(rounds: int | None, provider: Provider) -> int:
     """
     if rounds is not None:
         return rounds
-    return 0 if is_embedded(provider) else 1
+    return run_defaults(provider.name).max_revisions
 
 
 def resolve_review(mode: str, provider: Provider) -> ReviewMode:
-    """`auto` asks the model for verdicts, except an embedded model, whose verdicts are noise."""
+    """`auto` asks the model for verdicts, except where the model table says they are noise
+    (the embedded model's `review: lint`)."""
     if mode in ("llm", "lint", "off"):
         return mode
-    return "lint" if is_embedded(provider) else "llm"
+    return run_defaults(provider.name).review
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from agent.core.models import review_max_tokens
 from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.tdd import Tdd, excerpt
 from agent.core.templates import ChecklistItem, Template
@@ -205,7 +206,7 @@ async def llm_review(
     *,
     skip_sections: set[str] | None = None,
     items: list[ChecklistItem] | None = None,
-    max_tokens: int = 1200,
+    max_tokens: int | None = None,
     batch_size: int = BATCH_SIZE,
     on_event: Progress = quiet,
 ) -> tuple[list[Verdict], list[CallRecord]]:
@@ -215,6 +216,7 @@ async def llm_review(
     are not asked and come back as `skipped`. A batch whose reply is invalid
     twice comes back as `not_reviewed`, never as passed.
     """
+    max_tokens = max_tokens or review_max_tokens()
     items = list(template.checklist if items is None else items)
     doc = split_document(markdown, template)
     verdicts, asked = _skipped(items, skip_sections or set())

@@ -31,7 +31,7 @@ async def review_markdown(
     sections: dict[str, dict[str, Any]] | None = None,
     codebase_versions: dict[str, str] | None = None,
     provider: Provider | None = None,
-    max_tokens: int = 1200,
+    max_tokens: int | None = None,
     on_event: Progress = quiet,
 ) -> ReviewReport:
     """Review an existing document: lints, and checklist verdicts when given a provider.

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 
 from agent.core.errors import OutputValidationError
+from agent.core.models import review_max_tokens as review_call_limit
 from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.tdd import Tdd
 from agent.core.templates import ChecklistItem, Template, section_heading
@@ -237,7 +238,7 @@ async def review_and_revise(
         drafts,
         render,
         max_tokens=max_tokens,
-        review_tokens=review_max_tokens or min(max_tokens, 1200),
+        review_tokens=review_max_tokens or min(max_tokens, review_call_limit()),
         codebase_versions=codebase_versions,
         on_event=on_event,
     )
