@@ -133,3 +133,65 @@ def test_every_module_says_what_it_owns() -> None:
         if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert missing == []
+def _local_imports(path: Path) -> Iterator[tuple[int, str]]:
+    """Imports of our own modules inside a function body: (line, statement)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                top = (node.module or "").split(".")[0]
+                if top in PACKAGES:
+                    yield node.lineno, node.module or ""
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in PACKAGES:
+                        yield node.lineno, alias.name
+
+
+def test_function_local_imports_of_our_modules_say_why() -> None:
+    """A local import is for start-up speed, never to dodge a cycle, and says so.
+
+    The comment sits on one of the three lines above the import (or the first
+    import of a group): the word "lazy" and why.
+    """
+    unexplained: list[str] = []
+    for path in modules().values():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for lineno, module in _local_imports(path):
+            above = lines[max(0, lineno - 8) : lineno - 1]
+            if not any("lazy" in line.lower() and "#" in line for line in above):
+                unexplained.append(f"{path.relative_to(ROOT)}:{lineno} {module}")
+    assert unexplained == []
+
+
+# The argument parser is a declarative table, long by nature (one entry per flag).
+LONG_BY_DESIGN = {"agent/cli/parser.py:build_parser"}
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 500
+
+
+def test_functions_and_modules_stay_small() -> None:
+    too_long: list[str] = []
+    for path in modules().values():
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(ROOT).as_posix()
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{where}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES and f"{where}:{node.name}" not in LONG_BY_DESIGN:
+                    too_long.append(f"{where}:{node.lineno} {node.name}: {length} lines")
+    assert too_long == []
+
+
+def test_architecture_page_is_generated_from_the_code() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "architecture.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout

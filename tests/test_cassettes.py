@@ -149,7 +149,7 @@ def test_the_scan_catches_a_planted_key(planted: str, tmp_path: Path) -> None:
 
 
 def test_the_research_cassette_carries_the_pins_and_names_prd_and_adr() -> None:
-    """Option B as recorded: the codebase's exact pin is in every drafted section's prompt."""
+    """Research as recorded: the codebase's exact pin is in every drafted section's prompt."""
     import yaml
 
     tape = yaml.safe_load((CASSETTES / "openai-tid-research.yaml").read_text(encoding="utf-8"))
