@@ -8,6 +8,8 @@
 - drifted: the codebase has it, but with another version, signature, method
   or place; `where` says where it is and `detail` what differs.
 - missing: nowhere. Close names are listed as suggestions, never as found.
+
+Reads only the check model (`agent.check.model`); imports nothing of agent outside agent.check.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field
 
-from agent.check.claims import Claim
-from agent.check.index import CodeIndex, Definition, Loc, norm_package
+from agent.check.model import Claim, CodeIndex, Definition, Loc, norm_package
 
 Verdict = Literal["found", "new", "drifted", "missing"]
 
