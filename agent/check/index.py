@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+import yaml
+
 from agent.check.index_manifests import (
     index_package_json,
     index_package_lock,
@@ -109,8 +111,6 @@ def _index_file(index: CodeIndex, path: Path, rel: str) -> None:
 
 def _index_yaml(index: CodeIndex, text: str, rel: str) -> None:
     """Keys and values of YAML data files (prompt and template ids), with their lines."""
-    import yaml
-
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:

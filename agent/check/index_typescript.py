@@ -17,6 +17,7 @@ _PARSERS: dict[bool, Any] = {}
 
 
 def _ts_parser(tsx: bool) -> Any:
+    # Lazy: tree-sitter and its grammars load only for a codebase with TypeScript or JavaScript.
     import tree_sitter_typescript as grammars
     from tree_sitter import Language, Parser
 

@@ -15,6 +15,7 @@ Reads only the check model (`agent.check.model`); imports nothing of agent outsi
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from typing import Literal
 
@@ -343,8 +344,6 @@ def _config(claim: Claim, index: CodeIndex) -> Finding:
 
 def _route_shape(path: str) -> str:
     """`/items/{id}`, `/items/:id` and `/items/<int:id>` are one route."""
-    import re
-
     shape = re.sub(r"\{[^}]*\}|:[A-Za-z_]\w*|<[^>]*>", "{}", path.split("?")[0])
     return shape.rstrip("/") or "/"
 
