@@ -4,6 +4,8 @@ A source turns queries into passages. Every passage carries a `source_id`
 that stays the same across runs (`prd:002_FPRD|Model_Management.md`,
 `docs:guides/api.md#pagination`), so notes can cite it and a rerun can be
 compared with the last one.
+
+Imports only agent.core (never agent.providers, the stages or a front end).
 """
 
 from __future__ import annotations
@@ -199,8 +201,8 @@ class Ranker:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Ranker:
-        # Imported here: bm25s (and numpy) cost ~0.2 s, and a run without
-        # research still imports this module for its models.
+        # Lazy: bm25s (and numpy) cost ~0.2 s, and a run without research
+        # still imports this module for its models.
         import bm25s
 
         model = bm25s.BM25()

@@ -3,6 +3,8 @@
 Everything here is read by code from the manifests and the tree, so the facts
 are exact: `fastapi==0.115.0` reaches the notes as written, not as a model
 remembers it. The passages are marked verbatim and become notes unchanged.
+This research source imports only agent.core and research.base (never
+agent.check, whose index reads codebases for `tidsmith check`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The research sources a run uses: flags, added to `[research]` in tidsmith.toml."""
+"""The research sources a run uses: flags, added to `[research]` in tidsmith.toml.
+
+Imports only agent.core (settings, errors) and research.base; never agent.providers or the stages.
+"""
 
 from __future__ import annotations
 

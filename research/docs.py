@@ -4,6 +4,9 @@ The index lives in `<cache>/docs-index/<folders hash>/`: the bm25s arrays plus
 `manifest.json` with the passages and the folders' fingerprint (every file's
 path, size and modification time). A run whose fingerprint matches loads the
 index; any added, removed, resized or touched file rebuilds it.
+
+This research source imports only agent.core and research.base (never
+agent.providers, the stages or a front end).
 """
 
 from __future__ import annotations

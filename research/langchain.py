@@ -1,4 +1,8 @@
-"""Any langchain-core `BaseRetriever` as a research source (library API only)."""
+"""Any langchain-core `BaseRetriever` as a research source (library API only).
+
+Imports only agent.core and research.base; never agent.providers (whose LangChain chat
+model is another thing) or the stages.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ stopped after it. Each query is one `tools/call` with the query text in the
 configured argument; start-up and every call are bounded by the server's
 timeout. Whatever goes wrong (no such command, a crash, a timeout, an error
 result) becomes one RetrievalError naming the server.
+
+This research source imports only agent.core and research.base; never
+agent.mcp_server (tidsmith's own MCP server, a front end) or agent.providers.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ A TDD under `0xcc/tdds/` links its PRD (`../prds/002_FPRD|Model_Management.md`);
 the project's own decisions sit in `0xcc/adrs/000_PADR|*.md` and
 `0xcc/prds/000_PPRD|*.md` whether or not the TDD links them. Each document is
 split by heading and the sections are ranked per query with BM25.
+
+This research source imports only agent.core and research.base (never
+agent.providers, the stages or a front end).
 """
 
 from __future__ import annotations

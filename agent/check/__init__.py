@@ -1,7 +1,10 @@
 """`tidsmith check`: a document's concrete claims against a codebase.
 
-claims (markdown-it-py) → index (ast, tree-sitter, manifests) → resolve
-(found / new / drifted / missing) → report (text, JSON, SARIF 2.1.0).
+claims (markdown-it-py; code blocks in `code_blocks`) → index (`index_python`
+with ast, `index_typescript` with tree-sitter, `index_manifests`) → resolve
+(found / new / drifted / missing) → report (text, JSON, SARIF 2.1.0); the values
+they pass are in `model`. Makes no model call: imports agent.core and
+agent.document only, never providers, draft, the stages or a front end.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from agent.check.claims import Claim, extract_claims
 from agent.check.index import CodeIndex, build_index
 from agent.check.resolve import Finding, Verdict, resolve
 from agent.core.errors import InputError
+from agent.core.tdd import load_tdd
+from agent.document.lints import read_document
 
 
 class CheckReport(BaseModel):
@@ -58,15 +63,11 @@ def check_documents(
     planned: bool = False,
 ) -> CheckReport:
     """Check each document against `codebase`; `tdd` makes the names it designs `new`."""
-    from agent.document.lints import read_document
-
     if not codebase.is_dir():
         raise InputError(f"--codebase {codebase} is not a folder; pass the codebase's root")
     texts = [(d, read_document(d)) for d in docs]
     designed = frozenset()
     if tdd is not None:
-        from agent.core.tdd import load_tdd
-
         designed = tdd_names(load_tdd(tdd).text)
     index = build_index(codebase)
     findings: list[Finding] = []

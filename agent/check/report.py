@@ -1,4 +1,7 @@
-"""Check reports: a table for people, JSON for scripts, SARIF 2.1.0 for CI annotations."""
+"""Check reports: a table for people, JSON for scripts, SARIF 2.1.0 for CI annotations.
+
+Imports agent.check and agent.core only; never the stages or a front end.
+"""
 
 from __future__ import annotations
 

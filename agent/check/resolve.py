@@ -8,11 +8,14 @@
 - drifted: the codebase has it, but with another version, signature, method
   or place; `where` says where it is and `detail` what differs.
 - missing: nowhere. Close names are listed as suggestions, never as found.
+
+Reads only the check model (`agent.check.model`); imports nothing of agent outside agent.check.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from typing import Literal
 
@@ -20,8 +23,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field
 
-from agent.check.claims import Claim
-from agent.check.index import CodeIndex, Definition, Loc, norm_package
+from agent.check.model import Claim, CodeIndex, Definition, Loc, norm_package
 
 Verdict = Literal["found", "new", "drifted", "missing"]
 
@@ -342,8 +344,6 @@ def _config(claim: Claim, index: CodeIndex) -> Finding:
 
 def _route_shape(path: str) -> str:
     """`/items/{id}`, `/items/:id` and `/items/<int:id>` are one route."""
-    import re
-
     shape = re.sub(r"\{[^}]*\}|:[A-Za-z_]\w*|<[^>]*>", "{}", path.split("?")[0])
     return shape.rstrip("/") or "/"
 
