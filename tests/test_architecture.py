@@ -133,6 +133,8 @@ def test_every_module_says_what_it_owns() -> None:
         if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert missing == []
+
+
 def _local_imports(path: Path) -> Iterator[tuple[int, str]]:
     """Imports of our own modules inside a function body: (line, statement)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))

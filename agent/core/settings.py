@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import ConfigError
 from agent.core.files import read_text
+from agent.core.write import write_json_atomic
 
 CONFIG_FILE = "tidsmith.toml"
 
@@ -50,7 +51,6 @@ _ENV = {
 
 class Settings(BaseModel):
     """What a run uses, whichever place each value came from."""
-
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="provider:model id; None picks by keys")
@@ -110,8 +110,6 @@ def config_trusted(path: Path) -> bool:
 
 def trust_config(path: Path) -> None:
     """Remember that the user allowed this tidsmith.toml (by its sha256: an edit asks again)."""
-    from agent.core.write import write_json_atomic
-
     try:
         trusted = json.loads(_trust_file().read_text(encoding="utf-8"))
         if not isinstance(trusted, dict):

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.core.diagram import LABEL_CHARS, NAME_CHARS, RESPONSIBILITY_CHARS
 from agent.core.errors import ConfigError
 from agent.core.files import read_text
 
@@ -38,7 +39,6 @@ MAX_TEMPLATE_BYTES = 1024 * 1024
 
 class Part(BaseModel):
     """One sub-heading of a section and the kind of content under it."""
-
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(pattern=_ID, max_length=40)]
@@ -66,7 +66,6 @@ class Part(BaseModel):
 
 class Section(BaseModel):
     """One top-level section of the document, drafted by one LLM call."""
-
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(pattern=_ID, max_length=40)]
@@ -93,7 +92,6 @@ class ChecklistItem(BaseModel):
 
 class Template(BaseModel):
     """A document template: header, ordered sections, quality checklist."""
-
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(pattern=_ID, max_length=40)]
@@ -255,8 +253,6 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
 
 def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
     """Components (at most `max_items`) and edges (one more); code draws the diagram."""
-    from agent.core.diagram import LABEL_CHARS, NAME_CHARS, RESPONSIBILITY_CHARS
-
     duty = max(40, min(RESPONSIBILITY_CHARS, part.max_chars // part.max_items - NAME_CHARS))
     component = create_model(
         f"{section.id}_{part.id}_component",
