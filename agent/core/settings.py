@@ -51,6 +51,7 @@ _ENV = {
 
 class Settings(BaseModel):
     """What a run uses, whichever place each value came from."""
+
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="provider:model id; None picks by keys")

@@ -39,6 +39,7 @@ MAX_TEMPLATE_BYTES = 1024 * 1024
 
 class Part(BaseModel):
     """One sub-heading of a section and the kind of content under it."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(pattern=_ID, max_length=40)]
@@ -66,6 +67,7 @@ class Part(BaseModel):
 
 class Section(BaseModel):
     """One top-level section of the document, drafted by one LLM call."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(pattern=_ID, max_length=40)]
@@ -92,6 +94,7 @@ class ChecklistItem(BaseModel):
 
 class Template(BaseModel):
     """A document template: header, ordered sections, quality checklist."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(pattern=_ID, max_length=40)]
