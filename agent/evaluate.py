@@ -44,7 +44,11 @@ from agent.core.tdd import Tdd, load_tdd
 from agent.core.templates import Template
 from agent.document.lints import canonical_name, read_document
 from agent.pipeline.generate import run_generate
-from agent.providers import DEFAULT_MAX_TOKENS, open_provider, provider_default_max_tokens
+from agent.providers import (
+    DEFAULT_MAX_TOKENS,
+    open_configured,
+    provider_default_max_tokens,
+)
 from agent.providers.base import Provider
 from agent.review import ReviewReport, load_sections_json, review_markdown
 
@@ -261,12 +265,8 @@ async def run_eval(
     pairs, source, out_dir = _prepare(corpus, template, docs, generate)
     opened: Provider | None = None
     if provider is None and (generate or llm):
-        provider = opened = await open_provider(
-            settings.model,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            structured=settings.structured,
-            reasoning_effort=settings.reasoning_effort,
+        provider = opened = await open_configured(
+            settings,
         )
     evaluation = CorpusEvaluation(
         template, settings, source, out_dir, provider, force=force, llm=llm, on_event=on_event

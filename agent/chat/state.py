@@ -21,7 +21,7 @@ from agent.core.records import CallRecord, Event, event_line
 from agent.core.settings import Settings
 from agent.core.templates import Template
 from agent.pipeline.generate import Document
-from agent.providers import open_provider
+from agent.providers import open_configured
 from agent.providers.base import Provider
 
 
@@ -84,12 +84,8 @@ class ChatState:
 
     async def provider(self) -> Provider:
         if self._provider is None:
-            self._provider = await open_provider(
-                self.settings.model,
-                base_url=self.settings.base_url,
-                timeout=self.settings.timeout,
-                structured=self.settings.structured,
-                reasoning_effort=self.settings.reasoning_effort,
+            self._provider = await open_configured(
+                self.settings,
                 progress=lambda msg: self.console.print(f"[dim]{msg}[/dim]"),
             )
             self._closes_provider = True

@@ -19,7 +19,7 @@ from agent.core.settings import Settings
 from agent.core.tdd import load_tdd
 from agent.core.templates import Template, get_template
 from agent.document.lints import read_document
-from agent.providers import open_provider
+from agent.providers import open_configured
 from agent.review import ReviewReport, find_tdd_for, load_sections_json, review_markdown
 
 T = TypeVar("T")
@@ -57,12 +57,8 @@ async def review_file(
     provider = None
     if llm:
         settings = settings or Settings()
-        provider = await open_provider(
-            settings.model,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            structured=settings.structured,
-            reasoning_effort=settings.reasoning_effort,
+        provider = await open_configured(
+            settings,
         )
     try:
         report = await review_markdown(

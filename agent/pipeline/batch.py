@@ -44,7 +44,7 @@ from agent.pipeline.call_slots import PrioritySemaphore, SharedLimitProvider
 from agent.pipeline.estimate import DocEstimate, estimate_batch
 from agent.pipeline.generate import run_generate
 from agent.pipeline.stages import model_label
-from agent.providers import open_provider
+from agent.providers import open_configured
 from agent.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -218,12 +218,8 @@ async def _batch_provider(given: Provider | None, settings: Settings) -> AsyncIt
     if given is not None:
         yield given
         return
-    provider = await open_provider(
-        settings.model,
-        base_url=settings.base_url,
-        timeout=settings.timeout,
-        structured=settings.structured,
-        reasoning_effort=settings.reasoning_effort,
+    provider = await open_configured(
+        settings,
     )
     try:
         yield provider

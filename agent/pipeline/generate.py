@@ -52,7 +52,7 @@ from agent.pipeline.stages import (
     resolve_revisions,
     run_stages,
 )
-from agent.providers import open_provider
+from agent.providers import open_configured
 from agent.providers.base import Provider
 from agent.update.state import build_state
 from research import ResearchConfig
@@ -200,13 +200,9 @@ async def _provider_for(
         yield given
         return
     settings = run.settings
-    provider = await open_provider(
-        settings.model,
-        base_url=settings.base_url,
-        timeout=settings.timeout,
+    provider = await open_configured(
+        settings,
         replay=run.replay,
-        structured=settings.structured,
-        reasoning_effort=settings.reasoning_effort,
         progress=lambda msg: emit(Event(kind="info", detail=msg)),
     )
     try:

@@ -57,7 +57,7 @@ from agent.pipeline.provider_batch_state import (
 from agent.pipeline.stages import model_label
 from agent.providers import (
     default_model_id,
-    open_provider,
+    open_configured,
     parse_model_id,
     provider_default_max_tokens,
 )
@@ -162,12 +162,8 @@ async def _batch_provider(
         kind, _ = parse_model_id(settings.model or default_model_id())
         if kind not in ("openai", "anthropic"):
             raise _no_batch_api(kind)
-        provider = await open_provider(
-            settings.model,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            structured=settings.structured,
-            reasoning_effort=settings.reasoning_effort,
+        provider = await open_configured(
+            settings,
         )
     try:
         if not isinstance(provider, BatchProvider) or not run_defaults(provider.name).batch_api:

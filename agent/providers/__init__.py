@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from agent.core.errors import ConfigError, ProviderError
 from agent.core.models import default_model, run_defaults
+from agent.core.settings import Settings
 from agent.providers.base import (
     STRUCTURED_MODES,
     Provider,
@@ -145,6 +146,24 @@ class ProviderOptions:
     @property
     def max_retries(self) -> int:
         return 0 if self.replay else 2
+
+
+async def open_configured(
+    settings: Settings,
+    *,
+    replay: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Provider:
+    """`open_provider` with what the settings say: model, base URL, timeout, structured mode."""
+    return await open_provider(
+        settings.model,
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        replay=replay,
+        progress=progress,
+        structured=settings.structured,
+        reasoning_effort=settings.reasoning_effort,
+    )
 
 
 async def open_provider(

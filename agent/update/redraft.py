@@ -26,7 +26,7 @@ from agent.draft.sections import structured_call
 from agent.providers import (
     ProviderShape,
     default_max_tokens,
-    open_provider,
+    open_configured,
     provider_default_max_tokens,
 )
 from agent.providers.base import Message, Provider
@@ -112,9 +112,7 @@ async def redraft_sections(
     todo = messages.sections.todo
     owns_provider = provider is None
     if provider is None:
-        provider = await open_provider(
-            settings.model, base_url=settings.base_url, timeout=settings.timeout
-        )
+        provider = await open_configured(settings)
     try:
         max_tokens = settings.max_tokens or provider_default_max_tokens(provider)
         plan = plan_messages(
