@@ -43,7 +43,7 @@ def add_commands(commands: argparse._SubParsersAction, model_help: str) -> None:
     chk.add_argument("--max-missing", type=int, default=0, metavar="N", help="allowed (default 0)")
     chk.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report here")
     chk.add_argument("--all", action="store_true", help="text: list found claims too")
-    chk.set_defaults(handler=cmd_check)
+    chk.set_defaults(handler="agent.cli.drift:cmd_check")
 
     upd = commands.add_parser(
         "update",
@@ -68,7 +68,7 @@ def add_commands(commands: argparse._SubParsersAction, model_help: str) -> None:
     upd.add_argument("--base-url", help="an OpenAI- or Anthropic-compatible server's URL")
     upd.add_argument("--max-tokens", type=int, help="reply limit per section call")
     upd.add_argument("--timeout", type=float, help="seconds per model call (default 600)")
-    upd.set_defaults(handler=cmd_update)
+    upd.set_defaults(handler="agent.cli.drift:cmd_update")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

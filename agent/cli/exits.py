@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import traceback
 
 from agent.core.errors import TidsmithError
 from agent.core.redact import clean
@@ -41,6 +40,8 @@ def print_spent(error: BaseException) -> None:
 
 def redacted_excepthook(kind: type[BaseException], error: BaseException, tb: object) -> None:
     """TIDSMITH_DEBUG's traceback, with keys and terminal escapes scrubbed like any line."""
+    import traceback  # only a debug run's failure needs it; every run imports this module
+
     text = "".join(traceback.format_exception(kind, error, tb))  # pyright: ignore[reportArgumentType]
     sys.stderr.write(clean(text))
 

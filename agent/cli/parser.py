@@ -1,9 +1,10 @@
 """The argument parser: every command, its flags and their help, as one declarative table.
 
 `build_parser` is the only function here allowed over 60 lines. It is built
-for every run, `--help` included, so this module imports only the command
-modules (which load the pipeline, rich and SDKs inside their functions),
-argparse and the package version; never the pipeline or a provider.
+for every run, `--help` included, so each command's handler is named as
+"module:function" and imported only when that command runs (`agent.cli.main`);
+this module imports argparse and the package version, never a command module,
+the pipeline or a provider.
 """
 
 from __future__ import annotations
@@ -13,13 +14,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.cli.batch import cmd_batch
 from agent.cli.drift import add_commands
-from agent.cli.evaluate import cmd_eval
-from agent.cli.front_ends import cmd_ask, cmd_chat, cmd_mcp
-from agent.cli.generate import cmd_generate
-from agent.cli.review import cmd_review
-from agent.cli.templates import cmd_templates
 from agent.core import __version__
 
 DESCRIPTION = """\
@@ -125,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stdout", action="store_true", help="also print the document")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _add_json_flag(gen)
-    gen.set_defaults(handler=cmd_generate)
+    gen.set_defaults(handler="agent.cli.generate:cmd_generate")
 
     rev = commands.add_parser(
         "review",
@@ -163,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     rev.add_argument(
         "--max-tokens", type=_POSITIVE_INT, help="reply limit per review call (default 1200)"
     )
-    rev.set_defaults(handler=cmd_review)
+    rev.set_defaults(handler="agent.cli.review:cmd_review")
 
     ev = commands.add_parser(
         "eval",
@@ -193,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-tokens", type=_POSITIVE_INT, help="reply limit per section call")
     _add_json_flag(ev, report="the results")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    ev.set_defaults(handler=cmd_eval)
+    ev.set_defaults(handler="agent.cli.evaluate:cmd_eval")
 
     bat = commands.add_parser(
         "batch",
@@ -270,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_args(bat)
     bat.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     _add_json_flag(bat)
-    bat.set_defaults(handler=cmd_batch)
+    bat.set_defaults(handler="agent.cli.batch:cmd_batch")
     chat = commands.add_parser(
         "chat",
         help="work on a TID or Spec in a conversation",
@@ -299,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--research", action="store_true", help="research before drafting, when available"
         )
-    chat.set_defaults(handler=cmd_chat)
-    ask.set_defaults(handler=cmd_ask)
+    chat.set_defaults(handler="agent.cli.front_ends:cmd_chat")
+    ask.set_defaults(handler="agent.cli.front_ends:cmd_ask")
 
     tpl = commands.add_parser(
         "templates",
@@ -309,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tpl.add_argument("path", nargs="?", type=Path, help="a template YAML to validate and show")
     _add_json_flag(tpl)
-    tpl.set_defaults(handler=cmd_templates)
+    tpl.set_defaults(handler="agent.cli.templates:cmd_templates")
 
     add_commands(commands, MODEL_HELP)
 
@@ -321,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and VS Code start it themselves: see docs/mcp.md for their configuration. Relative "
         "paths are resolved against the folder the server starts in.",
     )
-    mcp.set_defaults(handler=cmd_mcp)
+    mcp.set_defaults(handler="agent.cli.front_ends:cmd_mcp")
     return parser
 
 
