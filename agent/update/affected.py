@@ -14,10 +14,9 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from markdown_it import MarkdownIt
-
 from agent.check import check_documents
 from agent.check.report import message
+from agent.core.markdown import parse as parse_markdown
 from agent.core.tdd import Tdd, parse_headings
 from agent.core.templates import Section, Template, section_heading
 from agent.document.lints import norm_title
@@ -49,12 +48,7 @@ def _parents(tdd: Tdd) -> dict[str, str]:
 
 def section_spans(markdown: str, template: Template) -> dict[str, tuple[int, int]]:
     """Each template section's line range [start, end) in the document (its `##` heading on)."""
-    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    heads = [
-        (t.map[0], tokens[i + 1].content.strip())
-        for i, t in enumerate(tokens)
-        if t.type == "heading_open" and t.tag == "h2" and t.map is not None
-    ]
+    heads = [(h.line, h.title) for h in parse_markdown(markdown).headings if h.level == 2]
     wanted = {f"{section_heading(template, s)}": s.id for s in template.sections}
     total = len(markdown.splitlines())
     spans: dict[str, tuple[int, int]] = {}
