@@ -259,3 +259,19 @@ def test_a_broken_fenced_block_inside_text_that_stays_broken_becomes_a_note() ->
     assert "```" not in details and "retries" not in details
     assert details.startswith("The settings file:\n\n> **Note:** The json example for Details")
     assert details.endswith("\n\nThat is all.")
+
+
+def test_unfinished_prose_a_few_characters_short_of_its_bound_is_a_cut() -> None:
+    # Seen on Qwen2.5-Coder: "... with overridable" stopped at 87 of its 90 characters
+    # (the grammar and Python count some characters differently).
+    from agent.draft.plan import section_schema
+
+    schema = section_schema(SECTION)[1]
+    short = CUT[:-3].rstrip()
+    assert 76 <= len(short) < 80
+    cuts = find_cuts(SECTION, {"summary": short}, schema)
+    assert [c.path for c in cuts] == [("summary",)]
+    # Far from its bound, unfinished prose is the model's own choice, not a cut.
+    assert find_cuts(SECTION, {"summary": CUT[:40]}, schema) == []
+    # A sentence that ends near its bound is whole.
+    assert find_cuts(SECTION, {"summary": CUT[:-5] + "."}, schema) == []
