@@ -33,10 +33,10 @@ REPLAYS: dict[str, tuple[str, list[str]]] = {
     "openai-tid.yaml": ("tid", []),
     "openai-spec.yaml": ("spec", []),
     "openai-tid-research.yaml": ("tid", ["--codebase", "codebase"]),
+    # The Anthropic protocol on llama-server, recorded with Qwen2.5-Coder-1.5B
+    # (SmolLM2 writes the wrong section's object under the union grammar).
+    "anthropic-tid.yaml": ("tid", []),
 }
-# anthropic-tid (the Anthropic-protocol TID on llama-server) is not committed
-# for templates 1.1: SmolLM2 writes the wrong section's object under the union
-# grammar and a Qwen recording takes ~25 minutes (docs/recording.md).
 # Cassettes of single model calls, replayed by other test files.
 REPLAYED_ELSEWHERE = {"chat-intent.yaml": "tests/test_intent.py"}
 
