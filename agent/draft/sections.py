@@ -17,16 +17,13 @@ from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.templates import Section, Template, section_heading
 from agent.draft.calls import (
     FINAL_FINISH_REASONS,
-    final_cause,
-    more_room,
     parse_reply,
-    reask,
     structured_call,
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
-from agent.draft.repair import REPAIR_PROMPT_ID, repair_code, schema_fit, uncut
+from agent.draft.repair import repair_code, schema_fit, uncut
 from agent.providers.base import Message, Provider
 
 
@@ -191,14 +188,10 @@ async def draft_all(
 
 
 __all__ = [
-    "REPAIR_PROMPT_ID",
     "SectionFailed",
     "draft_all",
     "draft_section",
-    "final_cause",
-    "more_room",
     "parse_reply",
-    "reask",
     "repair_code",
     "section_schema",
     "structured_call",

@@ -314,7 +314,6 @@ def render_block(notes: list[Note], max_tokens: int | None = None) -> str:
 
 __all__ = [
     "NOTES_PROMPT",
-    "QUERIES_PROMPT",
     "batches",
     "clean",
     "code_notes",

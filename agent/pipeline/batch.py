@@ -32,14 +32,12 @@ from agent.core.tdd import Tdd
 from agent.core.templates import Template
 from agent.draft.checkpoint import SectionCheckpoint, checkpoint_folder
 from agent.pipeline.batch_plan import (
-    DEFAULT_GLOB,
     Planned,
     expected_model_label,
     find_tdds,
-    is_current,
     plan_documents,
 )
-from agent.pipeline.budget import BudgetReached, CostBudget
+from agent.pipeline.budget import CostBudget
 from agent.pipeline.call_slots import PrioritySemaphore, SharedLimitProvider
 from agent.pipeline.estimate import DocEstimate, estimate_batch
 from agent.pipeline.generate import run_generate
@@ -52,18 +50,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVE",
-    "DEFAULT_GLOB",
     "BatchResult",
-    "BudgetReached",
     "DocEstimate",
     "DocRow",
-    "Planned",
     "Status",
     "Update",
     "estimate_batch",
     "expected_model_label",
     "find_tdds",
-    "is_current",
     "plan_documents",
     "run_batch",
 ]

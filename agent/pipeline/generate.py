@@ -26,8 +26,6 @@ from agent.pipeline.ledger import Ledger
 from agent.pipeline.options import GenerateOptions, PreparedRun, Recording
 from agent.pipeline.outputs import (
     document_header,
-    related_docs,
-    relative_link,
     render_document,
     write_outputs,
 )
@@ -35,11 +33,9 @@ from agent.pipeline.prepare import prepare_run
 from agent.pipeline.record import RunClock, record_failure, run_record
 from agent.pipeline.replay import (
     cassette_meta,
-    check_replay,
     commit_recording,
     discard_recording,
     recording_session,
-    replay_structured,
 )
 from agent.pipeline.stages import (
     ReviewMode,
@@ -47,9 +43,6 @@ from agent.pipeline.stages import (
     StageSettings,
     draft_plan,
     prompt_versions,
-    research_stage,
-    resolve_review,
-    resolve_revisions,
     run_stages,
 )
 from agent.providers import open_configured
@@ -62,23 +55,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Document",
-    "GenerateOptions",
     "Recording",
     "ReviewMode",
     "agenerate",
-    "check_replay",
     "document_header",
     "draft_plan",
     "generate",
     "generate_document",
     "prompt_versions",
-    "related_docs",
-    "relative_link",
     "render_document",
-    "replay_structured",
-    "research_stage",
-    "resolve_review",
-    "resolve_revisions",
     "run_generate",
 ]
 

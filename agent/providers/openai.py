@@ -35,7 +35,7 @@ from agent.providers.openai_batch import (
     BATCH_MAX_REQUESTS,
     OpenAIBatchAPI,
 )
-from agent.providers.openai_reply import reply_of, usage_of
+from agent.providers.openai_reply import reply_of
 from agent.providers.retry import RetryPolicy
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "OpenAIProvider",
     "reply_of",
     "strict_schema",
-    "usage_of",
 ]
 
 log = logging.getLogger(__name__)
