@@ -48,9 +48,10 @@ from agent.document.lints import code_blocks, code_error, count_words  # noqa: E
 from agent.draft.plan import plan_messages  # noqa: E402
 from agent.draft.sections import section_schema  # noqa: E402
 from agent.pipeline.generate import Document, run_generate  # noqa: E402
-from agent.providers import LocalProvider  # noqa: E402
-from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf  # noqa: E402
-from agent.providers.local import LocalServer, server_command  # noqa: E402
+from agent.providers import serve_local  # noqa: E402
+from agent.providers.fitting import char_budget, fit_schema  # noqa: E402
+from agent.providers.grammar import json_schema_to_gbnf  # noqa: E402
+from agent.providers.local import LocalServer, chars_per_token, server_command  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
 CORPUS = Path("/work/shared/corpus/mistudio/0xcc/tdds")
@@ -80,7 +81,8 @@ async def engine_limits(server: LocalServer, template: str) -> dict[str, float]:
     plan = plan_messages(tpl, tdd, Sizing(), max_tokens=1000, schema_in_text=False)  # type: ignore[arg-type]
     first = tpl.sections[0]
     system, user = plan.requests[first.id]
-    grammar = json_schema_to_gbnf(fit_schema(section_schema(first)[1], char_budget(1000)))
+    budget = char_budget(1000, chars_per_token(server.model_name))
+    grammar = json_schema_to_gbnf(fit_schema(section_schema(first)[1], budget))
     out: dict[str, float] = {}
     async with httpx.AsyncClient(base_url=server.base_url, trust_env=False) as client:
         rates: list[float] = []
@@ -216,19 +218,7 @@ async def run(args: argparse.Namespace) -> int:
         )
         if args.engine_only:
             return 0
-        from agent.providers.openai import OpenAIProvider
-
-        inner = OpenAIProvider(
-            server.model_name,
-            api_key="local",
-            base_url=server.base_url,
-            structured="grammar",
-            max_concurrency=1,
-            context_window=server.context_window,
-            max_retries=0,
-            name="local",
-        )
-        provider = LocalProvider(server, inner)
+        provider = serve_local(server)
         rows = []
         for path in pick_documents(args.docs.split(","), Path(args.corpus), server.context_window):
             with tempfile.TemporaryDirectory() as tmp:

@@ -694,7 +694,7 @@ def test_smollm2_writes_schema_valid_json() -> None:
 
 
 def test_fit_schema_lowers_bounds_to_the_budget_and_keeps_valid_replies_valid() -> None:
-    from agent.providers.grammar import fit_schema, worst_case_chars
+    from agent.providers.fitting import fit_schema, worst_case_chars
 
     schema = {
         "type": "object",
@@ -708,9 +708,37 @@ def test_fit_schema_lowers_bounds_to_the_budget_and_keeps_valid_replies_valid() 
     assert worst_case_chars(schema) == 4000 + structure
     fitted = fit_schema(schema, 1000)
     assert worst_case_chars(fitted) <= 1000
-    assert fitted["properties"]["a"]["maxLength"] <= 3000 // 4
+    assert fitted["properties"]["a"]["maxLength"] < 3000
     assert schema["properties"]["a"]["maxLength"] == 3000  # the original is untouched
     assert fit_schema(schema, 5000) is schema
+
+
+def test_fit_schema_drops_list_items_before_it_makes_strings_unreadable() -> None:
+    """A table of 4-cell rows loses rows; its cells keep readable bounds, never 8 characters."""
+    from agent.core.templates import get_template
+    from agent.draft.plan import section_schema
+    from agent.providers.fitting import fit_schema, worst_case_chars
+
+    section = next(s for s in get_template("tid").sections if s.id == "integration_points")
+    schema = section_schema(section)[1]
+    fitted = fit_schema(schema, 2000)
+    assert worst_case_chars(fitted) <= 2000 < worst_case_chars(schema)
+
+    def node(tree: dict[str, Any], name: str) -> dict[str, Any]:
+        return tree["$defs"][name]
+
+    row_name = "integration_points_integration_summary_row"
+    row, fitted_row = node(schema, row_name), node(fitted, row_name)
+    table = fitted["properties"]["integration_summary"]
+    original = schema["properties"]["integration_summary"]
+    assert table["minItems"] <= table["maxItems"] < original["maxItems"]
+    for key, cell in fitted_row["properties"].items():
+        assert 24 <= cell["maxLength"] <= row["properties"][key]["maxLength"]
+    # A list never goes below its minItems, however small the budget.
+    tiny = fit_schema(schema, 300)
+    assert tiny["properties"]["integration_summary"]["maxItems"] == table["minItems"]
+    component = node(tiny, "integration_points_integration_diagram_component")
+    assert component["properties"]["name"]["maxLength"] == 24
 
 
 def test_union_grammar_joins_every_section_of_a_template() -> None:

@@ -170,16 +170,14 @@ class FittingProvider(FakeProvider):
 def test_the_fitted_bound_is_the_one_that_counts() -> None:
     # The fitted schema holds the summary to far fewer than 80 characters.
     from agent.draft.plan import section_schema
-    from agent.providers.grammar import fit_ratio, fitted_length
+    from agent.providers.fitting import fit_schema
 
-    schema = section_schema(SECTION)[1]
-    bound = fitted_length(80, fit_ratio(schema, 400))
+    fitted = fit_schema(section_schema(SECTION)[1], 400)
+    bound = fitted["properties"]["summary"]["maxLength"]
     assert bound < 80
     cut = CUT[:bound]
     content = json.loads(reply(cut))
-    assert [c.name for c in find_cuts(SECTION, content, schema, fit_ratio(schema, 400))] == [
-        "summary"
-    ]
+    assert [c.name for c in find_cuts(SECTION, content, fitted)] == ["summary"]
     provider = FittingProvider([reply(cut), reply("Redis queues events.")])
     assert draft(provider).content["summary"] == "Redis queues events."
     assert f"summary (limit {bound} characters)" in provider.requests[1].messages[-1].content

@@ -53,9 +53,15 @@ class Part(BaseModel):
         default_factory=list, max_length=6
     )
     max_items: Annotated[int, Field(ge=1, le=12)] = 6
+    # The fewest list items, table rows or diagram boxes. Fitting a reply into
+    # a small model's token limit drops items before it shortens strings, down
+    # to this: a part whose guidance asks for exactly N items says N here.
+    min_items: Annotated[int, Field(ge=1, le=12)] = 1
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Part:
+        if self.min_items > self.max_items:
+            raise ValueError("`min_items` must not be above `max_items`")
         if self.kind == "table" and len(self.columns) < 2:
             raise ValueError("a table part needs at least two `columns`")
         if self.kind != "table" and self.columns:
@@ -228,7 +234,10 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         return (str, Field(description=desc, max_length=limit))
     if part.kind == "list":
         item = Annotated[str, Field(max_length=max(60, limit // part.max_items))]
-        return (list[item], Field(description=desc, min_length=1, max_length=part.max_items))
+        return (
+            list[item],
+            Field(description=desc, min_length=part.min_items, max_length=part.max_items),
+        )
     if part.kind == "code":
         block = create_model(
             f"{section.id}_{part.id}_code",
@@ -251,7 +260,10 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
     row = create_model(
         f"{section.id}_{part.id}_row", __config__=ConfigDict(extra="forbid"), **cells
     )
-    return (list[row], Field(description=desc, min_length=1, max_length=part.max_items))
+    return (
+        list[row],
+        Field(description=desc, min_length=part.min_items, max_length=part.max_items),
+    )
 
 
 def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
@@ -277,7 +289,9 @@ def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
         "components": (
             list[component],
             Field(
-                description="the boxes, in data-flow order", min_length=1, max_length=part.max_items
+                description="the boxes, in data-flow order",
+                min_length=part.min_items,
+                max_length=part.max_items,
             ),
         ),
         "edges": (

@@ -21,7 +21,6 @@ from agent.core import markdown
 from agent.core.templates import Part, Section
 from agent.document.assemble import code_fence, unfence
 from agent.document.lints import code_error
-from agent.providers.grammar import fitted_length
 
 # Where prose may end: a sentence mark, possibly inside closing quotes, brackets or emphasis.
 _CLOSERS = "\"')\\]*_`\u201d\u2019"
@@ -56,9 +55,9 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def bounded_strings(
-    data: Any, schema: dict[str, Any], ratio: float = 1.0
+    data: Any, schema: dict[str, Any]
 ) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
-    """Every string in `data` that its schema bounds: (path, value, bound after fitting)."""
+    """Every string in `data` that its schema bounds: (path, value, bound)."""
     defs = schema.get("$defs", {})
 
     def walk(
@@ -74,8 +73,7 @@ def bounded_strings(
             for i, sub in enumerate(value):
                 yield from walk(sub, node.get("items", {}), (*path, i))
         elif isinstance(value, str) and "maxLength" in node:
-            bound = fitted_length(int(node["maxLength"]), ratio, int(node.get("minLength", 0)))
-            yield path, value, bound
+            yield path, value, int(node["maxLength"])
 
     yield from walk(data, schema, ())
 
@@ -113,9 +111,7 @@ def _prose_slack(bound: int) -> int:
     return max(2, bound // 20)
 
 
-def find_cuts(
-    section: Section, content: dict[str, Any], schema: dict[str, Any], ratio: float = 1.0
-) -> list[Cut]:
+def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any]) -> list[Cut]:
     """The strings of a section reply that reached their bound and stop unfinished.
 
     Prose is unfinished when it does not end a sentence; code when it does not
@@ -124,7 +120,7 @@ def find_cuts(
     stopped mid-line reads as broken.
     """
     cuts: list[Cut] = []
-    for path, value, bound in bounded_strings(content, schema, ratio):
+    for path, value, bound in bounded_strings(content, schema):
         kind = _kind(section, path)
         if kind is None:
             continue

@@ -18,8 +18,7 @@ from agent.core.tdd import Tdd, excerpt
 from agent.core.templates import Section, Template, section_model
 from agent.core.tokens import count_tokens
 from agent.draft.prompting import section_message, system_message
-from agent.providers.base import Message, Provider, schema_budget
-from agent.providers.grammar import fit_ratio
+from agent.providers.base import Message, Provider, fitted_schema
 
 PROMPT_ID = "draft_section"
 # tiktoken counts are an estimate for other tokenizers (SmolLM2's and Qwen's
@@ -89,7 +88,6 @@ def plan_messages(
     sections = sections if sections is not None else template.sections
     tdd_tokens = count_tokens(tdd.text)
     cites = bool(notes)
-    budget = schema_budget(provider, max_tokens)
     users: dict[str, Message] = {}
     for s in sections:
         schema = section_schema(s, cites)[1]
@@ -101,7 +99,7 @@ def plan_messages(
             schema_in_text=schema_in_text,
             cites=cites,
             # The bounds the provider's grammar will enforce on this section.
-            fit=1.0 if budget is None else fit_ratio(schema, budget),
+            fitted=fitted_schema(provider, schema, max_tokens),
         )
     # The file name, not the path: prompts (and cassettes) must not depend on
     # where the TDD sits on this machine.

@@ -21,9 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import ConfigError
-from agent.core.templates import Section, Template, section_heading
+from agent.core.templates import Part, Section, Template, section_heading
 from agent.providers.base import Message
-from agent.providers.grammar import fitted_length
 
 # The tags our prompts fence untrusted text with. Inside fenced text, each
 # one is defused (`</tdd>` -> `&lt;/tdd>`), so the text cannot close its fence
@@ -85,21 +84,53 @@ def format_note(prompt: PromptFile, schema: dict[str, Any], schema_in_text: bool
     return fill(prompt.format_in_text, schema=json.dumps(schema, separators=(",", ":"))).strip()
 
 
-def describe_fields(section: Section, cites: bool = False, fit: float = 1.0) -> str:
-    """The fields a section reply must fill; `fit` scales the character bounds.
+def _resolved(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+    return node
 
-    A provider that lowers the schema's bounds to fit max_tokens
-    (`fit_schema`) passes its ratio, so the prompt states the bound the
-    grammar enforces: told the template's bound, a model writes code that the
-    grammar cuts off mid-line.
+
+def part_bounds(part: Part, schema: dict[str, Any] | None) -> tuple[int, int, int]:
+    """(characters, fewest items, most items) the schema allows a part.
+
+    Read from the schema the reply is held to, which a provider may have
+    fitted to its token limit (`fitted_schema`); the template's own numbers
+    when there is none.
+    """
+    limit, least, most = part.max_chars, part.min_items, part.max_items
+    if schema is None:
+        return limit, least, most
+    defs = schema.get("$defs", {})
+    node = _resolved(schema.get("properties", {}).get(part.id, {}), defs)
+    if part.kind == "code":
+        node = _resolved(node.get("properties", {}).get("code", {}), defs)
+    elif part.kind == "diagram":
+        node = _resolved(node.get("properties", {}).get("components", {}), defs)
+    limit = int(node.get("maxLength", limit))
+    return limit, int(node.get("minItems", least)), int(node.get("maxItems", most))
+
+
+def _count(least: int, most: int) -> str:
+    return f"exactly {most}" if least == most else f"{least} to {most}"
+
+
+def describe_fields(
+    section: Section, cites: bool = False, schema: dict[str, Any] | None = None
+) -> str:
+    """The fields a section reply must fill, with the bounds `schema` sets.
+
+    A provider that lowers the schema's bounds to fit max_tokens passes its
+    fitted schema, so the prompt states the bounds the grammar enforces: told
+    the template's bound, a model writes code that the grammar cuts off
+    mid-line.
     """
     lines: list[str] = []
     for part in section.parts:
-        limit = fitted_length(part.max_chars, fit)
+        limit, least, most = part_bounds(part, schema)
         if part.kind == "text":
             shape = f"markdown text, at most {limit} characters"
         elif part.kind == "list":
-            shape = f"a list of 1 to {part.max_items} short items"
+            shape = f"a list of {_count(least, most)} short items"
         elif part.kind == "code":
             shape = (
                 f"an object with intro (1-2 sentences), path (file path or empty) and code "
@@ -107,12 +138,12 @@ def describe_fields(section: Section, cites: bool = False, fit: float = 1.0) -> 
             )
         elif part.kind == "diagram":
             shape = (
-                f"an object with components (1 to {part.max_items}, each a name and a "
+                f"an object with components ({_count(least, most)}, each a name and a "
                 "responsibility) and edges (each a source and target component name and a label)"
             )
         else:
             cols = ", ".join(part.columns)
-            shape = f"a table: a list of 1 to {part.max_items} rows with columns {cols}"
+            shape = f"a table: a list of {_count(least, most)} rows with columns {cols}"
         lines.append(f"- {part.id} ({part.title}): {shape}. {part.guidance}")
     if cites:
         # Only research runs add this line, so runs without research send the
@@ -148,7 +179,7 @@ def section_message(
     *,
     schema_in_text: bool,
     cites: bool = False,
-    fit: float = 1.0,
+    fitted: dict[str, Any] | None = None,
 ) -> Message:
     prompt = load_prompt("draft_section")
     text = fill(
@@ -157,7 +188,7 @@ def section_message(
         doc_name=template.title,
         feature=feature,
         section_guidance=section.guidance.strip(),
-        fields=describe_fields(section, cites, fit),
+        fields=describe_fields(section, cites, fitted),
         format_note=format_note(prompt, schema, schema_in_text),
     )
     return Message(role="user", content=text)

@@ -29,16 +29,9 @@ from agent.document.intact import (
 from agent.document.lints import code_error
 from agent.draft.calls import reask, structured_call
 from agent.draft.prompting import PromptFile, fill, load_prompt
-from agent.providers.base import Message, Provider, Reply, schema_budget
-from agent.providers.grammar import fit_ratio, fitted_length
+from agent.providers.base import Message, Provider, Reply, fitted_schema
 
 REPAIR_PROMPT_ID = "repair_code"
-
-
-def schema_fit(provider: Provider, schema: dict[str, Any], max_tokens: int) -> float:
-    """The ratio the provider lowers this schema's string bounds by (1.0: as they are)."""
-    budget = schema_budget(provider, max_tokens)
-    return 1.0 if budget is None else fit_ratio(schema, budget)
 
 
 async def uncut(
@@ -50,7 +43,6 @@ async def uncut(
     content: dict[str, Any],
     *,
     schema: dict[str, Any],
-    fit: float,
     max_tokens: int,
     on_event: Progress,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
@@ -60,7 +52,9 @@ async def uncut(
     again once, naming those fields. What is still cut after that goes back to
     its last complete sentence, or is left out with a note (`apply_trims`).
     """
-    cuts = find_cuts(section, content, schema, fit)
+    # The bounds the provider's grammar enforced, which is where a string stops.
+    bounds = fitted_schema(provider, schema, max_tokens)
+    cuts = find_cuts(section, content, bounds)
     if not cuts:
         return content, [], []
     error = cut_message(cuts)
@@ -85,7 +79,7 @@ async def uncut(
     )
     if again is not None:
         content = again.model_dump()
-        cuts = find_cuts(section, content, schema, fit)
+        cuts = find_cuts(section, content, bounds)
     content, notes = apply_trims(content, cuts)
     return content, notes, calls
 
@@ -115,9 +109,7 @@ async def _repair_block(
     part = block.part
     model = _repair_model(part.max_chars)
     schema = model.model_json_schema()
-    limit = fitted_length(
-        int(schema["properties"]["code"]["maxLength"]), schema_fit(provider, schema, max_tokens)
-    )
+    limit = int(fitted_schema(provider, schema, max_tokens)["properties"]["code"]["maxLength"])
     ask = Message(
         role="user",
         content=fill(

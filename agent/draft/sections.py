@@ -23,7 +23,7 @@ from agent.draft.calls import (
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
-from agent.draft.repair import repair_code, schema_fit, uncut
+from agent.draft.repair import repair_code, uncut
 from agent.providers.base import Message, Provider
 
 
@@ -82,7 +82,6 @@ async def draft_section(
         heading = section_heading(template, section)
         where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
         raise _failure(where, calls, error)
-    fit = schema_fit(provider, schema, max_tokens)
     content, notes, more = await uncut(
         provider,
         prompt,
@@ -91,7 +90,6 @@ async def draft_section(
         messages,
         parsed.model_dump(),
         schema=schema,
-        fit=fit,
         max_tokens=max_tokens,
         on_event=on_event,
     )

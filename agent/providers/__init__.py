@@ -268,7 +268,7 @@ async def _open_local(options: ProviderOptions) -> Provider:
             "use grammar or json-object"
         )
     # Lazy: the model catalog and server (httpx) load only for the embedded model (fast --help).
-    from agent.providers.local import LocalServer, replay_identity
+    from agent.providers.local import LocalServer, chars_per_token, replay_identity
 
     # Lazy: the openai SDK, spoken to the llama.cpp server, loads only here (fast --help).
     from agent.providers.openai import OpenAIProvider
@@ -287,19 +287,34 @@ async def _open_local(options: ProviderOptions) -> Provider:
             timeout=options.timeout,
             max_retries=0,
             name="local",
+            chars_per_token=chars_per_token(options.name or "local"),
         )
     server = await LocalServer.start(options.name or "qwen-1.5b", progress=options.progress)
+    return serve_local(server, structured=mode, timeout=options.timeout)
+
+
+def serve_local(
+    server: Any, *, structured: StructuredMode = "grammar", timeout: float = 600.0
+) -> LocalProvider:
+    """The provider for a started embedded server: the OpenAI protocol, one request at a time."""
+    # Lazy: the model catalog loads only for the embedded model (fast --help).
+    from agent.providers.local import chars_per_token
+
+    # Lazy: the openai SDK, spoken to the llama.cpp server, loads only here (fast --help).
+    from agent.providers.openai import OpenAIProvider
+
     inner = OpenAIProvider(
         server.model_name,
         api_key="local",
         base_url=server.base_url,
-        structured=mode,
+        structured=structured,
         max_concurrency=_LOCAL.max_concurrency,
         context_window=server.context_window,
-        timeout=options.timeout,
+        timeout=timeout,
         # A local server that stops answering has crashed; retrying hides it.
         max_retries=0,
         name="local",
+        chars_per_token=chars_per_token(server.model_name),
     )
     return LocalProvider(server, inner)
 

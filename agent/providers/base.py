@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from agent.core.cost import call_cost
 from agent.core.models import request_max_tokens
 from agent.core.records import CallRecord, Usage
+from agent.providers.fitting import fit_schema
 
 
 class Message(BaseModel):
@@ -159,6 +160,17 @@ def schema_budget(provider: object, max_tokens: int) -> int | None:
         return None
     chars = budget(max_tokens)
     return chars if isinstance(chars, int) else None
+
+
+def fitted_schema(provider: object, schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """The schema with the bounds `provider` will enforce on a reply of `max_tokens`.
+
+    The same schema when the provider sends bounds as they are; otherwise
+    `fit_schema`'s copy, which the prompt, the cut check and the repair call
+    read their numbers from, so they state what the grammar lets through.
+    """
+    budget = schema_budget(provider, max_tokens)
+    return schema if budget is None else fit_schema(schema, budget)
 
 
 def call_record(

@@ -21,6 +21,16 @@ from agent.providers.base import Reply, Request
 Responder = Callable[[Request], "str | Reply"]
 
 
+# Where a schema for Anthropic's structured outputs keeps a minItems above 1: the
+# SDK's transform moves it into the description, which the model reads.
+_MOVED_MIN_ITEMS = re.compile(r"\bminItems: (\d+)")
+
+
+def _described_min_items(node: dict[str, Any]) -> int:
+    found = _MOVED_MIN_ITEMS.search(str(node.get("description", "")))
+    return int(found.group(1)) if found else 0
+
+
 def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
     """A small value valid for a pydantic JSON schema (deterministic)."""
     defs = schema.get("$defs", {})
@@ -34,7 +44,7 @@ def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
         if kind == "object":
             return {k: build(v, k) for k, v in node.get("properties", {}).items()}
         if kind == "array":
-            count = max(1, node.get("minItems", 1))
+            count = max(1, node.get("minItems", 1), _described_min_items(node))
             return [build(node.get("items", {}), f"{name} {i + 1}") for i in range(count)]
         if kind == "integer":
             return 1

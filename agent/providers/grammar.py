@@ -27,6 +27,8 @@ import json
 import re
 from typing import Any
 
+from agent.providers.fitting import fit_schema
+
 # Keywords that only describe a value and never constrain it.
 _ANNOTATIONS = frozenset(
     {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly"}
@@ -394,88 +396,6 @@ class _Builder:
                 body = f"{body} | {first}" if first else f"({body})?"
             first = self._rule(f"{hint}-from-{i}", body)
         return first
-
-
-def worst_case_chars(schema: dict[str, Any], *, strings: bool = True) -> int:
-    """The most characters a reply valid for the schema can hold.
-
-    Counts keys, quotes and punctuation too (a table's keys repeat on every
-    row); with `strings=False`, only that structure, as if every string were
-    empty.
-    """
-    defs = schema.get("$defs", {})
-
-    def walk(node: dict[str, Any], depth: int = 0) -> int:
-        if depth > 20:
-            return 0
-        if "$ref" in node:
-            return walk(defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {}), depth + 1)
-        kind = node.get("type")
-        if kind == "object":
-            props = node.get("properties", {})
-            return 2 + sum(len(k) + 4 + walk(v, depth + 1) for k, v in props.items())
-        if kind == "array":
-            return 2 + int(node.get("maxItems", 1)) * (1 + walk(node.get("items", {}), depth + 1))
-        if kind == "string":
-            return 2 + (int(node.get("maxLength", 0)) if strings else 0)
-        return 8
-
-    return walk(schema)
-
-
-def fit_schema(schema: dict[str, Any], max_chars: int) -> dict[str, Any]:
-    """A copy whose string bounds shrink so the worst case holds at most `max_chars`.
-
-    A grammar built from it always lets the model close the JSON before its
-    token limit: small models fill every bound they are given, and a reply cut
-    off at max_tokens is unusable. Replies valid for the copy stay valid for
-    the original, whose bounds are only ever lowered.
-    """
-    ratio = fit_ratio(schema, max_chars)
-    if ratio >= 1.0:
-        return schema
-
-    def shrink(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: shrink(v) for k, v in node.items()}
-            if out.get("type") == "string" and "maxLength" in out:
-                floor = int(out.get("minLength", 0))
-                out["maxLength"] = fitted_length(int(out["maxLength"]), ratio, floor)
-            return out
-        if isinstance(node, list):
-            return [shrink(v) for v in node]
-        return node
-
-    return shrink(schema)
-
-
-def fit_ratio(schema: dict[str, Any], max_chars: int) -> float:
-    """The factor `fit_schema` scales every string bound by (1.0: the schema fits as is)."""
-    worst = worst_case_chars(schema)
-    if worst <= max_chars:
-        return 1.0
-    structure = worst_case_chars(schema, strings=False)
-    text = worst - structure
-    if text <= 0:
-        return 1.0
-    return max(0.0, (max_chars - structure) / text)
-
-
-def fitted_length(max_length: int, ratio: float, floor: int = 0) -> int:
-    """A string bound after fitting: what the grammar lets through, and the prompt says."""
-    if ratio >= 1.0:
-        return max_length
-    return max(floor, 8, int(max_length * ratio))
-
-
-def char_budget(max_tokens: int) -> int:
-    """Characters a reply can hold and still close within `max_tokens`.
-
-    Measured on SmolLM2 through llama-server: at 2 characters per token some
-    sections still ran out (whitespace between tokens, `\\uXXXX` escapes that
-    count as one character), so budget 1.5.
-    """
-    return max(200, int(max_tokens * 1.5) - 150)
 
 
 def union_gbnf(schemas: list[dict[str, Any]], max_chars: int) -> str:

@@ -28,7 +28,8 @@ from agent.providers.failures import (
     call_site,
     one_line,
 )
-from agent.providers.grammar import char_budget, fit_schema, json_schema_to_gbnf
+from agent.providers.fitting import CHARS_PER_TOKEN, char_budget, fit_schema
+from agent.providers.grammar import json_schema_to_gbnf
 from agent.providers.openai_batch import (
     BATCH_ENDPOINT,
     BATCH_MAX_BYTES,
@@ -170,8 +171,13 @@ class OpenAIProvider(OpenAIBatchAPI):
         max_retries: int = 2,
         name: str = "openai",
         retry: RetryPolicy | None = None,
+        chars_per_token: float = CHARS_PER_TOKEN,
     ) -> None:
-        """`fallback`: when a server says it cannot do `structured`, use the next mode."""
+        """`fallback`: when a server says it cannot do `structured`, use the next mode.
+
+        `chars_per_token`: the served model's output rate at its low end, which
+        sizes the bounds the fitted modes (grammar, json-schema) give a reply.
+        """
         if structured not in OPENAI_MODES:
             raise ConfigError(
                 f"--structured {structured} is not an OpenAI-protocol mode; use one of "
@@ -196,6 +202,7 @@ class OpenAIProvider(OpenAIBatchAPI):
         )
         self.structured: StructuredMode = structured
         self.fallback = fallback
+        self.chars_per_token = chars_per_token
         self.base_url = base_url
         # Errors name the endpoint; a URL's userinfo or secret query must not ride along.
         self.label = (
@@ -244,7 +251,7 @@ class OpenAIProvider(OpenAIBatchAPI):
                 },
             }
         elif mode == "json-schema":
-            budget = char_budget(request.max_tokens)
+            budget = char_budget(request.max_tokens, self.chars_per_token)
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
@@ -254,7 +261,7 @@ class OpenAIProvider(OpenAIBatchAPI):
                 },
             }
         elif mode == "grammar":
-            budget = char_budget(request.max_tokens)
+            budget = char_budget(request.max_tokens, self.chars_per_token)
             body["grammar"] = json_schema_to_gbnf(fit_schema(request.json_schema, budget))
         elif mode == "json-object":
             body["response_format"] = {"type": "json_object"}
@@ -268,7 +275,7 @@ class OpenAIProvider(OpenAIBatchAPI):
         max_tokens. The drafting prompt states the same lowered bounds.
         """
         if self.structured in ("grammar", "json-schema"):
-            return char_budget(max_tokens)
+            return char_budget(max_tokens, self.chars_per_token)
         return None
 
     def room(self, request: Request, reply: Reply) -> int:

@@ -1,7 +1,7 @@
 """The embedded models tidsmith knows by name, and what a model id resolves to without the file.
 
 Owns the catalog (`MODELS`), model-id parsing and the identity a replay needs;
-imports only agent.core and the GGUF reader beside it, never the server process.
+imports only agent.core, the grammar's rate and the GGUF reader beside it, never the server process.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from agent.core.errors import ConfigError
 from agent.core.settings import user_cache_dir
+from agent.providers.fitting import CHARS_PER_TOKEN
 from agent.providers.local.gguf import read_gguf_metadata
 
 DEFAULT_MODEL = "qwen-1.5b"
@@ -44,6 +45,9 @@ class ModelEntry:
     part_version: str = ""
     size: int = 0
     sha256: str = ""
+    # Output characters per token, low end, which sizes the bounds a reply is
+    # fitted to (`agent.providers.grammar.char_budget`).
+    chars_per_token: float = CHARS_PER_TOKEN
 
     @property
     def install_hint(self) -> str:
@@ -72,6 +76,9 @@ MODELS: dict[str, ModelEntry] = {
         part_version="0.2.0",
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        # 22 JSON section replies (cassettes/anthropic-tid.yaml): 2.93 to 4.0
+        # characters a token, 3.4 overall.
+        chars_per_token=2.5,
     ),
     "qwen-0.5b": ModelEntry(
         name="qwen-0.5b",
@@ -86,6 +93,8 @@ MODELS: dict[str, ModelEntry] = {
         part_version="0.9.0",
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        # The 1.5B model's tokenizer.
+        chars_per_token=2.5,
     ),
     "smollm2": ModelEntry(
         name="smollm2",
@@ -140,6 +149,12 @@ def replay_identity(spec: str) -> tuple[str, int]:
         names = ", ".join(f"local:{name}" for name in MODELS)
         raise ConfigError(f"unknown embedded model {key!r}: use one of {names}")
     return entry.name, entry.context_window
+
+
+def chars_per_token(spec: str) -> float:
+    """The output rate a model's replies are budgeted at; the cautious default for a file."""
+    entry = MODELS.get(model_key(spec))
+    return entry.chars_per_token if entry is not None else CHARS_PER_TOKEN
 
 
 def looks_like_path(key: str) -> bool:
