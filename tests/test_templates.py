@@ -278,6 +278,12 @@ def _broken_code_without_language() -> Any:
     return data
 
 
+def _broken_min_above_max() -> Any:
+    data = _minimal()
+    data["sections"][0]["parts"][1].update(min_items=5, max_items=3)
+    return data
+
+
 def _broken_extra_field() -> Any:
     data = _minimal()
     data["sections"][0]["colour"] = "blue"
@@ -293,6 +299,7 @@ def _broken_extra_field() -> Any:
         (_broken_repeated_section(), ["field sections:", "repeat", "overview"]),
         (_broken_code_without_language(), ["sections.0.parts.0", "language"]),
         (_broken_extra_field(), ["sections.0.colour"]),
+        (_broken_min_above_max(), ["sections.0.parts.1", "min_items"]),
         (["name", "sections"], ["must be a YAML mapping"]),
     ],
     ids=[
@@ -302,6 +309,7 @@ def _broken_extra_field() -> Any:
         "repeated-section",
         "code-no-language",
         "extra-field",
+        "min-above-max",
         "list-at-top",
     ],
 )

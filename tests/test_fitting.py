@@ -1,0 +1,100 @@
+"""Fitting a reply's schema to a small model's token limit, and what the prompt then says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.core.templates import get_template, section_model
+from agent.draft.plan import section_schema
+from agent.draft.prompting import describe_fields, part_bounds
+from agent.providers.fitting import CHARS_PER_TOKEN, char_budget, fit_schema, worst_case_chars
+from agent.providers.local import MODELS, chars_per_token
+
+CASSETTES = Path(__file__).parent.parent / "cassettes"
+
+
+def test_labelled_lists_keep_their_count_and_the_prompt_says_so() -> None:
+    """The TID's four labelled bullets are never fitted away; the prompt says "exactly 4"."""
+    section = get_template("tid").sections[0]
+    fitted = fit_schema(section_schema(section)[1], char_budget(1000))
+    for part in section.parts:
+        assert part_bounds(part, fitted)[1:] == (4, 4)
+    fields = describe_fields(section, schema=fitted)
+    assert "development_approach (Development Approach): a list of exactly 4 short items" in fields
+
+
+def test_the_prompt_states_the_fitted_counts_and_lengths() -> None:
+    section = next(s for s in get_template("tid").sections if s.id == "integration_points")
+    schema = section_schema(section)[1]
+    fitted = fit_schema(schema, char_budget(1000))
+    table = next(p for p in section.parts if p.id == "integration_summary")
+    code = next(p for p in section.parts if p.id == "storage_integration")
+    _, least, most = part_bounds(table, fitted)
+    assert (least, most) != (table.min_items, table.max_items)  # fitting took rows away
+    fields = describe_fields(section, schema=fitted)
+    count = f"exactly {most}" if least == most else f"{least} to {most}"
+    assert f"a table: a list of {count} rows" in fields
+    limit = fitted["properties"]["storage_integration"]
+    code_limit = fitted["$defs"][limit["$ref"].rsplit("/", 1)[-1]]["properties"]["code"]
+    assert f"at most {code_limit['maxLength']} characters" in fields
+    # Without a fitted schema the template's own numbers are stated.
+    assert part_bounds(code, None)[0] == code.max_chars
+    assert f"at most {code.max_chars} characters" in describe_fields(section)
+
+
+@pytest.mark.parametrize("template", ["tid", "spec"])
+def test_every_section_fits_the_embedded_budget(template: str) -> None:
+    """At the embedded default (1000 tokens, Qwen's rate) every section's worst case fits."""
+    budget = char_budget(1000, chars_per_token("local"))
+    for section in get_template(template).sections:
+        fitted = fit_schema(section_model(section).model_json_schema(), budget)
+        assert worst_case_chars(fitted) <= budget, section.id
+
+
+def test_known_models_carry_their_rate_and_files_the_cautious_one() -> None:
+    assert chars_per_token("local") == MODELS["qwen-1.5b"].chars_per_token == 2.5
+    assert chars_per_token("local:smollm2") == CHARS_PER_TOKEN
+    assert chars_per_token("local:/models/other.gguf") == CHARS_PER_TOKEN
+    assert char_budget(1000, 2.5) > char_budget(1000)
+
+
+def _reply_texts(interaction: dict[str, Any]) -> tuple[str, int] | None:
+    """(text, output tokens) of one recorded chat reply, either protocol."""
+    reply = json.loads(interaction["response"]["body"]["string"])
+    usage = reply.get("usage") or {}
+    if "choices" in reply:
+        text = "".join(c["message"].get("content") or "" for c in reply["choices"])
+        tokens = usage.get("completion_tokens")
+    else:
+        text = "".join(c.get("text", "") for c in reply.get("content", []))
+        tokens = usage.get("output_tokens")
+    return (text, int(tokens)) if text and tokens else None
+
+
+def test_recorded_qwen_replies_never_ran_below_its_budgeted_rate() -> None:
+    """The rate the budget assumes, checked on every reply Qwen wrote in a recorded run.
+
+    A reply of c characters fits a budget made from max_tokens m when
+    c <= m * rate - 150 (`char_budget`); it closes in time if it took at most
+    m tokens, so every reply's tokens * rate must be at most c + 150.
+    """
+    rate = MODELS["qwen-1.5b"].chars_per_token
+    replies: list[tuple[str, int]] = []
+    for meta_path in CASSETTES.glob("*.yaml.meta.json"):
+        if not json.loads(meta_path.read_text())["model"].endswith(":qwen-1.5b"):
+            continue
+        cassette = yaml.safe_load(
+            meta_path.with_name(meta_path.name[: -len(".meta.json")]).read_text()
+        )
+        for interaction in cassette["interactions"]:
+            found = _reply_texts(interaction)
+            if found is not None:
+                replies.append(found)
+    assert len(replies) >= 10, "no cassette recorded with qwen-1.5b holds its replies"
+    over = [(len(text), tokens) for text, tokens in replies if tokens * rate > len(text) + 150]
+    assert over == []
