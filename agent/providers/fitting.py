@@ -14,16 +14,18 @@ import json
 import math
 from typing import Any
 
-# No fitted string bound goes below this (or below the original, if smaller):
-# a name or a table cell of 8 characters was measured to be left out or cut.
-_FLOOR = 24
+# No fitted string bound goes below this (or below the original, if smaller),
+# so names, cells and labels keep theirs and their lists lose items instead.
+# Measured on Qwen2.5-Coder-1.5B: cells and names fitted to 8 characters, then
+# to 24, were cut off and left out (diagram responsibilities, step lists).
+STRING_FLOOR = 40
 
 
 def _scaled(max_length: int, ratio: float, floor: int = 0) -> int:
     """A string bound scaled by `ratio`, never below the floors (nor above itself)."""
     if ratio >= 1.0:
         return max_length
-    return max(floor, min(max_length, _FLOOR), int(max_length * ratio))
+    return max(floor, min(max_length, STRING_FLOOR), int(max_length * ratio))
 
 
 def worst_case_chars(schema: dict[str, Any], *, strings: bool = True) -> int:
