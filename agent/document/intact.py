@@ -7,7 +7,7 @@ words the re-ask that names them, trims what is still cut after the re-ask
 back to its last complete sentence, and says which code parts do not parse,
 so drafting can repair or drop them instead of shipping them broken.
 Pure code: the calls are `agent.draft.sections`'s. Imports `agent.core`, the
-document modules and `agent.providers.grammar`; never a stage.
+document modules and `agent.providers.fitting`; never a stage.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from agent.core import markdown
 from agent.core.templates import Part, Section
 from agent.document.assemble import code_fence, unfence
 from agent.document.lints import code_error
+from agent.providers.fitting import resolve_ref
 
 # Where prose may end: a sentence mark, possibly inside closing quotes, brackets or emphasis.
 _CLOSERS = "\"')\\]*_`\u201d\u2019"
@@ -48,12 +49,6 @@ class Cut:
         return out
 
 
-def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
-    return node
-
-
 def bounded_strings(
     data: Any, schema: dict[str, Any]
 ) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
@@ -63,7 +58,7 @@ def bounded_strings(
     def walk(
         value: Any, node: dict[str, Any], path: tuple[str | int, ...]
     ) -> Iterator[tuple[tuple[str | int, ...], str, int]]:
-        node = _resolve(node, defs)
+        node = resolve_ref(node, defs)
         if isinstance(value, dict) and node.get("type") == "object":
             props = node.get("properties", {})
             for key, sub in value.items():

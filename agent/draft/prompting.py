@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.errors import ConfigError
 from agent.core.templates import Part, Section, Template, section_heading
 from agent.providers.base import Message
+from agent.providers.fitting import resolve_ref
 
 # The tags our prompts fence untrusted text with. Inside fenced text, each
 # one is defused (`</tdd>` -> `&lt;/tdd>`), so the text cannot close its fence
@@ -84,12 +85,6 @@ def format_note(prompt: PromptFile, schema: dict[str, Any], schema_in_text: bool
     return fill(prompt.format_in_text, schema=json.dumps(schema, separators=(",", ":"))).strip()
 
 
-def _resolved(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
-    return node
-
-
 def part_bounds(part: Part, schema: dict[str, Any] | None) -> tuple[int, int, int]:
     """(characters, fewest items, most items) the schema allows a part.
 
@@ -101,11 +96,11 @@ def part_bounds(part: Part, schema: dict[str, Any] | None) -> tuple[int, int, in
     if schema is None:
         return limit, least, most
     defs = schema.get("$defs", {})
-    node = _resolved(schema.get("properties", {}).get(part.id, {}), defs)
+    node = resolve_ref(schema.get("properties", {}).get(part.id, {}), defs)
     if part.kind == "code":
-        node = _resolved(node.get("properties", {}).get("code", {}), defs)
+        node = resolve_ref(node.get("properties", {}).get("code", {}), defs)
     elif part.kind == "diagram":
-        node = _resolved(node.get("properties", {}).get("components", {}), defs)
+        node = resolve_ref(node.get("properties", {}).get("components", {}), defs)
     limit = int(node.get("maxLength", limit))
     return limit, int(node.get("minItems", least)), int(node.get("maxItems", most))
 

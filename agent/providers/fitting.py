@@ -28,6 +28,13 @@ def _scaled(max_length: int, ratio: float, floor: int = 0) -> int:
     return max(floor, min(max_length, STRING_FLOOR), int(max_length * ratio))
 
 
+def resolve_ref(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The schema node a `$ref` into `$defs` points at (the node itself when it is none)."""
+    while "$ref" in node:
+        node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+    return node
+
+
 def worst_case_chars(schema: dict[str, Any], *, strings: bool = True) -> int:
     """The most characters a reply valid for the schema can hold.
 
