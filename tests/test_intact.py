@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.core.templates import Template
 from agent.document.assemble import render_section
-from agent.document.intact import find_cuts
+from agent.document.intact import CUT_MARK, find_cuts, parsing_prefix
 from agent.document.lints import code_error
 from agent.draft.plan import SectionDraft
 from agent.draft.sections import draft_section
@@ -209,6 +209,39 @@ def test_code_still_broken_after_its_repair_is_dropped_with_a_note_in_the_docume
     assert "```python" not in markdown
     assert "> **Note:** The python example for Example was left out" in markdown
     assert "Sending one event." in markdown
+
+
+# Stopped mid-statement, as Qwen2.5-Coder-1.5B stops code at its bound.
+LONG_CUT = (
+    "def send(event: str) -> bool:\n    payload = event.strip()\n    size = len(payload)\n"
+    "    ok = size > 0\n    return bool(ok and payl"
+)
+
+
+def test_a_failed_repair_keeps_the_longest_start_that_parses_marked_where_it_stops() -> None:
+    # The repair wrote only the missing tail: not the block, so it is not used.
+    tail = json.dumps({"code": "    return bool(ok and payload)"})
+    provider = FakeProvider([reply("Fine.", code=LONG_CUT), tail])
+    result = draft(provider)
+    assert len(provider.requests) == 2  # no call beyond the one repair
+    code = result.content["example"]["code"]
+    assert code == LONG_CUT.rsplit("\n", 1)[0] + "\n" + CUT_MARK
+    assert code_error("python", code) is None
+    assert not result.content["example"].get("dropped")
+    assert any("kept its first 4 lines" in n for n in result.notes)
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert CUT_MARK in markdown and "return bool(ok and payl" not in markdown
+
+
+def test_a_kept_start_must_stand_for_the_block() -> None:
+    # Too little parses (fewer than 3 statement lines, or under a third of them).
+    assert parsing_prefix("python", BROKEN, BROKEN.split("\n")[0]) is None
+    # A fragment that does not start where the block started.
+    assert parsing_prefix("python", LONG_CUT, "class Other:") is None
+    # No comment syntax to mark the stop with.
+    assert parsing_prefix("json", '{"a": 1,\n"b": 2,\n"c": 3,\n"d"', '{"a": 1,') is None
+    kept = parsing_prefix("python", LONG_CUT, "def send(event: str) -> bool:")
+    assert kept is not None and kept.endswith(CUT_MARK)
 
 
 def test_an_unusable_repair_reply_drops_the_code_after_one_call() -> None:

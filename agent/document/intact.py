@@ -21,6 +21,7 @@ from agent.core import markdown
 from agent.core.templates import Part, Section
 from agent.document.assemble import code_fence, unfence
 from agent.document.lints import code_error
+from agent.document.lints.code import LANGUAGES
 from agent.providers.fitting import resolve_ref
 
 # Where prose may end: a sentence mark, possibly inside closing quotes, brackets or emphasis.
@@ -302,3 +303,41 @@ def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, n
         f"{fence}{block.language}\n{code}\n{fence}" if code is not None else f"> **Note:** {note}"
     )
     content[block.part.id] = value[:start] + middle + value[end:]
+
+
+# Languages whose comments start with `#`, so a kept prefix can say where it stops.
+_HASH_COMMENTS = frozenset({"python", "yaml", "toml"})
+# A kept prefix must hold at least this many statement lines (not blank, not
+# comments), and at least this share of the block's: less is not the example.
+_MIN_KEPT_LINES = 3
+_MIN_KEPT_SHARE = 1 / 3
+CUT_MARK = "# (cut off here: the rest of this example did not parse)"
+
+
+def parsing_prefix(language: str, code: str, first_line: str) -> str | None:
+    """The longest run of `code`'s whole first lines that parses, marked where it stops.
+
+    For a block a model stopped mid-statement whose repair failed too (seen on
+    Qwen2.5-Coder-1.5B: `Field(d`, `self.job_id =`, a repair that wrote only
+    the missing tail). None when the block does not start with `first_line`
+    (a fragment, not the example), the language has no `#` comments, or what
+    parses is too little of the block to stand for it.
+    """
+    kind = LANGUAGES.get(language.lower(), "")
+    lines = code.strip("\n").split("\n")
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if kind not in _HASH_COMMENTS or first != first_line.strip():
+        return None
+
+    def statements(chunk: list[str]) -> int:
+        return sum(1 for line in chunk if line.strip() and not line.lstrip().startswith("#"))
+
+    need = max(_MIN_KEPT_LINES, int(statements(lines) * _MIN_KEPT_SHARE + 0.999))
+    for end in range(len(lines) - 1, 0, -1):
+        head = lines[:end]
+        if statements(head) < need:
+            return None
+        text = "\n".join(head).rstrip()
+        if code_error(kind, text) is None:
+            return f"{text}\n{CUT_MARK}"
+    return None

@@ -24,6 +24,7 @@ from agent.document.intact import (
     broken_code,
     cut_message,
     find_cuts,
+    parsing_prefix,
     replace_code,
 )
 from agent.document.lints import code_error
@@ -136,7 +137,24 @@ async def _repair_block(
     )
     fixed = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
     still = code_error(block.language, fixed) if fixed.strip() else (why or "no code")
+    if still is None and not _stands_for(block.code, fixed):
+        still = "it wrote only a part of the block"
     return fixed, still, calls
+
+
+def _first_line(code: str) -> str:
+    return next((line.strip() for line in code.split("\n") if line.strip()), "")
+
+
+def _stands_for(original: str, fixed: str) -> bool:
+    """Whether a repair is the block, not a piece of it.
+
+    Asked to fix a block cut mid-statement, a small model often writes only
+    the missing tail (`'event_type': event_type, ...}`) or one line of it,
+    which may parse alone. A repair starts where the block started, or is at
+    least half its length.
+    """
+    return _first_line(fixed) == _first_line(original) or len(fixed) * 2 >= len(original)
 
 
 async def repair_code(
@@ -184,6 +202,14 @@ async def repair_code(
                 f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
             )
             continue
+        kept = _kept_prefix(block, fixed)
+        if kept is not None:
+            replace_code(content, block, kept, "")
+            notes.append(
+                f"{part.id}: the {block.language} code did not parse after a repair; kept its "
+                f"first {kept.count(chr(10))} lines, which parse, marked where they stop"
+            )
+            continue
         replace_code(
             content,
             block,
@@ -193,3 +219,19 @@ async def repair_code(
         )
         notes.append(f"{part.id}: the {block.language} code did not parse after a repair; dropped")
     return content, notes, calls
+
+
+def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
+    """The longer parsing prefix of the repair or the original, if either stands for the block.
+
+    Small models answer a repair with the missing tail or a shorter stub as
+    often as with the whole block; the block's own first line tells the two
+    apart (`parsing_prefix`). No extra call: what was written is all there is.
+    """
+    first = _first_line(block.code)
+    found = [
+        kept
+        for code in (fixed, block.code)
+        if (kept := parsing_prefix(block.language, code, first)) is not None
+    ]
+    return max(found, key=len) if found else None
