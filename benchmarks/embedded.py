@@ -4,6 +4,7 @@ Usage:
   uv run --no-sync python benchmarks/embedded.py [--model local] [--template tid]
       [--corpus DIR] [--docs example,002,largest] [--engine-only]
       [--server-arg=--cache --server-arg=false ...]
+  uv run --no-sync python benchmarks/embedded.py --measure DOC.md [--tdd TDD.md]
 
 Prints, in one run on one server:
   (a) the engine limit at the run's context length: prompt tokens/s (a fresh
@@ -147,8 +148,8 @@ def prose_paragraphs(markdown: str) -> list[str]:
     return [p for p in out if p]
 
 
-def measure(doc: Document, tdd_text: str, engine: dict[str, float]) -> dict[str, Any]:
-    markdown = doc.markdown
+def quality(markdown: str, tdd_text: str) -> dict[str, Any]:
+    """What a document holds: words, cut paragraphs, code that parses, TDD names it uses."""
     paragraphs = prose_paragraphs(markdown)
     # A short list item is a label ("- Test-first"), not a sentence that stops.
     cut = [p for p in paragraphs if len(p.split()) >= 6 and not ends_cleanly(p)]
@@ -157,6 +158,16 @@ def measure(doc: Document, tdd_text: str, engine: dict[str, float]) -> dict[str,
     ok = [b for b in parsed if code_error(b.language, unfence(b.code)) is None]
     names = tdd_names(tdd_text)
     mentioned = {n for n in names if n in markdown}
+    return {
+        "words": count_words(markdown),
+        "cut_paragraphs": f"{len(cut)}/{len(paragraphs)}",
+        "code_parses": f"{len(ok)}/{len(parsed)}",
+        "name_coverage": round(len(mentioned) / len(names), 2) if names else None,
+        "cut_examples": [p[-60:] for p in cut[:3]],
+    }
+
+
+def measure(doc: Document, tdd_text: str, engine: dict[str, float]) -> dict[str, Any]:
     calls = doc.record.calls
     uncached = sum(c.input_tokens - c.cached_tokens for c in calls)
     output = sum(c.output_tokens for c in calls)
@@ -167,12 +178,8 @@ def measure(doc: Document, tdd_text: str, engine: dict[str, float]) -> dict[str,
         "output_tokens": output,
         "uncached_prompt_tokens": uncached,
         "cached_tokens": sum(c.cached_tokens for c in calls),
-        "words": count_words(markdown),
-        "cut_paragraphs": f"{len(cut)}/{len(paragraphs)}",
-        "code_parses": f"{len(ok)}/{len(parsed)}",
-        "name_coverage": round(len(mentioned) / len(names), 2) if names else None,
+        **quality(doc.markdown, tdd_text),
         "engine_ratio": round(doc.record.wall_s / bound, 2) if bound else None,
-        "cut_examples": [p[-60:] for p in cut[:3]],
         "notes": doc.record.section_notes,
     }
 
@@ -254,9 +261,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--docs", default="example,002,largest")
     parser.add_argument("--engine-only", action="store_true")
     parser.add_argument(
+        "--measure",
+        metavar="DOC",
+        help="only measure a written document against the example TDD (or --tdd), no model",
+    )
+    parser.add_argument("--tdd", default=str(EXAMPLE), help="the TDD --measure compares with")
+    parser.add_argument(
         "--server-arg", action="append", help="appended to the server's command line"
     )
-    return asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.measure:
+        markdown = Path(args.measure).read_text(encoding="utf-8")
+        print(json.dumps(quality(markdown, Path(args.tdd).read_text(encoding="utf-8"))))
+        return 0
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":
