@@ -171,7 +171,9 @@ async def repair_code(
 
     Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
     repair request starts with the section's system message, so the shared
-    prefix is reused. A dropped code part keeps its intro, loses its code, and
+    prefix is reused. Still broken, a block keeps its longest start that
+    parses, marked where it stops, when that stands for it (`_kept_prefix`);
+    otherwise it is dropped. A dropped code part keeps its intro, loses its code, and
     carries a `dropped` note the document shows in its place; a dropped block
     in text becomes that note.
     """
@@ -184,7 +186,6 @@ async def repair_code(
     content = copy.deepcopy(content)
     heading = section_heading(template, section)
     for block in broken:
-        part = block.part
         fixed, still, more = await _repair_block(
             provider,
             prompt,
@@ -196,29 +197,31 @@ async def repair_code(
             on_event=on_event,
         )
         calls += more
-        if still is None:
-            replace_code(content, block, fixed, "")
-            notes.append(
-                f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
-            )
-            continue
-        kept = _kept_prefix(block, fixed)
-        if kept is not None:
-            replace_code(content, block, kept, "")
-            notes.append(
-                f"{part.id}: the {block.language} code did not parse after a repair; kept its "
-                f"first {kept.count(chr(10))} lines, which parse, marked where they stop"
-            )
-            continue
-        replace_code(
-            content,
-            block,
-            None,
-            f"The {block.language} example for {part.title} was left out: the model's code "
-            f"did not parse ({block.error}), nor did its repair ({still}).",
-        )
-        notes.append(f"{part.id}: the {block.language} code did not parse after a repair; dropped")
+        notes.append(_settle(content, block, fixed, still))
     return content, notes, calls
+
+
+def _settle(content: dict[str, Any], block: BrokenCode, fixed: str, still: str | None) -> str:
+    """Put the repair, the start that parses, or the left-out note in place; say which."""
+    part = block.part
+    if still is None:
+        replace_code(content, block, fixed, "")
+        return f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
+    kept = _kept_prefix(block, fixed)
+    if kept is not None:
+        replace_code(content, block, kept, "")
+        return (
+            f"{part.id}: the {block.language} code did not parse after a repair; kept its "
+            f"first {kept.count(chr(10))} lines, which parse, marked where they stop"
+        )
+    replace_code(
+        content,
+        block,
+        None,
+        f"The {block.language} example for {part.title} was left out: the model's code "
+        f"did not parse ({block.error}), nor did its repair ({still}).",
+    )
+    return f"{part.id}: the {block.language} code did not parse after a repair; dropped"
 
 
 def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
