@@ -111,7 +111,7 @@ def _shrunk(node: Any, factor: float) -> Any:
 
 # Characters per output token a model is budgeted at when nothing better is
 # known. Measured on SmolLM2 through llama-server: at 2 some sections still ran
-# out (whitespace between tokens, `\\uXXXX` escapes that count as one character).
+# out (whitespace between tokens, `\uXXXX` escapes that count as one character).
 CHARS_PER_TOKEN = 1.5
 
 

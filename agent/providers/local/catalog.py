@@ -1,7 +1,8 @@
 """The embedded models tidsmith knows by name, and what a model id resolves to without the file.
 
 Owns the catalog (`MODELS`), model-id parsing and the identity a replay needs;
-imports only agent.core, the grammar's rate and the GGUF reader beside it, never the server process.
+imports only agent.core, the default output rate of `agent.providers.fitting`
+and the GGUF reader beside it, never the server process.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class ModelEntry:
     size: int = 0
     sha256: str = ""
     # Output characters per token, low end, which sizes the bounds a reply is
-    # fitted to (`agent.providers.grammar.char_budget`).
+    # fitted to (`agent.providers.fitting.char_budget`).
     chars_per_token: float = CHARS_PER_TOKEN
 
     @property
