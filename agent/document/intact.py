@@ -12,6 +12,7 @@ document modules and `agent.providers.fitting`; never a stage.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -314,25 +315,29 @@ _MIN_KEPT_SHARE = 1 / 3
 CUT_MARK = "# (cut off here: the rest of this example did not parse)"
 
 
-def parsing_prefix(language: str, code: str, first_line: str) -> str | None:
+def first_line(code: str) -> str:
+    """The first line of `code` that is not blank, stripped: where a block starts."""
+    return next((line.strip() for line in code.split("\n") if line.strip()), "")
+
+
+def parsing_prefix(language: str, code: str, start: str) -> str | None:
     """The longest run of `code`'s whole first lines that parses, marked where it stops.
 
     For a block a model stopped mid-statement whose repair failed too (seen on
     Qwen2.5-Coder-1.5B: `Field(d`, `self.job_id =`, a repair that wrote only
-    the missing tail). None when the block does not start with `first_line`
+    the missing tail). None when `code` does not start with the line `start`
     (a fragment, not the example), the language has no `#` comments, or what
     parses is too little of the block to stand for it.
     """
     kind = LANGUAGES.get(language.lower(), "")
     lines = code.strip("\n").split("\n")
-    first = next((line.strip() for line in lines if line.strip()), "")
-    if kind not in _HASH_COMMENTS or first != first_line.strip():
+    if kind not in _HASH_COMMENTS or first_line(code) != start.strip():
         return None
 
     def statements(chunk: list[str]) -> int:
         return sum(1 for line in chunk if line.strip() and not line.lstrip().startswith("#"))
 
-    need = max(_MIN_KEPT_LINES, int(statements(lines) * _MIN_KEPT_SHARE + 0.999))
+    need = max(_MIN_KEPT_LINES, math.ceil(statements(lines) * _MIN_KEPT_SHARE))
     for end in range(len(lines) - 1, 0, -1):
         head = lines[:end]
         if statements(head) < need:

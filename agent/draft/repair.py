@@ -24,6 +24,7 @@ from agent.document.intact import (
     broken_code,
     cut_message,
     find_cuts,
+    first_line,
     parsing_prefix,
     replace_code,
 )
@@ -142,10 +143,6 @@ async def _repair_block(
     return fixed, still, calls
 
 
-def _first_line(code: str) -> str:
-    return next((line.strip() for line in code.split("\n") if line.strip()), "")
-
-
 def _stands_for(original: str, fixed: str) -> bool:
     """Whether a repair is the block, not a piece of it.
 
@@ -154,7 +151,7 @@ def _stands_for(original: str, fixed: str) -> bool:
     which may parse alone. A repair starts where the block started, or is at
     least half its length.
     """
-    return _first_line(fixed) == _first_line(original) or len(fixed) * 2 >= len(original)
+    return first_line(fixed) == first_line(original) or len(fixed) * 2 >= len(original)
 
 
 async def repair_code(
@@ -173,9 +170,9 @@ async def repair_code(
     repair request starts with the section's system message, so the shared
     prefix is reused. Still broken, a block keeps its longest start that
     parses, marked where it stops, when that stands for it (`_kept_prefix`);
-    otherwise it is dropped. A dropped code part keeps its intro, loses its code, and
-    carries a `dropped` note the document shows in its place; a dropped block
-    in text becomes that note.
+    otherwise it is dropped. A dropped code part keeps its intro, loses its
+    code, and carries a `dropped` note the document shows in its place; a
+    dropped block in text becomes that note.
     """
     broken = broken_code(section, content)
     if not broken:
@@ -231,7 +228,7 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
     often as with the whole block; the block's own first line tells the two
     apart (`parsing_prefix`). No extra call: what was written is all there is.
     """
-    first = _first_line(block.code)
+    first = first_line(block.code)
     found = [
         kept
         for code in (fixed, block.code)
