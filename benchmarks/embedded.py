@@ -221,7 +221,7 @@ async def run(args: argparse.Namespace) -> int:
             f"(a) engine at a {engine['prompt_tokens']:.0f}-token prompt: "
             f"prompt {engine['prompt_tps']:.1f} tok/s, generation {engine['gen_tps']:.1f} tok/s "
             f"(under the section grammar {engine['grammar_gen_tps']:.1f} tok/s); "
-            "parallel slots: 1 (llama_cpp.server serves one request at a time)"
+            "parallel slots: 1 (slots do not share the prompt prefix; docs/embedded.md)"
         )
         if args.engine_only:
             return 0

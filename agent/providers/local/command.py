@@ -1,4 +1,4 @@
-"""The embedded model server's command line and environment (llama-cpp-python or llama-server).
+"""The embedded model server's command line and environment (xllamacpp's or llama-server).
 
 Owns which binary serves a model and with what flags; imports the catalog's
 types only, never the running process (agent.providers.local.server).
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent.core.errors import ConfigError
 from agent.core.settings import user_cache_dir
-from agent.providers.local.catalog import GIB, ResolvedModel
+from agent.providers.local.catalog import ResolvedModel
 
 HOST = "127.0.0.1"
 
@@ -27,38 +27,18 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-# llama_cpp.server fills every setting from an environment variable of the same
-# name (pydantic-settings, any case), and HOST, PORT and CONFIG_FILE override its
-# flags outright: a stray PORT, API_KEY or N_CTX would move, lock or resize it.
-_SERVER_SETTINGS = frozenset(
-    """
-    model model_alias n_gpu_layers split_mode main_gpu tensor_split vocab_only use_mmap
-    use_mlock kv_overrides rpc_servers seed n_ctx n_batch n_ubatch n_threads
-    n_threads_batch rope_scaling_type rope_freq_base rope_freq_scale yarn_ext_factor
-    yarn_attn_factor yarn_beta_fast yarn_beta_slow yarn_orig_ctx mul_mat_q logits_all
-    embedding offload_kqv flash_attn last_n_tokens_size lora_base lora_path numa
-    chat_format chat_template_kwargs clip_model_path cache cache_type cache_size
-    hf_tokenizer_config_path hf_pretrained_model_name_or_path hf_model_repo_id
-    draft_model draft_model_num_pred_tokens type_k type_v verbose host port
-    ssl_keyfile ssl_certfile api_key interrupt_requests disable_ping_events root_path
-    models config_file
-    """.split()  # noqa: SIM905 - a word list reads better than 58 quoted lines
-)
-# Modules `python -m llama_cpp.server` needs (llama-cpp-python[server]).
-_SERVER_MODULES = (
-    "llama_cpp",
-    "uvicorn",
-    "fastapi",
-    "sse_starlette",
-    "starlette_context",
-    "pydantic_settings",
-)
+# llama-server takes a setting from LLAMA_ARG_<FLAG> when its command line does
+# not give it, and its API key from LLAMA_API_KEY: a stray LLAMA_ARG_N_PARALLEL or
+# LLAMA_API_KEY in the user's shell would resize or lock the server tidsmith talks to.
+_SERVER_ENV_PREFIXES = ("LLAMA_ARG_", "LLAMA_API_KEY")
+# What `python -m agent.providers.local.engine` imports (the `local` extra).
+_SERVER_MODULES = ("xllamacpp",)
 
 
 def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The server's environment: ours without anything it would read as a setting."""
+    """The server's environment: ours without anything llama.cpp would read as a setting."""
     environ = dict(os.environ) if environ is None else environ
-    env = {k: v for k, v in environ.items() if k.lower() not in _SERVER_SETTINGS}
+    env = {k: v for k, v in environ.items() if not k.upper().startswith(_SERVER_ENV_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"  # so the log is complete up to a crash
     return env
 
@@ -75,8 +55,10 @@ def find_llama_server() -> Path | None:
 
     Used only with TIDSMITH_LOCAL_SERVER=llama-server; looked for in
     $LLAMA_SERVER, on PATH, then where scripts/build-llama-server caches its
-    build. Not the default: llama-cpp-python's server comes with the `local`
-    extra, while llama-server is a separate ~6-minute CMake build.
+    build. Not the default: the xllamacpp wheel of the `local` extra holds the
+    same server and installs in seconds, while llama-server is a separate
+    ~6-minute CMake build; scripts/record-cassettes uses it for its
+    process-wide grammar and its Anthropic endpoint.
     """
     if os.environ.get("TIDSMITH_LOCAL_SERVER") != "llama-server":
         return None
@@ -97,7 +79,32 @@ def server_command(model: ResolvedModel, port: int, *, threads: int | None = Non
     binary = find_llama_server()
     if binary is not None:
         return llama_server_command(binary, model, port, threads=threads)
-    return llama_cpp_python_command(model, port, threads=threads)
+    return engine_command(model, port, threads=threads)
+
+
+def engine_command(model: ResolvedModel, port: int, *, threads: int) -> list[str]:
+    """llama.cpp's server from the xllamacpp wheel: the default, from the `local` extra.
+
+    One slot: parallel slots do not share the prompt prefix (each evaluates the
+    whole TDD again), which on a CPU costs more than two streams gain.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "agent.providers.local.engine",
+        "--model",
+        str(model.path),
+        "--alias",
+        model.name,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--ctx",
+        str(model.context_window),
+        "--threads",
+        str(threads),
+    ]
 
 
 def llama_server_command(
@@ -126,50 +133,8 @@ def llama_server_command(
     ]
 
 
-def llama_cpp_python_command(model: ResolvedModel, port: int, *, threads: int) -> list[str]:
-    """`python -m llama_cpp.server` serving `model`: the default, from the `local` extra."""
-    return [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model.path),
-        "--model_alias",
-        model.name,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--n_ctx",
-        str(model.context_window),
-        "--n_threads",
-        str(threads),
-        "--n_threads_batch",
-        str(threads),
-        "--n_batch",
-        "512",
-        # Queue concurrent requests instead of cutting a running stream off.
-        "--interrupt_requests",
-        "false",
-        # mlock would pin the whole model in RAM, or warn where the limit forbids it.
-        "--use_mlock",
-        "false",
-        # The server's default (true) keeps logits for every prompt token: slower
-        # prompts and n_ctx x vocabulary floats of memory, for logprobs we never ask.
-        "--logits_all",
-        "false",
-        # Consecutive prompts reuse their common prefix anyway; this RAM cache of
-        # saved states (~45 MB per 1500 prompt tokens) also brings a prefix back
-        # after an unrelated call: 35 s -> 3.5 s for 1500 tokens on 2 cores.
-        "--cache",
-        "true",
-        "--cache_size",
-        str(GIB),
-    ]
-
-
 def require_server(extra: str = "local") -> None:
-    """Raise ConfigError unless this interpreter can run `python -m llama_cpp.server`."""
+    """Raise ConfigError unless this interpreter can run the embedded model server."""
     missing = [m for m in _SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(

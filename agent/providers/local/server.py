@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -52,9 +51,10 @@ def describe_exit(code: int) -> str:
         signal.SIGSEGV: "segfault",
         signal.SIGABRT: "aborted",
         signal.SIGKILL: "killed, perhaps for lack of memory",
-        # Seen with llama.cpp built natively on AMX CPUs, and with builds for another CPU.
-        signal.SIGILL: "illegal instruction: reinstall llama-cpp-python built with "
-        "CMAKE_ARGS=-DGGML_NATIVE=OFF",
+        # Seen with llama.cpp built natively on AMX CPUs, and with builds for another CPU;
+        # the xllamacpp wheel is portable (AVX2), so a llama-server build is the suspect.
+        signal.SIGILL: "illegal instruction: the server was built for another CPU; "
+        "rebuild it with -DGGML_NATIVE=OFF",
         signal.SIGBUS: "bus error",
     }
     return f"exit code {code}: {names.get(sig, sig.name)}"
@@ -123,15 +123,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-_PREFIX_HIT = re.compile(r"Llama\.generate: (?:(\d+) prefix-match hit|full prompt already cached)")
-
-
 class _PortTakenError(Exception):
     """Someone else bound the port between our check and the server's bind."""
 
 
 class LocalServer:
-    """A llama-cpp-python OpenAI-compatible server that tidsmith started and will stop.
+    """A llama.cpp OpenAI-compatible server that tidsmith started and will stop.
 
     Use `await LocalServer.start(spec)`, then `base_url` with any OpenAI client,
     then `await server.aclose()` (or `async with await LocalServer.start(...)`).
@@ -246,31 +243,6 @@ class LocalServer:
                         f"see {self.log_path}"
                     )
                 await asyncio.sleep(0.2)
-
-    def log_offset(self) -> int:
-        """Where the server's log ends now (see `cached_since`)."""
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def cached_since(self, offset: int) -> int | None:
-        """Prompt tokens the last request since `offset` reused from the KV cache.
-
-        llama-cpp-python's server reports no cached tokens in `usage`, but its
-        log says, per request, "Llama.generate: N prefix-match hit" (or that the
-        whole prompt was cached: -1). None when the log says neither (another server).
-        """
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(offset)
-                text = f.read(1 << 20).decode("utf-8", errors="replace")
-        except OSError:
-            return None
-        cached: int | None = None
-        for match in _PREFIX_HIT.finditer(text):
-            cached = -1 if match.group(1) is None else int(match.group(1))
-        return cached
 
     def check_alive(self, grace: float = 0.2) -> None:
         """Raise ProviderError if the server has stopped; call it when a request fails.

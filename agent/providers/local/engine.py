@@ -1,0 +1,80 @@
+"""The embedded model server process: llama.cpp's own server, from the xllamacpp wheel.
+
+Run as `python -m agent.providers.local.engine --model PATH --alias NAME --port N
+...` by agent.providers.local.server, never imported by tidsmith itself: a
+llama.cpp crash then ends this process, not the CLI. The only module that
+imports xllamacpp.
+
+xllamacpp ships llama.cpp's C++ server (continuous batching, prompt cache,
+`usage.prompt_tokens_details.cached_tokens`, GBNF `grammar` and `json_schema`
+in the request body) as a prebuilt wheel: nothing compiles on install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+from typing import Any
+
+# llama.cpp's n-gram drafts: they need no second model.
+_SPECULATIVE = {
+    "none": "COMMON_SPECULATIVE_TYPE_NONE",
+    "ngram-simple": "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE",
+    "ngram-map-k": "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K",
+    "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
+}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent.providers.local.engine")
+    parser.add_argument("--model", required=True, help="the .gguf file")
+    parser.add_argument("--alias", required=True, help="the name /v1/models lists")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ctx", type=int, required=True, help="context window, all slots")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--parallel", type=int, default=1, help="slots (concurrent requests)")
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument(
+        "--speculative",
+        choices=sorted(_SPECULATIVE),
+        default="none",
+        help="draft tokens by n-gram lookup in the prompt and the reply so far (A/B runs)",
+    )
+    args = parser.parse_args(argv)
+
+    # A compiled module without type stubs: Any, said once here.
+    xllamacpp: Any = importlib.import_module("xllamacpp")
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    # A set of names: a bare string would be read as a set of its characters.
+    params.model_alias = {args.alias}
+    params.hostnames = [args.host]
+    params.port = args.port
+    params.n_ctx = args.ctx
+    params.n_parallel = args.parallel
+    # One KV buffer for all slots: a slot may use the whole window.
+    params.kv_unified = True
+    params.n_batch = args.batch
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    if args.speculative != "none":
+        kind = xllamacpp.common_speculative_type
+        params.speculative.types = [getattr(kind, _SPECULATIVE[args.speculative])]
+    # A warm-up decode costs seconds on a CPU and buys nothing for a short run.
+    params.warmup = False
+    server = xllamacpp.Server(params)
+    print(f"tidsmith engine: listening on {server.listening_address}", flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
