@@ -11,7 +11,13 @@ from typing import Any
 
 from agent.core.templates import Template
 from agent.document.assemble import render_section
-from agent.document.intact import CUT_MARK, find_cuts, parsing_prefix
+from agent.document.intact import (
+    CUT_MARK,
+    apply_trims,
+    find_cuts,
+    find_unfinished,
+    parsing_prefix,
+)
 from agent.document.lints import code_error
 from agent.draft.plan import SectionDraft
 from agent.draft.sections import draft_section
@@ -196,6 +202,10 @@ def test_code_that_does_not_parse_gets_one_repair_call() -> None:
     assert repair.messages[0] == MESSAGES[0]
     assert "does not parse" in repair.messages[-1].content
     assert "return bool(event" in repair.messages[-1].content
+    # It asks for the whole block from its first line: small models otherwise write the tail.
+    assert "again, corrected, from its first line\n(def send(event: str) -> bool:)" in (
+        repair.messages[-1].content
+    )
     assert result.content["example"]["code"] == GOOD_CODE
     assert any("repaired" in n for n in result.notes)
 
@@ -306,3 +316,68 @@ def test_unfinished_prose_a_few_characters_short_of_its_bound_is_a_cut() -> None
     assert find_cuts(SECTION, {"summary": CUT[:40]}, schema) == []
     # A sentence that ends near its bound is whole.
     assert find_cuts(SECTION, {"summary": CUT[:-5] + "."}, schema) == []
+
+
+def test_a_list_item_a_few_characters_short_of_its_bound_is_a_cut() -> None:
+    # Seen on Qwen2.5-Coder: items looping on file names stopped at 129 of 130.
+    from agent.draft.plan import section_schema
+
+    schema = section_schema(SECTION)[1]
+    loop = ("relay/worker.py, " * 4)[:59]
+    assert len(loop) == 59  # items are bounded at 60 characters
+    cuts = find_cuts(SECTION, {"steps": ["Queue the event.", loop]}, schema)
+    assert [(c.path, c.kind) for c in cuts] == [(("steps", 1), "item")]
+    assert find_cuts(SECTION, {"steps": [loop[:40]]}, schema) == []
+
+
+def test_prose_the_model_ended_mid_word_goes_back_to_its_last_sentence_without_a_call() -> None:
+    ended = "Retries use backoff. Each one is logged for the webh\u63a5"  # bound: 80
+    provider = FakeProvider([reply(ended, details="Whole sentences only: this ends.")])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["summary"] == "Retries use backoff."
+    assert result.content["details"] == "Whole sentences only: this ends."
+    assert any("summary: ended mid-sentence; kept the first 20" in n for n in result.notes)
+
+
+def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
+    def unfinished(**content: Any) -> list[tuple[str | int, ...]]:
+        return [c.path for c in find_unfinished(SECTION, content)]
+
+    assert unfinished(summary="It ends with a colon:") == []
+    assert unfinished(summary="It ends in brackets (the queue)") == []
+    assert unfinished(details="Steps:\n\n- queue the event\n- deliver it") == []
+    assert unfinished(details="A table:\n\n| a | b |\n|---|---|\n| 1 | 2 |") == []
+    assert unfinished(details="First.\n\nThen the worker picks up the") == [("details",)]
+    assert unfinished(example={"intro": "Sending one event with the", "code": "x = 1"}) == [
+        ("example", "intro")
+    ]
+    # Text stopped with no sentence to keep is left out, with a note that says why.
+    result = find_unfinished(SECTION, {"summary": "no sentence at all"})
+    content, notes = apply_trims({"summary": "no sentence at all"}, result)
+    assert content["summary"].startswith("> **Note:** The model's text for summary ended")
+    assert notes == ["summary: ended mid-sentence; left out"]
+
+
+def test_a_diagram_role_stopped_at_its_bound_is_trimmed_to_a_whole_word_not_left_out() -> None:
+    from agent.core.templates import get_template
+    from agent.draft.plan import section_schema
+
+    section = get_template("tid").section("integration_points")
+    schema = section_schema(section)[1]
+    role_def = schema["$defs"]["integration_points_integration_diagram_component"]
+    bound = role_def["properties"]["responsibility"]["maxLength"]
+    role = ("queues webhook deliveries and retries failed ones with backoff " * 3)[:bound]
+    content = {
+        "integration_diagram": {
+            "components": [{"name": "DeliveryWorker", "responsibility": role}],
+            "edges": [],
+        }
+    }
+    [cut] = find_cuts(section, content, schema)
+    assert cut.kind == "cell"
+    trimmed, notes = apply_trims(content, [cut])
+    kept = trimmed["integration_diagram"]["components"][0]["responsibility"]
+    assert kept and role.startswith(kept) and not kept.endswith(" ")
+    assert role[len(kept)] == " "  # a whole word, not a piece of one
+    assert "kept the first" in notes[0]

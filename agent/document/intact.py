@@ -35,12 +35,22 @@ _NOT_PROSE = {"tdd_refs", "note_refs"}
 
 @dataclass(frozen=True)
 class Cut:
-    """A string of a reply that reached its bound without ending."""
+    """A string of a reply that reached its bound without ending, or ended mid-sentence."""
 
     path: tuple[str | int, ...]
     bound: int
     kind: str  # "prose", "cell" (a table cell), "item" (a list item), "code"
     language: str = ""
+    # False: the model ended it mid-sentence itself, far from its bound.
+    at_bound: bool = True
+
+    @property
+    def why(self) -> str:
+        return (
+            f"cut off at its limit of {self.bound} characters"
+            if self.at_bound
+            else "ended mid-sentence"
+        )
 
     @property
     def name(self) -> str:
@@ -85,7 +95,8 @@ def _kind(section: Section, path: tuple[str | int, ...]) -> tuple[str, str] | No
         if field == "code":
             return "code", part.language
         return ("prose", "") if field == "intro" else None
-    if part.kind == "table":
+    # A diagram's names and phrases are no sentences either: trimmed like cells.
+    if part.kind in ("table", "diagram"):
         return "cell", ""
     if part.kind == "list":
         return "item", ""
@@ -98,12 +109,13 @@ def ends_cleanly(text: str) -> bool:
 
 
 def _prose_slack(bound: int) -> int:
-    """How far below its bound an unfinished paragraph still counts as stopped there.
+    """How far below its bound an unfinished paragraph or item still counts as stopped there.
 
     The grammar counts what the model writes (an escape such as `\\u2019` is one
     unit there, several characters of ours or the other way round), so a string
     the grammar stopped can read a few characters short of the bound we compute:
-    seen on Qwen2.5-Coder, "... with overridable" at 88 of 90.
+    seen on Qwen2.5-Coder, "... with overridable" at 88 of 90, and list items
+    looping on file names stopped at 129 of 130.
     """
     return max(2, bound // 20)
 
@@ -122,7 +134,7 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
         if kind is None:
             continue
         what, language = kind
-        if len(value) < bound - (_prose_slack(bound) if what == "prose" else 0):
+        if len(value) < bound - (_prose_slack(bound) if what in ("prose", "item") else 0):
             continue
         if what == "code":
             unfenced = unfence(value)
@@ -132,6 +144,44 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
             continue
         cuts.append(Cut(path=path, bound=bound, kind=what, language=language))
     return cuts
+
+
+# A paragraph that is prose, not a list item, table row, heading, quote or fence.
+_NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
+
+
+def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
+    """Prose the model ended itself in the middle of a word or clause, far from any bound.
+
+    Its last paragraph ends in a letter or digit: no sentence mark, colon,
+    bracket or quote ("... crucial for the webh接"). Such text is trimmed back
+    to its last complete sentence, without a call: asking again costs a whole
+    section and the model stopped there of its own accord.
+    """
+    found: list[Cut] = []
+    for part in section.parts:
+        paths: list[tuple[str | int, ...]] = []
+        if part.kind == "text":
+            paths.append((part.id,))
+        elif part.kind == "code" and isinstance(content.get(part.id), dict):
+            paths.append((part.id, "intro"))
+        for path in paths:
+            value = _get(content, path) if _has(content, path) else None
+            if not isinstance(value, str) or not value.strip():
+                continue
+            last = re.split(r"\n\s*\n", value.strip())[-1]
+            if _NOT_PARAGRAPH.match(last) or not last[-1].isalnum():
+                continue
+            found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
+    return found
+
+
+def _has(content: Any, path: tuple[str | int, ...]) -> bool:
+    try:
+        _get(content, path)
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
 
 
 def _parsed(language: str) -> bool:
@@ -183,6 +233,8 @@ def _get(content: Any, path: tuple[str | int, ...]) -> Any:
 
 def left_out(cut: Cut) -> str:
     """The note that stands where a field's cut text was left out."""
+    if not cut.at_bound:
+        return f"The model's text for {cut.name} ended mid-sentence and was left out."
     return (
         f"The model's text for {cut.name} was cut off at its limit of {cut.bound} "
         "characters twice and was left out."
@@ -206,11 +258,11 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
             if trimmed != value:
                 parent[cut.path[-1]] = trimmed
                 notes.append(
-                    f"{cut.name}: cut off at its limit of {cut.bound} characters; "
+                    f"{cut.name}: {cut.why}; "
                     f"kept the first {len(trimmed)} characters, up to where it last ended"
                 )
             continue
-        notes.append(f"{cut.name}: cut off at its limit of {cut.bound} characters; left out")
+        notes.append(f"{cut.name}: {cut.why}; left out")
         key = cut.path[-1]
         if cut.kind == "item" and isinstance(key, int):
             dropped.setdefault(cut.path[:-1], []).append(key)

@@ -24,6 +24,7 @@ from agent.document.intact import (
     broken_code,
     cut_message,
     find_cuts,
+    find_unfinished,
     first_line,
     parsing_prefix,
     replace_code,
@@ -58,7 +59,8 @@ async def uncut(
     bounds = fitted_schema(provider, schema, max_tokens)
     cuts = find_cuts(section, content, bounds)
     if not cuts:
-        return content, [], []
+        content, notes = apply_trims(content, find_unfinished(section, content))
+        return content, notes, []
     error = cut_message(cuts)
     on_event(
         Event(
@@ -82,6 +84,8 @@ async def uncut(
     if again is not None:
         content = again.model_dump()
         cuts = find_cuts(section, content, bounds)
+    stopped = {c.path for c in cuts}
+    cuts += [c for c in find_unfinished(section, content) if c.path not in stopped]
     content, notes = apply_trims(content, cuts)
     return content, notes, calls
 
@@ -121,6 +125,7 @@ async def _repair_block(
             section_heading=heading,
             error=block.error,
             code=block.code.strip("\n"),
+            first_line=first_line(block.code),
             limit=str(limit),
         ),
     )

@@ -58,6 +58,9 @@ def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
         if name == "code":
             # A comment parses as python, yaml, toml and bash alike.
             text = f"# {text}"
+        elif "pattern" not in node:
+            # Ends as a sentence: prose ending on a letter reads as stopped mid-word.
+            text += "."
         if "pattern" in node:
             # Ids such as research note refs (R1): the first simple value that fits.
             for candidate in (text, "R1", "1", "x", "a1"):
