@@ -98,3 +98,23 @@ def test_recorded_qwen_replies_never_ran_below_its_budgeted_rate() -> None:
     assert len(replies) >= 10, "no cassette recorded with qwen-1.5b holds its replies"
     over = [(len(text), tokens) for text, tokens in replies if tokens * rate > len(text) + 150]
     assert over == []
+
+
+def test_a_compatible_server_serving_a_catalog_model_gets_its_output_rate() -> None:
+    """`openai:qwen-1.5b` (how scripts/record-cassettes names the served model) budgets as
+    `local` does; an unknown name keeps the cautious default."""
+    import asyncio
+
+    from agent.providers import open_provider
+    from agent.providers.fitting import CHARS_PER_TOKEN
+    from agent.providers.local import chars_per_token
+
+    async def rate(model_id: str) -> float:
+        provider = await open_provider(model_id, base_url="http://127.0.0.1:9/v1", env={})
+        try:
+            return float(getattr(provider, "chars_per_token"))  # noqa: B009
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(rate("openai:qwen-1.5b")) == chars_per_token("local:qwen-1.5b") > 2
+    assert asyncio.run(rate("openai:qwen2.5-coder:7b")) == CHARS_PER_TOKEN
