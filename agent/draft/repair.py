@@ -52,7 +52,8 @@ async def uncut(
     """`content` with no string stopped at its bound mid-sentence: re-asked once, then trimmed.
 
     A reply whose strings reached their (fitted) bound without ending is asked
-    again once, naming those fields. What is still cut after that goes back to
+    again once, naming those fields. What is still cut after that, and prose
+    the model ended mid-word itself (`find_unfinished`, no call), goes back to
     its last complete sentence, or is left out with a note (`apply_trims`).
     """
     # The bounds the provider's grammar enforced, which is where a string stops.
