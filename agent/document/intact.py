@@ -160,28 +160,20 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
     """
     found: list[Cut] = []
     for part in section.parts:
-        paths: list[tuple[str | int, ...]] = []
+        value = content.get(part.id)
         if part.kind == "text":
-            paths.append((part.id,))
-        elif part.kind == "code" and isinstance(content.get(part.id), dict):
-            paths.append((part.id, "intro"))
-        for path in paths:
-            value = _get(content, path) if _has(content, path) else None
-            if not isinstance(value, str) or not value.strip():
-                continue
-            last = re.split(r"\n\s*\n", value.strip())[-1]
-            if _NOT_PARAGRAPH.match(last) or not last[-1].isalnum():
-                continue
-            found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
+            path: tuple[str | int, ...] = (part.id,)
+        elif part.kind == "code" and isinstance(value, dict):
+            path, value = (part.id, "intro"), value.get("intro")
+        else:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            continue
+        last = re.split(r"\n\s*\n", value.strip())[-1]
+        if _NOT_PARAGRAPH.match(last) or not last[-1].isalnum():
+            continue
+        found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
     return found
-
-
-def _has(content: Any, path: tuple[str | int, ...]) -> bool:
-    try:
-        _get(content, path)
-    except (KeyError, IndexError, TypeError):
-        return False
-    return True
 
 
 def _parsed(language: str) -> bool:

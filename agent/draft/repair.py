@@ -59,32 +59,31 @@ async def uncut(
     # The bounds the provider's grammar enforced, which is where a string stops.
     bounds = fitted_schema(provider, schema, max_tokens)
     cuts = find_cuts(section, content, bounds)
-    if not cuts:
-        content, notes = apply_trims(content, find_unfinished(section, content))
-        return content, notes, []
-    error = cut_message(cuts)
-    on_event(
-        Event(
-            kind="retry",
-            section=section.id,
-            detail="cut at the length limit: " + ", ".join(c.name for c in cuts),
+    calls: list[CallRecord] = []
+    if cuts:
+        error = cut_message(cuts)
+        on_event(
+            Event(
+                kind="retry",
+                section=section.id,
+                detail="cut at the length limit: " + ", ".join(c.name for c in cuts),
+            )
         )
-    )
-    previous = Reply(text=json.dumps(content, ensure_ascii=False))
-    again, calls, _ = await structured_call(
-        provider,
-        prompt,
-        model,
-        reask(prompt, messages, previous, error),
-        label=section.id,
-        schema_name=f"section_{section.id}",
-        max_tokens=max_tokens,
-        json_schema=schema,
-        on_event=on_event,
-    )
-    if again is not None:
-        content = again.model_dump()
-        cuts = find_cuts(section, content, bounds)
+        previous = Reply(text=json.dumps(content, ensure_ascii=False))
+        again, calls, _ = await structured_call(
+            provider,
+            prompt,
+            model,
+            reask(prompt, messages, previous, error),
+            label=section.id,
+            schema_name=f"section_{section.id}",
+            max_tokens=max_tokens,
+            json_schema=schema,
+            on_event=on_event,
+        )
+        if again is not None:
+            content = again.model_dump()
+            cuts = find_cuts(section, content, bounds)
     stopped = {c.path for c in cuts}
     cuts += [c for c in find_unfinished(section, content) if c.path not in stopped]
     content, notes = apply_trims(content, cuts)

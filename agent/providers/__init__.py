@@ -207,17 +207,16 @@ def _open_openai(options: ProviderOptions) -> Provider:
             f"{options.model_id} needs OPENAI_API_KEY set (or --base-url for a compatible server)"
         )
     # Lazy: the model catalog (its output rates) loads only here and for local runs.
-    from agent.providers.fitting import CHARS_PER_TOKEN
-    from agent.providers.local import MODELS
+    from agent.providers.local import chars_per_token
 
     # Lazy: the openai SDK loads only when an openai: model is opened (fast --help).
     from agent.providers.openai import OpenAIProvider
 
     # A compatible server serving one of tidsmith's embedded models under its
     # catalog name (`openai:qwen-1.5b`) gets that model's output rate, as `local`
-    # does; any other name the cautious default.
-    entry = MODELS.get(options.name)
-    rate = entry.chars_per_token if entry is not None else CHARS_PER_TOKEN
+    # does; any other name the cautious default. Spelt `local:NAME` so NAME is
+    # looked up as it is (a bare `local` would mean the default model).
+    rate = chars_per_token(f"local:{options.name}")
     # Compatible servers often need no key; the SDK insists on a non-empty one.
     return OpenAIProvider(
         options.name,
