@@ -184,6 +184,13 @@ def measure(doc: Document, tdd_text: str, engine: dict[str, float]) -> dict[str,
     }
 
 
+def keep(folder: Path, stem: str, doc: Document) -> None:
+    """The document and its run record, for reading what the numbers count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.md").write_text(doc.markdown, encoding="utf-8")
+    (folder / f"{stem}.run.json").write_text(doc.record.model_dump_json(indent=1), "utf-8")
+
+
 def pick_documents(which: list[str], corpus: Path, window: int) -> list[Path]:
     docs: list[Path] = []
     for name in which:
@@ -232,6 +239,8 @@ async def run(args: argparse.Namespace) -> int:
                 out = Path(tmp) / "doc.md"
                 settings = Settings(template=args.template, review=args.review)
                 doc = await run_generate(path, settings=settings, provider=provider, out=out)
+                if args.keep:
+                    keep(Path(args.keep), path.stem, doc)
             row = {"document": path.stem, **measure(doc, path.read_text("utf-8"), engine)}
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False))
@@ -260,6 +269,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--corpus", default=str(CORPUS))
     parser.add_argument("--docs", default="example,002,largest")
     parser.add_argument("--engine-only", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="write each document and run record here")
     parser.add_argument(
         "--measure",
         metavar="DOC",

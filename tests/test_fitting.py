@@ -11,7 +11,15 @@ import yaml
 
 from agent.core.templates import get_template, section_model
 from agent.draft.plan import section_schema
-from agent.draft.prompting import describe_fields, part_bounds
+from agent.draft.prompting import (
+    CHARS_PER_LINE,
+    CHARS_PER_WORD,
+    describe_fields,
+    lines_for,
+    part_bounds,
+    words_for,
+)
+from agent.providers import default_max_tokens
 from agent.providers.fitting import CHARS_PER_TOKEN, char_budget, fit_schema, worst_case_chars
 from agent.providers.local import MODELS, chars_per_token
 
@@ -25,7 +33,7 @@ def test_labelled_lists_keep_their_count_and_the_prompt_says_so() -> None:
     for part in section.parts:
         assert part_bounds(part, fitted)[1:] == (4, 4)
     fields = describe_fields(section, schema=fitted)
-    assert "development_approach (Development Approach): a list of exactly 4 short items" in fields
+    assert "development_approach (Development Approach): a list of exactly 4 items" in fields
 
 
 def test_the_prompt_states_the_fitted_counts_and_lengths() -> None:
@@ -41,16 +49,51 @@ def test_the_prompt_states_the_fitted_counts_and_lengths() -> None:
     assert f"a table: a list of {count} rows" in fields
     limit = fitted["properties"]["storage_integration"]
     code_limit = fitted["$defs"][limit["$ref"].rsplit("/", 1)[-1]]["properties"]["code"]
-    assert f"at most {code_limit['maxLength']} characters" in fields
+    assert f"never over {code_limit['maxLength']} characters" in fields
+    assert f"at most {lines_for(code_limit['maxLength'])} lines" in fields
     # Without a fitted schema the template's own numbers are stated.
     assert part_bounds(code, None)[0] == code.max_chars
-    assert f"at most {code.max_chars} characters" in describe_fields(section)
+    assert f"never over {code.max_chars} characters" in describe_fields(section)
+
+
+@pytest.mark.parametrize("bound", [40, 70, 186, 200, 260, 533, 869, 1800])
+def test_the_words_and_lines_asked_for_end_well_inside_the_bound(bound: int) -> None:
+    """A small model cannot count characters, and the grammar stops a string at
+    its bound wherever the model is: the words and lines the prompt asks for,
+    at the rates prose and code run at, come to about two thirds of it."""
+    assert words_for(bound) * CHARS_PER_WORD <= bound * 0.75
+    if bound >= 3 * CHARS_PER_LINE:
+        assert lines_for(bound) * CHARS_PER_LINE <= bound * 0.75
+
+
+def test_each_item_cell_and_role_is_sized_by_its_own_bound() -> None:
+    """A list item is sized by the item's bound, not the list's; cells and roles likewise."""
+    tid = get_template("tid")
+    budget = char_budget(1000, chars_per_token("local"))
+    for section in tid.sections:
+        fitted = fit_schema(section_model(section).model_json_schema(), budget)
+        defs = fitted.get("$defs", {})
+        fields = describe_fields(section, schema=fitted).splitlines()
+        for part, line in zip(section.parts, fields, strict=False):
+            node = fitted["properties"][part.id]
+            if part.kind == "list":
+                inner = node["items"]["maxLength"]
+            elif part.kind == "table":
+                row = defs[node["items"]["$ref"].rsplit("/", 1)[-1]]
+                inner = min(c["maxLength"] for c in row["properties"].values())
+            elif part.kind == "diagram":
+                block = defs[node["$ref"].rsplit("/", 1)[-1]]
+                box = defs[block["properties"]["components"]["items"]["$ref"].rsplit("/", 1)[-1]]
+                inner = box["properties"]["responsibility"]["maxLength"]
+            else:
+                continue
+            assert f"at most {words_for(inner)} words" in line, (section.id, part.id)
 
 
 @pytest.mark.parametrize("template", ["tid", "spec"])
 def test_every_section_fits_the_embedded_budget(template: str) -> None:
-    """At the embedded default (1000 tokens, Qwen's rate) every section's worst case fits."""
-    budget = char_budget(1000, chars_per_token("local"))
+    """At the embedded default (its reply limit, Qwen's rate) every section's worst case fits."""
+    budget = char_budget(default_max_tokens("local"), chars_per_token("local"))
     for section in get_template(template).sections:
         fitted = fit_schema(section_model(section).model_json_schema(), budget)
         assert worst_case_chars(fitted) <= budget, section.id

@@ -750,6 +750,7 @@ def test_the_draft_prompt_states_the_bounds_the_fitted_schema_enforces() -> None
     from agent.core.tdd import load_tdd
     from agent.core.templates import get_template
     from agent.draft.plan import PROMPT_ID, plan_messages, section_schema
+    from agent.draft.prompting import lines_for
     from agent.providers.base import Request
     from agent.providers.openai import OpenAIProvider
 
@@ -785,9 +786,12 @@ def test_the_draft_prompt_states_the_bounds_the_fitted_schema_enforces() -> None
             ref = schema["properties"][part.id]["$ref"].rsplit("/", 1)[-1]
             bound = schema["$defs"][ref]["properties"]["code"]["maxLength"]
             assert bound < part.max_chars  # the fit lowered it
-            said = f"{part.language} only, at most {bound} characters"
+            lines = lines_for(bound)
+            said = f"{part.language} only, at most {lines} lines, never over {bound} characters"
             assert said in messages[-1].content
             # A cloud model is told (and held to) the template's own bound.
-            assert f"at most {part.max_chars} characters" in plain.requests[section.id][-1].content
+            assert (
+                f"never over {part.max_chars} characters" in plain.requests[section.id][-1].content
+            )
             checked += 1
     assert checked >= 2

@@ -20,6 +20,7 @@ from agent.document.intact import (
 )
 from agent.document.lints import code_error
 from agent.draft.plan import SectionDraft
+from agent.draft.prompting import lines_for, words_for
 from agent.draft.sections import draft_section
 from agent.providers.base import Message, Reply
 from agent.providers.fake import FakeProvider
@@ -116,21 +117,32 @@ def draft(provider: FakeProvider, events: list[Any] | None = None) -> SectionDra
     )
 
 
-def test_text_stopped_at_its_bound_is_asked_again_once_naming_the_field() -> None:
-    provider = FakeProvider([reply(CUT), reply("Redis queues the events for delivery.")])
+def test_text_stopped_at_its_bound_is_asked_again_once_that_field_only() -> None:
+    provider = FakeProvider(
+        [reply(CUT), json.dumps({"summary": "Redis queues the events for delivery."})]
+    )
     result = draft(provider)
     assert len(provider.requests) == 2
-    retry = provider.requests[1].messages[-1].content
-    assert "summary (limit 80 characters)" in retry
-    assert "cut off mid-sentence" in retry
+    again = provider.requests[1]
+    assert again.prompt_id == "rewrite_cut"
+    # Only the cut field is asked for, not the whole section again.
+    assert set(again.json_schema["properties"]) == {"summary"}
+    assert again.json_schema["properties"]["summary"]["maxLength"] == 80
+    ask = again.messages[-1].content
+    assert f'- summary: at most {words_for(80)} words. As it stopped: "{CUT}"' in ask
+    assert "cut off" in ask
+    # The draft's own request comes first, so the prompt cache holds it; the
+    # whole reply is not sent again, only the quoted fields.
+    assert again.messages == [*MESSAGES, again.messages[-1]]
     assert result.content["summary"] == "Redis queues the events for delivery."
+    assert result.content["steps"] == ["Queue the event.", "Deliver it."]
     assert result.notes == []
 
 
 def test_text_still_cut_after_the_reask_goes_back_to_its_last_sentence() -> None:
     again = "Redis queues events. It is optimized for high throughput and low latency of deli"
     assert len(again) == 80
-    provider = FakeProvider([reply(CUT), reply(again)])
+    provider = FakeProvider([reply(CUT), json.dumps({"summary": again})])
     result = draft(provider)
     assert len(provider.requests) == 2
     assert result.content["summary"] == "Redis queues events."
@@ -142,14 +154,34 @@ def test_text_still_cut_after_the_reask_goes_back_to_its_last_sentence() -> None
 def test_a_list_item_cut_twice_without_a_sentence_is_left_out() -> None:
     item = "x" * 59 + " y"  # items are bounded at 60 characters
     steps = ["Queue the event.", item[:60]]
-    provider = FakeProvider([reply("Fine.", steps=steps), reply("Fine.", steps=steps)])
+    provider = FakeProvider([reply("Fine.", steps=steps), json.dumps({"steps_item_2": item[:60]})])
     result = draft(provider)
+    assert "steps_item_2 (steps item 2): at most" in provider.requests[1].messages[-1].content
     assert result.content["steps"] == ["Queue the event."]
+
+
+def test_text_stopped_at_its_bound_with_a_sentence_to_keep_is_trimmed_without_a_call() -> None:
+    cut = "Redis queues events. It is optimized for high throughput and low latency of deli"
+    assert len(cut) == 80
+    provider = FakeProvider([reply(cut)])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["summary"] == "Redis queues events."
+    assert any("summary" in n and "kept the first 20 characters" in n for n in result.notes)
+
+
+def test_an_empty_or_unusable_rewrite_leaves_the_text_out_visibly() -> None:
+    for second in (json.dumps({"summary": ""}), "not json"):
+        provider = FakeProvider([reply(CUT), second])
+        result = draft(provider)
+        # One call: a rewrite that cannot be used is not asked for again.
+        assert [r.prompt_id for r in provider.requests[1:]] == ["rewrite_cut"]
+        assert result.content["summary"].startswith("> **Note:** The model's text for summary")
 
 
 def test_text_cut_twice_with_no_sentence_to_keep_is_left_out_visibly() -> None:
     no_sentence = ("word " * 16 + "word")[:80]
-    provider = FakeProvider([reply(no_sentence), reply(no_sentence)])
+    provider = FakeProvider([reply(no_sentence), json.dumps({"summary": no_sentence})])
     result = draft(provider)
     assert len(provider.requests) == 2
     markdown = render_section(TEMPLATE, SECTION, result.content)
@@ -184,9 +216,10 @@ def test_the_fitted_bound_is_the_one_that_counts() -> None:
     cut = CUT[:bound]
     content = json.loads(reply(cut))
     assert [c.name for c in find_cuts(SECTION, content, fitted)] == ["summary"]
-    provider = FittingProvider([reply(cut), reply("Redis queues events.")])
+    provider = FittingProvider([reply(cut), json.dumps({"summary": "Redis queues events."})])
     assert draft(provider).content["summary"] == "Redis queues events."
-    assert f"summary (limit {bound} characters)" in provider.requests[1].messages[-1].content
+    assert provider.requests[1].json_schema["properties"]["summary"]["maxLength"] == bound
+    assert f"at most {words_for(bound)} words" in provider.requests[1].messages[-1].content
 
 
 BROKEN = "def send(event: str) -> bool:\n    return bool(event"
@@ -381,3 +414,18 @@ def test_a_diagram_role_stopped_at_its_bound_is_trimmed_to_a_whole_word_not_left
     assert kept and role.startswith(kept) and not kept.endswith(" ")
     assert role[len(kept)] == " "  # a whole word, not a piece of one
     assert "kept the first" in notes[0]
+
+
+def test_code_stopped_at_its_bound_gets_a_repair_with_room_to_finish() -> None:
+    cut = ("def send(event: str) -> bool:\n    values = [" + "event, " * 40)[:200]
+    provider = FakeProvider([reply("Fine.", code=cut), json.dumps({"code": GOOD_CODE})])
+    result = draft(provider)
+    # Code we can parse is the repair's: no rewrite call before it.
+    assert [r.prompt_id for r in provider.requests[1:]] == ["repair_code"]
+    repair = provider.requests[1]
+    # Twice the part's bound: asked to be whole in the same room, it was cut again.
+    assert repair.json_schema["properties"]["code"]["maxLength"] == 400
+    assert f"At most {lines_for(400)} lines, never over 400 characters" in " ".join(
+        repair.messages[-1].content.split()
+    )
+    assert result.content["example"]["code"] == GOOD_CODE

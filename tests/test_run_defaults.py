@@ -22,8 +22,8 @@ def test_reply_limits() -> None:
     assert default_max_tokens("openai:gpt-5-mini") == 1800
     assert default_max_tokens("anthropic:claude-sonnet-4-6") == 1800
     assert default_max_tokens("fake") == 1800
-    assert default_max_tokens("local") == 1000
-    assert LocalProvider.default_max_tokens == 1000
+    assert default_max_tokens("local") == 1600
+    assert LocalProvider.default_max_tokens == 1600
     assert provider_default_max_tokens(FakeProvider()) == 1800
     request = Request(
         prompt_id="p",

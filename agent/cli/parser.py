@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--max-tokens",
         type=_POSITIVE_INT,
-        help="reply limit per section call (default 1800; 1000 on embedded models)",
+        help="reply limit per section call (default 1800; 1600 on embedded models)",
     )
     gen.add_argument("--timeout", type=_SECONDS, help="seconds per model call (default 600)")
     gen.add_argument(

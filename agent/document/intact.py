@@ -2,12 +2,13 @@
 
 Small models under a grammar fill a string up to its (fitted) bound, and the
 grammar then ends the string wherever the model is: "optimized for high
-throughput and low l". This module finds such strings in a validated section,
-words the re-ask that names them, trims what is still cut after the re-ask
-back to its last complete sentence, and says which code parts do not parse,
-so drafting can repair or drop them instead of shipping them broken.
-Pure code: the calls are `agent.draft.sections`'s. Imports `agent.core`, the
-document modules and `agent.providers.fitting`; never a stage.
+throughput and low l". This module finds such strings in a validated section
+(and reads and writes them by path, for the call that asks for them again),
+trims what is still cut after that call back to its last complete sentence,
+and says which code parts do not parse, so drafting can repair or drop them
+instead of shipping them broken. Pure code: the calls are
+`agent.draft.repair`'s. Imports `agent.core`, the document modules and
+`agent.providers.fitting`; never a stage.
 """
 
 from __future__ import annotations
@@ -181,16 +182,6 @@ def _parsed(language: str) -> bool:
     return code_error(language, "(") is not None
 
 
-def cut_message(cuts: list[Cut]) -> str:
-    """The re-ask: which fields were stopped at their limit, and what to write instead."""
-    named = ", ".join(f"{c.name} (limit {c.bound} characters)" for c in cuts)
-    return (
-        f"{len(cuts)} field(s) reached their length limit and were cut off mid-sentence: "
-        f"{named}. Write each of them shorter, so that it ends with a complete sentence "
-        "(code: a complete statement) well inside its limit. Keep the other fields as they were."
-    )
-
-
 def _last_sentence(text: str) -> str | None:
     ends = list(_SENTENCE_BREAK.finditer(text))
     if not ends:
@@ -217,10 +208,16 @@ def trim(cut: Cut, value: str) -> str | None:
     return _last_sentence(value)
 
 
-def _get(content: Any, path: tuple[str | int, ...]) -> Any:
+def get_path(content: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at `path` (keys and list indexes) inside a reply."""
     for key in path:
         content = content[key]
     return content
+
+
+def set_path(content: Any, path: tuple[str | int, ...], value: Any) -> None:
+    """Put `value` at `path` inside a reply."""
+    get_path(content, path[:-1])[path[-1]] = value
 
 
 def left_out(cut: Cut) -> str:
@@ -243,8 +240,8 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
     notes: list[str] = []
     dropped: dict[tuple[str | int, ...], list[int]] = {}
     for cut in cuts:
-        value = _get(content, cut.path)
-        parent: Any = _get(content, cut.path[:-1])
+        value = get_path(content, cut.path)
+        parent: Any = get_path(content, cut.path[:-1])
         trimmed = trim(cut, value)
         if trimmed is not None:
             if trimmed != value:
@@ -268,9 +265,9 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
         else:
             parent[key] = f"> **Note:** {left_out(cut)}"
     for path, indexes in dropped.items():
-        items = _get(content, path)
+        items = get_path(content, path)
         kept = [v for i, v in enumerate(items) if i not in indexes]
-        parent = _get(content, path[:-1])
+        parent = get_path(content, path[:-1])
         parent[path[-1]] = kept or [f"*{left_out(Cut(path, 0, 'item'))}*"]
     return content, notes
 

@@ -84,8 +84,6 @@ async def draft_section(
         raise _failure(where, calls, error)
     content, notes, more = await uncut(
         provider,
-        prompt,
-        model,
         section,
         messages,
         parsed.model_dump(),
