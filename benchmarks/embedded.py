@@ -120,39 +120,54 @@ def tdd_names(text: str) -> set[str]:
     return set(_CAMEL.findall(text)) | {Path(f).name for f in _FILE.findall(text)}
 
 
-def prose_paragraphs(markdown: str) -> list[str]:
-    """Paragraphs and list items of prose: no headings, fences, tables, notes or header."""
+def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
+    """Paragraphs and list items of prose, each with whether a code block follows it.
+
+    No headings, fences, tables, notes or header.
+    """
     body = markdown[markdown.find("\n## ") :] if "\n## " in markdown else markdown
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
     fenced = False
     current: list[str] = []
 
-    def flush() -> None:
+    def flush(leads: bool = False) -> None:
         if current:
-            out.append(" ".join(current).strip())
+            out.append((" ".join(current).strip(), leads))
             current.clear()
 
     for line in body.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            fenced = not fenced
-            flush()
+        if stripped.startswith(("```", "~~~", "File:")):
+            if stripped[0] != "F":
+                fenced = not fenced
+            flush(leads=True)
             continue
-        if fenced or not stripped or stripped.startswith(("#", "|", ">", "File:", "---")):
+        if fenced or not stripped or stripped.startswith(("#", "|", ">", "---")):
             flush()
             continue
         if re.match(r"^([-*+]|\d+\.)\s", stripped):
             flush()
         current.append(stripped)
     flush()
-    return [p for p in out if p]
+    return [(p, leads) for p, leads in out if p]
+
+
+def stops_mid_sentence(paragraph: str, leads_code: bool) -> bool:
+    """Prose of six or more words that does not end a sentence.
+
+    A short list item is a label ("- Test-first"), not a sentence that stops;
+    an intro that ends in a colon before its code block ("… as follows:") ends.
+    """
+    if len(paragraph.split()) < 6 or ends_cleanly(paragraph):
+        return False
+    return not (leads_code and paragraph.rstrip().endswith(":"))
 
 
 def quality(markdown: str, tdd_text: str) -> dict[str, Any]:
     """What a document holds: words, cut paragraphs, code that parses, TDD names it uses."""
-    paragraphs = prose_paragraphs(markdown)
-    # A short list item is a label ("- Test-first"), not a sentence that stops.
-    cut = [p for p in paragraphs if len(p.split()) >= 6 and not ends_cleanly(p)]
+    found = prose_paragraphs(markdown)
+    paragraphs = [p for p, _ in found]
+    cut = [p for p, leads in found if stops_mid_sentence(p, leads)]
     blocks, _ = code_blocks(markdown, [])
     parsed = [b for b in blocks if code_error(b.language, "(") is not None]
     ok = [b for b in parsed if code_error(b.language, unfence(b.code)) is None]

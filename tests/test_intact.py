@@ -385,6 +385,15 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
     assert unfinished(example={"intro": "Sending one event with the", "code": "x = 1"}) == [
         ("example", "intro")
     ]
+    # A list item may end on a name, but not on a comma, a bracket or "and".
+    assert unfinished(steps=["Deliver it with httpx", "Sign it with HMAC-SHA256"]) == []
+    looped = "Routing (FastAPI's routing, FastAPI's models, FastAPI's retrying, arq),"
+    for item in (looped, "Queue the event and", "Retry with (", "Keep the; order;", "As follows:"):
+        assert unfinished(steps=["Queue it.", item]) == [("steps", 1)], item
+    content, _ = apply_trims(
+        {"steps": ["Queue it.", looped]}, find_unfinished(SECTION, {"steps": ["Queue it.", looped]})
+    )
+    assert content["steps"] == ["Queue it."]
     # Text stopped with no sentence to keep is left out, with a note that says why.
     result = find_unfinished(SECTION, {"summary": "no sentence at all"})
     content, notes = apply_trims({"summary": "no sentence at all"}, result)
@@ -429,3 +438,25 @@ def test_code_stopped_at_its_bound_gets_a_repair_with_room_to_finish() -> None:
         repair.messages[-1].content.split()
     )
     assert result.content["example"]["code"] == GOOD_CODE
+
+
+def test_an_item_with_no_sentence_keeps_its_clauses_up_to_the_last_break() -> None:
+    from agent.document.intact import Cut
+
+    item = (
+        "**Order of Implementation**: `Signer` first, then `RetryPolicy`, then the "
+        "worker, then the API that enqueues deliveries and the"
+    )
+    cut = Cut(path=("steps", 0), bound=len(item), kind="item")
+    content, notes = apply_trims({"steps": [item]}, [cut])
+    assert content["steps"] == [
+        "**Order of Implementation**: `Signer` first, then `RetryPolicy`, then the worker."
+    ]
+    assert notes and "kept the first" in notes[0]
+    # Not when that would leave less than half, open a bracket, or split a name.
+    for unsafe in (
+        "Queue, then deliver the events to every endpoint the producer registered with",
+        "Routing (FastAPI's routing, FastAPI's models, FastAPI's retrying, arq),",
+    ):
+        content, _ = apply_trims({"steps": ["Queue it.", unsafe]}, [Cut(("steps", 1), 0, "item")])
+        assert content["steps"] == ["Queue it."], unsafe

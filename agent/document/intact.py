@@ -147,6 +147,12 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
     return cuts
 
 
+# A list item that stops where a list or clause goes on: a comma, a semicolon,
+# a colon with nothing after it, an open bracket, or a word that joins ("…,
+# FastAPI's retrying, arq),", a repetition loop Qwen2.5-Coder ended itself;
+# "The build and packaging steps are as follows:"). An item may end on a
+# name, so a letter alone is not enough, as it is for a paragraph.
+_OPEN_ITEM = re.compile(r"(?:[,;:(\[{]|\b(?:and|or|the|a|an|of|to|with|for|by|in))\s*$")
 # A paragraph that is prose, not a list item, table row, heading, quote or fence.
 _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 
@@ -155,13 +161,21 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
     """Prose the model ended itself in the middle of a word or clause, far from any bound.
 
     Its last paragraph ends in a letter or digit: no sentence mark, colon,
-    bracket or quote ("... crucial for the webh接"). Such text is trimmed back
+    bracket or quote ("... crucial for the webh接"); a list item ends open
+    (`_OPEN_ITEM`). Such text is trimmed back
     to its last complete sentence, without a call: asking again costs a whole
     section and the model stopped there of its own accord.
     """
     found: list[Cut] = []
     for part in section.parts:
         value = content.get(part.id)
+        if part.kind == "list" and isinstance(value, list):
+            found += [
+                Cut(path=(part.id, i), bound=len(item), kind="item", at_bound=False)
+                for i, item in enumerate(value)
+                if isinstance(item, str) and _OPEN_ITEM.search(item)
+            ]
+            continue
         if part.kind == "text":
             path: tuple[str | int, ...] = (part.id,)
         elif part.kind == "code" and isinstance(value, dict):
@@ -208,6 +222,26 @@ def trim(cut: Cut, value: str) -> str | None:
     return _last_sentence(value)
 
 
+def _last_clause(text: str) -> str | None:
+    """A list item with no sentence to keep, closed at its last clause break, or None.
+
+    Items are often one long enumeration ("**Order of Implementation**:
+    `Signer` first, then `RetryPolicy`, then ..."); one stopped with no
+    full stop keeps its clauses up to the last comma or semicolon, closed with
+    a full stop, if that is at least half of it, has no open bracket and does
+    not end on a word that joins.
+    """
+    for match in reversed(list(re.finditer(r"[,;] ", text))):
+        head = text[: match.start()].rstrip()
+        if len(head) * 2 < len(text):
+            return None
+        balanced = all(head.count(o) == head.count(c) for o, c in ("()", "[]", "{}"))
+        marks = head.count("`") % 2 == 0 and head.count("**") % 2 == 0
+        if balanced and marks and not _OPEN_ITEM.search(head):
+            return head + "."
+    return None
+
+
 def get_path(content: Any, path: tuple[str | int, ...]) -> Any:
     """The value at `path` (keys and list indexes) inside a reply."""
     for key in path:
@@ -243,6 +277,8 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
         value = get_path(content, cut.path)
         parent: Any = get_path(content, cut.path[:-1])
         trimmed = trim(cut, value)
+        if trimmed is None and cut.kind == "item":
+            trimmed = _last_clause(value)
         if trimmed is not None:
             if trimmed != value:
                 parent[cut.path[-1]] = trimmed
