@@ -155,7 +155,8 @@ def test_the_research_cassette_carries_the_pins_and_names_prd_and_adr() -> None:
     tape = yaml.safe_load((CASSETTES / "openai-tid-research.yaml").read_text(encoding="utf-8"))
     bodies = [json.loads(i["request"]["body"]) for i in tape["interactions"]]
     drafts = [b for b in bodies if b["messages"][-1]["content"].startswith("Write the section")]
-    assert len(drafts) == 10
+    # Ten sections; a reply cut off at max_tokens is asked for again with more room.
+    assert len({b["messages"][-1]["content"].split('"')[1] for b in drafts}) == 10
     assert all("fastapi==0.115.0" in b["messages"][0]["content"] for b in drafts)
     assert all("<research-notes" in b["messages"][0]["content"] for b in drafts)
     references = (CASSETTES / "openai-tid-research.md").read_text(encoding="utf-8")

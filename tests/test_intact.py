@@ -382,13 +382,23 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
     assert unfinished(details="Steps:\n\n- queue the event\n- deliver it") == []
     assert unfinished(details="A table:\n\n| a | b |\n|---|---|\n| 1 | 2 |") == []
     assert unfinished(details="First.\n\nThen the worker picks up the") == [("details",)]
+    assert unfinished(details="First.\n\nThen the subsequent delivery of,") == [("details",)]
+    assert unfinished(details="Retries use exponential back-off") == [("details",)]
+    assert unfinished(details="It uses a read-through cache (Redis)") == []
     assert unfinished(example={"intro": "Sending one event with the", "code": "x = 1"}) == [
         ("example", "intro")
     ]
     # A list item may end on a name, but not on a comma, a bracket or "and".
     assert unfinished(steps=["Deliver it with httpx", "Sign it with HMAC-SHA256"]) == []
     looped = "Routing (FastAPI's routing, FastAPI's models, FastAPI's retrying, arq),"
-    for item in (looped, "Queue the event and", "Retry with (", "Keep the; order;", "As follows:"):
+    for item in (
+        looped,
+        "Queue the event and",
+        "Retry with (",
+        "Keep the; order;",
+        "As follows:",
+        "Run the dead-",
+    ):
         assert unfinished(steps=["Queue it.", item]) == [("steps", 1)], item
     content, _ = apply_trims(
         {"steps": ["Queue it.", looped]}, find_unfinished(SECTION, {"steps": ["Queue it.", looped]})

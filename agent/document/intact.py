@@ -147,12 +147,17 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
     return cuts
 
 
-# A list item that stops where a list or clause goes on: a comma, a semicolon,
-# a colon with nothing after it, an open bracket, or a word that joins ("…,
-# FastAPI's retrying, arq),", a repetition loop Qwen2.5-Coder ended itself;
-# "The build and packaging steps are as follows:"). An item may end on a
-# name, so a letter alone is not enough, as it is for a paragraph.
-_OPEN_ITEM = re.compile(r"(?:[,;:(\[{]|\b(?:and|or|the|a|an|of|to|with|for|by|in))\s*$")
+# Text that stops where a clause goes on: a comma, a semicolon, an open
+# bracket, a word broken at a hyphen, or a word that joins ("…, FastAPI's
+# retrying, arq),", a repetition loop Qwen2.5-Coder ended itself; "… to handle
+# deliveries and dead-"). A list item also on a colon with nothing after it
+# ("The build and packaging steps are as follows:"); a paragraph may lead into
+# what follows it that way. An item may end on a name, so a letter alone is
+# not enough, as it is for a paragraph.
+_OPEN_CLAUSE = re.compile(
+    r"(?:[,;(\[{]|\w[-\u2013\u2014]|\b(?:and|or|the|a|an|of|to|with|for|by|in))\s*$"
+)
+_OPEN_ITEM = re.compile(_OPEN_CLAUSE.pattern + r"|:\s*$")
 # A paragraph that is prose, not a list item, table row, heading, quote or fence.
 _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 
@@ -185,7 +190,7 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
         if not isinstance(value, str) or not value.strip():
             continue
         last = re.split(r"\n\s*\n", value.strip())[-1]
-        if _NOT_PARAGRAPH.match(last) or not last[-1].isalnum():
+        if _NOT_PARAGRAPH.match(last) or not (last[-1].isalnum() or _OPEN_CLAUSE.search(last)):
             continue
         found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
     return found
