@@ -165,9 +165,10 @@ _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
     """Prose the model ended itself in the middle of a word or clause, far from any bound.
 
-    Its last paragraph ends in a letter or digit: no sentence mark, colon,
-    bracket or quote ("... crucial for the webh接"); a list item ends open
-    (`_OPEN_ITEM`). Such text is trimmed back
+    Its last paragraph ends in a letter or digit, with no sentence mark,
+    colon, bracket or quote ("... crucial for the webh接"), or ends open
+    (`_OPEN_CLAUSE`: "... the subsequent delivery of,"); or a list item ends
+    open (`_OPEN_ITEM`). Such text is trimmed back
     to its last complete sentence, without a call: asking again costs a whole
     section and the model stopped there of its own accord.
     """
