@@ -98,7 +98,9 @@ def format_note(prompt: PromptFile, schema: dict[str, Any], schema_in_text: bool
 # blocks cut). So the prompt states words and lines, sized to end about two
 # thirds of the way to the bound, which the grammar still enforces. Rates
 # measured on the corpus's reference TIDs and the recorded drafts: 7 to 9
-# characters a word of prose, 35 to 41 a non-empty line of code.
+# characters a word of prose, 35 to 41 a non-empty line of code. Qwen itself
+# kept to these little better (docs/embedded.md): what cut less was room (the
+# reply limit) and trimming instead of asking again (`agent.draft.repair`).
 CHARS_PER_WORD = 7
 CHARS_PER_LINE = 40
 AIM = 2 / 3
@@ -121,10 +123,8 @@ def _node(schema: dict[str, Any] | None, part: Part, *path: str) -> dict[str, An
     defs = schema.get("$defs", {})
     node = resolve_ref(schema.get("properties", {}).get(part.id, {}), defs)
     for step in path:
-        key = "items" if step == "[]" else None
-        node = resolve_ref(
-            node.get(key, {}) if key else node.get("properties", {}).get(step, {}), defs
-        )
+        inner = node.get("items", {}) if step == "[]" else node.get("properties", {}).get(step, {})
+        node = resolve_ref(inner, defs)
     return node
 
 
