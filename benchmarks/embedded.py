@@ -135,14 +135,24 @@ def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
             out.append((" ".join(current).strip(), leads))
             current.clear()
 
+    blank_since = False  # only blank lines since the last paragraph ended
     for line in body.splitlines():
         stripped = line.strip()
         if stripped.startswith(("```", "~~~", "File:")):
             if stripped[0] != "F":
                 fenced = not fenced
-            flush(leads=True)
+            if fenced or stripped[0] == "F":
+                if not current and blank_since and out:
+                    out[-1] = (out[-1][0], True)
+                flush(leads=True)
+            blank_since = False
             continue
-        if fenced or not stripped or stripped.startswith(("#", "|", ">", "---")):
+        if not fenced and not stripped:
+            blank_since = blank_since or bool(current)
+            flush()
+            continue
+        blank_since = False
+        if fenced or stripped.startswith(("#", "|", ">", "---")):
             flush()
             continue
         if re.match(r"^([-*+]|\d+\.)\s", stripped):
