@@ -123,40 +123,52 @@ def tdd_names(text: str) -> set[str]:
 def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
     """Paragraphs and list items of prose, each with whether a code block follows it.
 
-    No headings, fences, tables, notes or header.
+    No headings, fences, tables, notes or header. Blank lines between a
+    paragraph and its code block (or the `File:` line before it) still count
+    as leading into it.
     """
     body = markdown[markdown.find("\n## ") :] if "\n## " in markdown else markdown
     out: list[tuple[str, bool]] = []
     fenced = False
     current: list[str] = []
+    last_open = False  # out[-1] is the last thing before this line, blank lines aside
 
-    def flush(leads: bool = False) -> None:
+    def flush() -> None:
+        nonlocal last_open
         if current:
-            out.append((" ".join(current).strip(), leads))
+            out.append((" ".join(current).strip(), False))
             current.clear()
+            last_open = True
 
-    blank_since = False  # only blank lines since the last paragraph ended
+    def lead_in() -> None:
+        nonlocal last_open
+        flush()
+        if last_open:
+            out[-1] = (out[-1][0], True)
+        last_open = False
+
     for line in body.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("```", "~~~", "File:")):
-            if stripped[0] != "F":
-                fenced = not fenced
-            if fenced or stripped[0] == "F":
-                if not current and blank_since and out:
-                    out[-1] = (out[-1][0], True)
-                flush(leads=True)
-            blank_since = False
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            if fenced:
+                lead_in()
             continue
-        if not fenced and not stripped:
-            blank_since = blank_since or bool(current)
+        if fenced:
+            continue
+        if stripped.startswith("File:"):
+            lead_in()
+            continue
+        if not stripped:
             flush()
             continue
-        blank_since = False
-        if fenced or stripped.startswith(("#", "|", ">", "---")):
+        if stripped.startswith(("#", "|", ">", "---")):
             flush()
+            last_open = False
             continue
         if re.match(r"^([-*+]|\d+\.)\s", stripped):
             flush()
+        last_open = False
         current.append(stripped)
     flush()
     return [(p, leads) for p, leads in out if p]

@@ -148,9 +148,14 @@ def part_bounds(part: Part, schema: dict[str, Any] | None) -> tuple[int, int, in
     return limit, int(node.get("minItems", least)), int(node.get("maxItems", most))
 
 
-def _inner_bound(part: Part, schema: dict[str, Any], *path: str) -> int | None:
+def _inner_bound(part: Part, schema: dict[str, Any], *path: str) -> int:
+    """The bound of the string at `path` below a part (an item, a cell, an intro, a role).
+
+    Every string of a section model is bounded; the part's own bound stands in
+    for a hand-written schema that leaves one out.
+    """
     bound = _node(schema, part, *path).get("maxLength")
-    return int(bound) if isinstance(bound, int) else None
+    return int(bound) if isinstance(bound, int) else part_bounds(part, schema)[0]
 
 
 def _describe(part: Part, schema: dict[str, Any]) -> str:
@@ -160,29 +165,26 @@ def _describe(part: Part, schema: dict[str, Any]) -> str:
     if part.kind == "text":
         return f"markdown text of at most {words_for(limit)} words"
     if part.kind == "list":
-        item = _inner_bound(part, schema, "[]") or limit // max(1, most)
+        item = _inner_bound(part, schema, "[]")
         return (
             f"a list of {count} items, each one or two sentences of at most {words_for(item)} words"
         )
     if part.kind == "code":
-        intro = _inner_bound(part, schema, "intro") or 300
+        intro = _inner_bound(part, schema, "intro")
         return (
             f"an object with intro (one or two sentences, at most {words_for(intro)} words), "
             f"path (file path or empty) and code ({part.language} only, at most "
             f"{lines_for(limit)} lines, never over {limit} characters)"
         )
     if part.kind == "diagram":
-        duty = _inner_bound(part, schema, "components", "[]", "responsibility") or 40
+        duty = _inner_bound(part, schema, "components", "[]", "responsibility")
         return (
             f"an object with components ({count}, each a name and a responsibility of at "
             f"most {words_for(duty)} words) and edges (each a source and target component "
             "name and a label)"
         )
     cols = ", ".join(part.columns)
-    cell = min(
-        (_inner_bound(part, schema, "[]", key) or 200 for key in column_keys(part)),
-        default=200,
-    )
+    cell = min(_inner_bound(part, schema, "[]", key) for key in column_keys(part))
     return (
         f"a table: a list of {count} rows with columns {cols}, each cell at most "
         f"{words_for(cell)} words"
@@ -248,7 +250,7 @@ def section_message(
         doc_name=template.title,
         feature=feature,
         section_guidance=section.guidance.strip(),
-        fields=describe_fields(section, cites, fitted),
+        fields=describe_fields(section, cites, fitted if fitted is not None else schema),
         format_note=format_note(prompt, schema, schema_in_text),
     )
     return Message(role="user", content=text)
