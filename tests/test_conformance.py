@@ -21,6 +21,8 @@ import pytest
 from agent.chat.intent import IntentContext, ask_model
 from agent.core.settings import Settings
 from agent.core.templates import get_template, load_template_file
+from agent.document.intact import Cut
+from agent.draft.repair import repair_model, rewrite_model
 from agent.notes.condense import note_batch_model, query_plan_model
 from agent.pipeline.generate import run_generate
 from agent.providers.anthropic import AnthropicProvider
@@ -116,12 +118,24 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[st
     notes = note_batch_model([f"S{i}" for i in range(12)], 12).model_json_schema()
     found[("research_queries", "max", "")] = queries
     found[("research_notes", "max", "")] = notes
+    # The fake's replies are never cut and their code parses, so the runs above
+    # make no rewrite or repair call: their reply schemas, at a typical shape.
+    cuts = [
+        Cut(path=("coding_patterns", 1), bound=300, kind="item"),
+        Cut(path=("storage_integration", "code"), bound=480, kind="code", language="python"),
+        Cut(path=("integration_summary", 0, "failure_handling"), bound=37, kind="cell"),
+    ]
+    found[("rewrite_cut", "cut", "")] = rewrite_model(
+        ["coding_patterns_item_2", "storage_integration_code", "failure_handling"], cuts
+    ).model_json_schema()
+    found[("repair_code", "code", "")] = repair_model(3600).model_json_schema()
     return [(f"{p}/{n}", s) for (p, n, _), s in sorted(found.items())]
 
 
 def test_the_runs_reach_every_kind_of_call(schemas: list[tuple[str, dict[str, Any]]]) -> None:
     prompts = {name.split("/")[0] for name, _ in schemas}
     assert {"draft_section", "review_checklist", "research_queries", "chat_intent"} <= prompts
+    assert {"rewrite_cut", "repair_code"} <= prompts
     names = {name for name, _ in schemas}
     assert "draft_section/section_keywords" in names
     assert len(schemas) >= 25

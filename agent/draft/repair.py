@@ -65,6 +65,14 @@ def _cut_line(key: str, cut: Cut, value: str) -> str:
     return f'- {label}: at most {words_for(cut.bound)} words. As it stopped: "{text}"'
 
 
+def rewrite_model(keys: list[str], cuts: list[Cut]) -> type[BaseModel]:
+    """The reply a rewrite call must return: each cut field under its key, at its bound."""
+    fields: dict[str, Any] = {
+        k: (str, Field(max_length=c.bound)) for k, c in zip(keys, cuts, strict=True)
+    }
+    return create_model("RewrittenFields", __config__=ConfigDict(extra="forbid"), **fields)
+
+
 async def _rewrite_cut(
     provider: Provider,
     section: Section,
@@ -78,10 +86,7 @@ async def _rewrite_cut(
     """One call for the cut fields only, each written again; `content` with them in place."""
     prompt = load_prompt(REWRITE_PROMPT_ID)
     keys = _cut_keys(cuts)
-    fields: dict[str, Any] = {
-        k: (str, Field(max_length=c.bound)) for k, c in zip(keys, cuts, strict=True)
-    }
-    model = create_model("RewrittenFields", __config__=ConfigDict(extra="forbid"), **fields)
+    model = rewrite_model(keys, cuts)
     ask = Message(
         role="user",
         content=fill(
@@ -166,7 +171,8 @@ async def uncut(
 
 
 @functools.lru_cache(maxsize=64)
-def _repair_model(max_chars: int) -> type[BaseModel]:
+def repair_model(max_chars: int) -> type[BaseModel]:
+    """The reply a code repair call must return: the block, at most `max_chars`."""
     return create_model(
         "RepairedCode",
         __config__=ConfigDict(extra="forbid"),
@@ -191,7 +197,7 @@ async def _repair_block(
     # Twice the part's bound: a block cut at its bound, asked to be whole in the
     # same room, was cut again (Qwen2.5-Coder-1.5B: 6 of 8 repairs dropped).
     # The fit still holds the reply within max_tokens.
-    model = _repair_model(2 * part.max_chars)
+    model = repair_model(2 * part.max_chars)
     schema = model.model_json_schema()
     limit = int(fitted_schema(provider, schema, max_tokens)["properties"]["code"]["maxLength"])
     ask = Message(
