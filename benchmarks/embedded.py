@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.core.settings import Settings  # noqa: E402
-from agent.core.tdd import load_tdd  # noqa: E402
+from agent.core.tdd import load_tdd, tdd_names  # noqa: E402
 from agent.core.templates import get_template  # noqa: E402
 from agent.document.assemble import unfence  # noqa: E402
 from agent.document.intact import ends_cleanly  # noqa: E402
@@ -56,8 +56,6 @@ from agent.providers.local import LocalServer, chars_per_token, server_command  
 
 EXAMPLE = ROOT / "examples" / "0xcc" / "tdds" / "001_FTDD|Webhook_Delivery.md"
 CORPUS = Path("/work/shared/corpus/mistudio/0xcc/tdds")
-_CAMEL = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b")
-_FILE = re.compile(r"\b[\w./-]+\.(?:py|tsx?)\b")
 
 
 # --- (a) the engine --------------------------------------------------------------------
@@ -114,10 +112,6 @@ async def engine_limits(server: LocalServer, template: str) -> dict[str, float]:
 
 
 # --- (b) documents -----------------------------------------------------------------------
-
-
-def tdd_names(text: str) -> set[str]:
-    return set(_CAMEL.findall(text)) | {Path(f).name for f in _FILE.findall(text)}
 
 
 def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:

@@ -17,6 +17,7 @@ from agent.document.intact import (
     find_cuts,
     find_unfinished,
     parsing_prefix,
+    restore_code,
 )
 from agent.document.lints import code_error
 from agent.draft.plan import SectionDraft
@@ -293,6 +294,59 @@ def test_an_unusable_repair_reply_drops_the_code_after_one_call() -> None:
     assert len(provider.requests) == 2
     assert result.content["example"]["code"] == ""
     assert result.content["example"]["dropped"]
+
+
+# Qwen2.5-Coder-1.5B under the JSON grammar: the line breaks dropped, their indentation kept.
+FLATTENED = (
+    "def send(event: str) -> bool:    # 1. Clean it    payload = event.strip()"
+    "    if not payload:        return False    return True"
+)
+
+
+def test_code_whose_line_breaks_were_lost_is_mended_without_a_call() -> None:
+    provider = FakeProvider([reply("Fine.", code=FLATTENED)])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    code = result.content["example"]["code"]
+    assert code.split("\n") == [
+        "def send(event: str) -> bool:",
+        "    # 1. Clean it",
+        "    payload = event.strip()",
+        "    if not payload:",
+        "        return False",
+        "    return True",
+    ]
+    assert any("line breaks" in n and "no call" in n for n in result.notes)
+
+
+def test_restoring_code_only_undoes_the_two_slips_and_only_when_that_parses() -> None:
+    assert restore_code("python", "`relay/service.py`\nimport os\nx = 1") == (
+        "# relay/service.py\nimport os\nx = 1"
+    )
+    assert restore_code("toml", "File: `pyproject.toml`\n[tool]\na = 1") == (
+        "# File: pyproject.toml\n[tool]\na = 1"
+    )
+    # Code that parses is left as written, aligned comments and all.
+    assert restore_code("python", "x = 1    # one") is None
+    # A break that does not make it parse is the repair call's, as is json (no comments).
+    assert restore_code("python", "def f(x):    return (x") is None
+    assert restore_code("json", 'config.json\n{"a": 1}') is None
+    # In yaml a run of spaces is not a lost break.
+    assert restore_code("yaml", "a: [1,    2") is None
+
+
+def test_a_repair_that_makes_the_same_slip_is_mended_too() -> None:
+    provider = FakeProvider(
+        [
+            reply("Fine.", code=BROKEN),
+            json.dumps({"code": "def send(event: str) -> bool:    ok = event    return bool(ok)"}),
+        ]
+    )
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    assert result.content["example"]["code"] == (
+        "def send(event: str) -> bool:\n    ok = event\n    return bool(ok)"
+    )
 
 
 def test_code_that_parses_costs_no_extra_call() -> None:

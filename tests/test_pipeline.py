@@ -165,3 +165,24 @@ def test_small_context_gets_per_section_excerpts(tdd_file: Path) -> None:
     for request in provider.requests:
         assert "Billing Export" in request.messages[0].content
         assert len(request.messages[0].content) < len(big)
+
+
+def test_each_section_ask_lists_the_tdd_names_it_is_likely_to_need(tdd_file: Path) -> None:
+    provider = FakeProvider()
+    run(tdd_file, provider)
+    draft_asks = [r for r in provider.requests if r.prompt_id == "draft_section"]
+    assert draft_asks
+    for request in draft_asks:
+        ask = request.messages[-1].content
+        assert "Names from the TDD this section is likely to need" in ask
+        assert "`ExportService`" in ask and "`PostgreSQL`" in ask
+
+
+def test_a_tdd_without_names_gets_no_names_line(tdd_file: Path) -> None:
+    tdd_file.write_text(
+        TDD.replace("ExportService", "export service").replace("PostgreSQL", "a database"),
+        encoding="utf-8",
+    )
+    provider = FakeProvider()
+    run(tdd_file, provider)
+    assert all("Names from the TDD" not in r.messages[-1].content for r in provider.requests)

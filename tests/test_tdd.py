@@ -373,3 +373,41 @@ def test_excerpt_with_no_matching_words_fills_in_document_order() -> None:
     assert count_tokens(text) <= budget
     assert "## 1. System Architecture" in text
     assert "## 7. Testing Strategy" not in text
+
+
+def test_tdd_names_are_its_camel_case_names_and_source_files_in_order(tmp_path: Path) -> None:
+    text = (
+        "# Export\n\nThe `ExportService` writes rows through `RowWriter`.\n\n"
+        "Files: `billing/export/service.py`, `web/ExportPanel.tsx`, `ExportService` again,\n"
+        "and README.md (not source) and plain Words.\n"
+    )
+    from agent.core.tdd import tdd_names
+
+    assert tdd_names(text) == [
+        "ExportService",
+        "RowWriter",
+        "service.py",
+        "ExportPanel.tsx",
+        "ExportPanel",
+    ]
+
+
+def test_names_for_a_section_come_from_the_tdd_parts_that_match_it_first(tmp_path: Path) -> None:
+    from agent.core.tdd import names_for
+
+    path = tmp_path / "tdd.md"
+    path.write_text(
+        "# Design\n\n## Storage\n\nThe `LedgerStore` keeps rows in `store.py`.\n\n"
+        "## Retries\n\nThe `RetryPolicy` backs off; `ClockSource` times it.\n",
+        encoding="utf-8",
+    )
+    tdd = load_tdd(path)
+    assert names_for(tdd, "how retries back off", 2) == ["RetryPolicy", "ClockSource"]
+    # With room to spare, the parts that do not match follow, in document order.
+    assert names_for(tdd, "how retries back off", 10) == [
+        "RetryPolicy",
+        "ClockSource",
+        "LedgerStore",
+        "store.py",
+    ]
+    assert names_for(tdd, "storage", 1) == ["LedgerStore"]

@@ -334,3 +334,34 @@ def _join(header: str, sections: list[Heading], full: set[int], line_only: set[i
         elif i in line_only:
             pieces.append(_heading_line(h))
     return "\n\n".join(p.strip("\n") for p in pieces) + "\n"
+
+
+# What a TDD names: CamelCase types and components (`DeliveryService`), and
+# source files by base name (`worker.py`). A TID that uses them is about this
+# design; one that does not reads as about any design.
+_CAMEL_NAME = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+\b")
+_SOURCE_FILE = re.compile(r"\b[\w./-]+\.(?:py|tsx?)\b")
+
+
+def tdd_names(text: str) -> list[str]:
+    """The CamelCase names and `*.py/ts/tsx` file names in `text`, in order of first use."""
+    found = [(m.start(), m.group()) for m in _CAMEL_NAME.finditer(text)]
+    found += [(m.start(), m.group().rsplit("/", 1)[-1]) for m in _SOURCE_FILE.finditer(text)]
+    return list(dict.fromkeys(name for _, name in sorted(found)))
+
+
+def names_for(tdd: Tdd, query: str, limit: int) -> list[str]:
+    """Up to `limit` of the TDD's names, from its parts most relevant to `query` first.
+
+    The parts rank as `excerpt` ranks them (BM25 on heading and body); parts
+    that share no word with the query follow in document order, so a section
+    with few matches still gets the TDD's other names.
+    """
+    sections = tdd.headings or [Heading(title="", level=1, text=tdd.text, start=0)]
+    scores = _bm25(word_terms(query), [word_terms(h.title + " " + h.text) for h in sections])
+    names: list[str] = []
+    for i in sorted(range(len(sections)), key=lambda i: (-scores[i], i)):
+        names += [n for n in tdd_names(sections[i].text) if n not in names]
+        if len(names) >= limit:
+            break
+    return names[:limit]

@@ -429,3 +429,42 @@ def parsing_prefix(language: str, code: str, start: str) -> str | None:
         if code_error(kind, text) is None:
             return f"{text}\n{CUT_MARK}"
     return None
+
+
+# A run of four or more spaces between two non-space characters: where a small
+# model writing code into a JSON string dropped a "\n" and kept the next
+# line's indentation (`def f(x):    # Claim    row = claim(x)`).
+_LOST_BREAK = re.compile(r"(?<=\S)( {4,})(?=\S)")
+# A block's first line that only names its file (`relay/service.py`,
+# `File: config.py`): models write it where a comment belongs.
+_PATH_LINE = re.compile(
+    r"(?:File:\s*)?`?[\w.-]*(?:/[\w.-]+)*\.(?:pyi?|tsx?|jsx?|ya?ml|toml|json|cfg|ini|env|txt|sh)`?"
+)
+# Where indentation carries meaning, so a run of spaces stands for a lost break.
+_BREAKS_KEEP_INDENT = frozenset({"python", "toml"})
+
+
+def restore_code(language: str, code: str) -> str | None:
+    """`code` with the model's two mechanical slips undone, if that makes it parse.
+
+    Seen on Qwen2.5-Coder-1.5B under the JSON grammar: whole functions on one
+    line, each lost line break still followed by its indentation, and a bare
+    file path as the first line. Line breaks go back before each run of four
+    or more spaces inside a line (python, toml: where indentation is what the
+    run meant), and a path line becomes a comment; the
+    result counts only when it parses (a run of spaces in a string literal
+    then breaks the string, so it does not). None when neither slip is there,
+    or undoing it does not make the block parse (that is the repair call's),
+    or the block parses already.
+    """
+    kind = LANGUAGES.get(language.lower(), "")
+    if kind not in _HASH_COMMENTS or code_error(kind, code) is None:
+        return None
+    lines = code.strip("\n").split("\n")
+    candidates: list[str] = []
+    if _PATH_LINE.fullmatch(lines[0].strip()):
+        lines = [f"# {lines[0].replace('`', '').strip()}", *lines[1:]]
+        candidates.append("\n".join(lines))
+    if kind in _BREAKS_KEEP_INDENT and any(_LOST_BREAK.search(line) for line in lines):
+        candidates.append("\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in lines))
+    return next((c for c in reversed(candidates) if code_error(kind, c) is None), None)

@@ -64,6 +64,8 @@ class PromptFile(BaseModel):
     retry: str = ""
     # research_notes: the text that fences the notes inside the section prompts.
     block: str = ""
+    # draft_section: the line that lists the TDD names a section is likely to need.
+    names: str = ""
 
 
 @cache
@@ -242,10 +244,13 @@ def section_message(
     schema_in_text: bool,
     cites: bool = False,
     fitted: dict[str, Any] | None = None,
+    names: list[str] | None = None,
 ) -> Message:
     prompt = load_prompt("draft_section")
+    listed = ", ".join(f"`{n}`" for n in names or [])
     text = fill(
         prompt.user,
+        names_note=fill(prompt.names.strip(), names=listed) if listed else "",
         section_heading=section_heading(template, section),
         doc_name=template.title,
         feature=feature,

@@ -29,6 +29,7 @@ from agent.document.intact import (
     get_path,
     parsing_prefix,
     replace_code,
+    restore_code,
     set_path,
     trim,
 )
@@ -227,6 +228,8 @@ async def _repair_block(
         on_event=on_event,
     )
     fixed = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
+    # A repair can make the same slips as the draft (one line, a path line).
+    fixed = restore_code(block.language, fixed) or fixed
     still = code_error(block.language, fixed) if fixed.strip() else (why or "no code")
     if still is None and not _stands_for(block.code, fixed):
         still = "it wrote only a part of the block"
@@ -256,6 +259,8 @@ async def repair_code(
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code that does not parse gets one repair call per block; still broken, it is dropped.
 
+    A block whose only faults are mechanical (line breaks lost, a file path as
+    its first line: `restore_code`) is mended without a call.
     Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
     repair request starts with the section's system message, so the shared
     prefix is reused. Still broken, a block keeps its longest start that
@@ -273,6 +278,14 @@ async def repair_code(
     content = copy.deepcopy(content)
     heading = section_heading(template, section)
     for block in broken:
+        restored = restore_code(block.language, block.code)
+        if restored is not None:
+            replace_code(content, block, restored, "")
+            notes.append(
+                f"{block.part.id}: the {block.language} code did not parse ({block.error}); "
+                "its lost line breaks or file-path line restored, no call"
+            )
+            continue
         fixed, still, more = await _repair_block(
             provider,
             prompt,
