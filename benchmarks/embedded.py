@@ -40,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agent.core import markdown as md  # noqa: E402
 from agent.core.settings import Settings  # noqa: E402
 from agent.core.tdd import load_tdd, tdd_names  # noqa: E402
 from agent.core.templates import get_template  # noqa: E402
@@ -123,7 +124,6 @@ def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
     """
     body = markdown[markdown.find("\n## ") :] if "\n## " in markdown else markdown
     out: list[tuple[str, bool]] = []
-    fenced = False
     current: list[str] = []
     last_open = False  # out[-1] is the last thing before this line, blank lines aside
 
@@ -141,14 +141,15 @@ def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
             out[-1] = (out[-1][0], True)
         last_open = False
 
-    for line in body.splitlines():
+    parsed = md.parse(body)
+    starts = {f.line for f in parsed.fences}
+    in_code = parsed.code_mask()
+    for i, line in enumerate(parsed.lines):
         stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            fenced = not fenced
-            if fenced:
-                lead_in()
-            continue
-        if fenced:
+        # The parser's fences: a longer fence holds shorter ones a model wrote inside.
+        if i in starts:
+            lead_in()
+        if in_code[i]:
             continue
         if stripped.startswith("File:"):
             lead_in()

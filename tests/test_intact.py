@@ -9,7 +9,7 @@ import asyncio
 import json
 from typing import Any
 
-from agent.core.templates import Template
+from agent.core.templates import Section, Template
 from agent.document.assemble import render_section
 from agent.document.intact import (
     CUT_MARK,
@@ -17,9 +17,9 @@ from agent.document.intact import (
     find_cuts,
     find_unfinished,
     parsing_prefix,
-    restore_code,
 )
 from agent.document.lints import code_error
+from agent.document.mend import LOOP_MARK, loop_start, restore_code, tidy_code
 from agent.draft.plan import SectionDraft
 from agent.draft.prompting import lines_for, words_for
 from agent.draft.sections import draft_section
@@ -452,8 +452,14 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
         "Keep the; order;",
         "As follows:",
         "Run the dead-",
+        "The system logs the error and retries it. If the retry fails, it",
     ):
         assert unfinished(steps=["Queue it.", item]) == [("steps", 1)], item
+    # A sentence, then one that stops, goes back to the sentence; an abbreviation is no sentence.
+    trailing = ["The system logs the error and retries it. If the retry fails, it"]
+    kept, _ = apply_trims({"steps": list(trailing)}, find_unfinished(SECTION, {"steps": trailing}))
+    assert kept["steps"] == ["The system logs the error and retries it."]
+    assert unfinished(steps=["Cache hot rows in a store, e.g. Redis"]) == []
     content, _ = apply_trims(
         {"steps": ["Queue it.", looped]}, find_unfinished(SECTION, {"steps": ["Queue it.", looped]})
     )
@@ -524,3 +530,54 @@ def test_an_item_with_no_sentence_keeps_its_clauses_up_to_the_last_break() -> No
     ):
         content, _ = apply_trims({"steps": ["Queue it.", unsafe]}, [Cut(("steps", 1), 0, "item")])
         assert content["steps"] == ["Queue it."], unsafe
+
+
+BASH = Section.model_validate(
+    {
+        "id": "tools",
+        "title": "Tools",
+        "guidance": "The scripts.",
+        "parts": [
+            {
+                "id": "run",
+                "title": "Run",
+                "kind": "code",
+                "language": "bash",
+                "guidance": "How to run it.",
+                "max_chars": 400,
+            }
+        ],
+    }
+)
+LOOPED = "import os\n" + "from api import Auth\nfrom api import Scope\n" * 4 + "from api import Sc"
+
+
+def test_a_repetition_loop_in_code_is_cut_back_to_its_first_copy_without_a_call() -> None:
+    provider = FakeProvider([reply("Fine.", code=LOOPED)])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["example"]["code"] == (
+        "import os\nfrom api import Auth\nfrom api import Scope\n" + LOOP_MARK
+    )
+    assert any("repeated its python code from line 4" in n for n in result.notes)
+
+
+def test_lines_that_repeat_less_than_three_times_or_hold_little_are_not_a_loop() -> None:
+    assert loop_start("a = 1\nb = 2\na = 1\nb = 2\nc = 3") is None
+    assert loop_start("x = [\n    0,\n    0,\n    0,\n    0,\n]") is None
+    assert loop_start("def f(): ...\n" * 3) == 1
+
+
+def test_fences_a_model_wrote_inside_a_code_block_are_taken_out() -> None:
+    markdown_in_bash = "#### Setup\n```bash\nuv sync\n```\n#### Run\n```bash\npytest\n```"
+    content, notes = tidy_code(BASH, {"run": {"intro": "", "path": "", "code": markdown_in_bash}})
+    assert content["run"]["code"].strip("\n") == "#### Setup\nuv sync\n#### Run\npytest"
+    assert notes == []
+    # A fence inside a string is not a fence line; in a markdown part a fence is content.
+    content, _ = tidy_code(BASH, {"run": {"intro": "", "path": "", "code": 'echo "```"'}})
+    assert content["run"]["code"] == 'echo "```"'
+    markdown = BASH.model_copy(
+        update={"parts": [BASH.parts[0].model_copy(update={"language": "markdown"})]}
+    )
+    content, _ = tidy_code(markdown, {"run": {"intro": "", "path": "", "code": markdown_in_bash}})
+    assert content["run"]["code"] == markdown_in_bash

@@ -12,7 +12,14 @@ from agent.cli.main import main
 from agent.core.tdd import load_tdd
 from agent.core.templates import get_template
 from agent.document.assemble import DocumentHeader, assemble
-from agent.document.lints import Finding, coverage_matrix, lint_document, norm_title, split_document
+from agent.document.lints import (
+    Finding,
+    coverage_matrix,
+    lint_document,
+    norm_title,
+    run_lints,
+    split_document,
+)
 from agent.draft.plan import DraftPlan, SectionDraft, plan_messages
 from agent.draft.sections import draft_all
 from agent.providers.base import Reply, Request
@@ -506,3 +513,25 @@ def test_a_review_appendix_does_not_count_as_covering_the_tdd() -> None:
     assert strip_review_appendix(with_appendix) == bare
     after = asyncio.run(review_markdown(with_appendix, template, tdd=tdd))
     assert after.scores["tdd_coverage"] == before.scores["tdd_coverage"] < 1.0
+
+
+def test_a_document_that_never_uses_the_tdd_names_gets_a_names_warning(tmp_path: Path) -> None:
+    path = tmp_path / "tdd.md"
+    path.write_text(
+        "# Export\n\n## Design\n\n`ExportService` calls `RowWriter` in `export/writer.py`.\n"
+        "`ExportJob` and `JobStore` track it.\n",
+        encoding="utf-8",
+    )
+    tdd = load_tdd(path)
+    template = get_template("tid")
+    vague = run_lints("# Doc\n\nThe service writes rows.\n", template, tdd=tdd)
+    warned = [f for f in vague.findings if f.id == "coverage.names"]
+    assert len(warned) == 1 and warned[0].severity == "warning"
+    assert "never names 5 of the TDD's 5" in warned[0].message
+    assert "RowWriter" in warned[0].message and "writer.py" in warned[0].message
+    # Four of five used: over the floor, no warning, and the count says which one is missing.
+    close = run_lints(
+        "# Doc\n\nExportService, RowWriter, writer.py and ExportJob.\n", template, tdd=tdd
+    )
+    assert not [f for f in close.findings if f.id == "coverage.names"]
+    assert (close.names, close.unnamed) == (5, ["JobStore"])

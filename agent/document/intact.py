@@ -162,6 +162,27 @@ _OPEN_ITEM = re.compile(_OPEN_CLAUSE.pattern + r"|:\s*$")
 _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 
 
+# Words a full stop follows without ending a sentence.
+_ABBREVIATION = re.compile(r"(?:\b\w\.\w|\betc|\bvs|\bcf|\bapprox)\.$", re.I)
+
+
+def _trails_off(item: str) -> bool:
+    """A list item that holds a whole sentence, then stops without ending the next.
+
+    "The system logs the error and retries the operation. If the retry fails,
+    it" (Qwen2.5-Coder-1.5B, 75 of its 80 characters). An item may end on a
+    name; one written in sentences ends with one.
+    """
+    text = item.rstrip()
+    if ends_cleanly(text):
+        return False
+    breaks = [m for m in _SENTENCE_BREAK.finditer(text) if m.end() < len(text)]
+    if not breaks:
+        return False
+    head = text[: breaks[-1].end()]
+    return len(head.split()) >= 4 and not _ABBREVIATION.search(head)
+
+
 def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
     """Prose the model ended itself in the middle of a word or clause, far from any bound.
 
@@ -179,7 +200,7 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
             found += [
                 Cut(path=(part.id, i), bound=len(item), kind="item", at_bound=False)
                 for i, item in enumerate(value)
-                if isinstance(item, str) and _OPEN_ITEM.search(item)
+                if isinstance(item, str) and (_OPEN_ITEM.search(item) or _trails_off(item))
             ]
             continue
         if part.kind == "text":
@@ -390,7 +411,7 @@ def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, n
 
 
 # Languages whose comments start with `#`, so a kept prefix can say where it stops.
-_HASH_COMMENTS = frozenset({"python", "yaml", "toml"})
+HASH_COMMENTS = frozenset({"python", "yaml", "toml"})
 # A kept prefix must hold at least this many statement lines (not blank, not
 # comments), and at least this share of the block's: less is not the example.
 _MIN_KEPT_LINES = 3
@@ -414,7 +435,7 @@ def parsing_prefix(language: str, code: str, start: str) -> str | None:
     """
     kind = LANGUAGES.get(language.lower(), "")
     lines = code.strip("\n").split("\n")
-    if kind not in _HASH_COMMENTS or first_line(code) != start.strip():
+    if kind not in HASH_COMMENTS or first_line(code) != start.strip():
         return None
 
     def statements(chunk: list[str]) -> int:
@@ -429,42 +450,3 @@ def parsing_prefix(language: str, code: str, start: str) -> str | None:
         if code_error(kind, text) is None:
             return f"{text}\n{CUT_MARK}"
     return None
-
-
-# A run of four or more spaces between two non-space characters: where a small
-# model writing code into a JSON string dropped a "\n" and kept the next
-# line's indentation (`def f(x):    # Claim    row = claim(x)`).
-_LOST_BREAK = re.compile(r"(?<=\S)( {4,})(?=\S)")
-# A block's first line that only names its file (`relay/service.py`,
-# `File: config.py`): models write it where a comment belongs.
-_PATH_LINE = re.compile(
-    r"(?:File:\s*)?`?[\w.-]*(?:/[\w.-]+)*\.(?:pyi?|tsx?|jsx?|ya?ml|toml|json|cfg|ini|env|txt|sh)`?"
-)
-# Where indentation carries meaning, so a run of spaces stands for a lost break.
-_BREAKS_KEEP_INDENT = frozenset({"python", "toml"})
-
-
-def restore_code(language: str, code: str) -> str | None:
-    """`code` with the model's two mechanical slips undone, if that makes it parse.
-
-    Seen on Qwen2.5-Coder-1.5B under the JSON grammar: whole functions on one
-    line, each lost line break still followed by its indentation, and a bare
-    file path as the first line. Line breaks go back before each run of four
-    or more spaces inside a line (python, toml: where indentation is what the
-    run meant), and a path line becomes a comment; the
-    result counts only when it parses (a run of spaces in a string literal
-    then breaks the string, so it does not). None when neither slip is there,
-    or undoing it does not make the block parse (that is the repair call's),
-    or the block parses already.
-    """
-    kind = LANGUAGES.get(language.lower(), "")
-    if kind not in _HASH_COMMENTS or code_error(kind, code) is None:
-        return None
-    lines = code.strip("\n").split("\n")
-    candidates: list[str] = []
-    if _PATH_LINE.fullmatch(lines[0].strip()):
-        lines = [f"# {lines[0].replace('`', '').strip()}", *lines[1:]]
-        candidates.append("\n".join(lines))
-    if kind in _BREAKS_KEEP_INDENT and any(_LOST_BREAK.search(line) for line in lines):
-        candidates.append("\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in lines))
-    return next((c for c in reversed(candidates) if code_error(kind, c) is None), None)

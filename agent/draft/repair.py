@@ -29,11 +29,11 @@ from agent.document.intact import (
     get_path,
     parsing_prefix,
     replace_code,
-    restore_code,
     set_path,
     trim,
 )
 from agent.document.lints import code_error
+from agent.document.mend import restore_code, tidy_code
 from agent.draft.calls import structured_call
 from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt, words_for
 from agent.providers.base import Message, Provider, fitted_schema
@@ -148,6 +148,7 @@ async def uncut(
     asking Qwen2.5-Coder-1.5B again for every cut field took 8 calls and 249
     of 857 s, and 5 fields came back cut again.
     """
+    content, looped = tidy_code(section, content)
     # The bounds the provider's grammar enforced, which is where a string stops.
     bounds = fitted_schema(provider, schema, max_tokens)
     cuts = find_cuts(section, content, bounds)
@@ -168,7 +169,7 @@ async def uncut(
     stopped = {c.path for c in cuts}
     cuts += [c for c in find_unfinished(section, content) if c.path not in stopped]
     content, notes = apply_trims(content, cuts)
-    return content, notes, calls
+    return content, [*looped, *notes], calls
 
 
 @functools.lru_cache(maxsize=64)

@@ -26,6 +26,8 @@ def summary_lines(report: ReviewReport, limit: int = 6) -> list[str]:
     )
     if "tdd_coverage" in s:
         line += f"; TDD coverage {s['tdd_coverage']:.0%} ({len(report.orphans)} orphans)"
+    if "tdd_names" in s:
+        line += f"; TDD names used {s['tdd_names']:.0%}"
     lines = [line]
     for f in errors[:limit]:
         place = f.section or f.where or "document"

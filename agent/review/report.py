@@ -130,6 +130,8 @@ def build_report(
     }
     if result.topics:
         scores["tdd_coverage"] = _ratio(result.topics - len(result.orphans), result.topics)
+    if result.names:
+        scores["tdd_names"] = _ratio(result.names - len(result.unnamed), result.names)
     return ReviewReport(
         template=template.name,
         template_version=template.version,
@@ -146,6 +148,8 @@ def build_report(
             "code_blocks_checked": result.code_checked,
             "tdd_topics": result.topics,
             "tdd_orphans": len(result.orphans),
+            "tdd_names": result.names,
+            "tdd_names_unused": len(result.unnamed),
         },
         revisions=revisions or [],
         calls=calls or [],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.core.tdd import Heading, Tdd, word_terms
+from agent.core.tdd import Heading, Tdd, tdd_names, word_terms
 from agent.core.templates import Template
 from agent.document.lints.reading import norm_title, similarity, split_document
 
@@ -124,3 +124,13 @@ def coverage_matrix(
         matrix[h.title] = sorted(covering, key=lambda c: order.get(c, 0))
     orphans = [title for title, covering in matrix.items() if not covering]
     return matrix, orphans
+
+
+# Under this share of the TDD's names, a document reads as about some other design.
+NAMES_FLOOR = 0.8
+
+
+def unnamed(tdd: Tdd, markdown: str) -> tuple[list[str], int]:
+    """The TDD's names (`tdd_names`) the document never mentions, and how many it has."""
+    names = tdd_names(tdd.text)
+    return [n for n in names if n not in markdown], len(names)

@@ -14,7 +14,7 @@ from agent.core.tdd import Tdd
 from agent.core.templates import Template
 from agent.document.lints.code import lint_code
 from agent.document.lints.content import lint_markup, lint_placeholders
-from agent.document.lints.coverage import coverage_matrix
+from agent.document.lints.coverage import NAMES_FLOOR, coverage_matrix, unnamed
 from agent.document.lints.dependencies import lint_dependencies
 from agent.document.lints.reading import Finding, code_blocks, finding, split_document
 from agent.document.lints.structure import lint_sections, lint_spec, lint_targets
@@ -31,6 +31,9 @@ class LintResult(BaseModel):
     matrix: dict[str, list[str]] = Field(default_factory=dict)
     orphans: list[str] = Field(default_factory=list)
     topics: int = 0
+    # The TDD's CamelCase names and source files, and those the document never uses.
+    names: int = 0
+    unnamed: list[str] = Field(default_factory=list)
 
 
 def run_lints(
@@ -58,6 +61,8 @@ def run_lints(
     matrix: dict[str, list[str]] = {}
     orphans: list[str] = []
     topics = 0
+    missing: list[str] = []
+    names = 0
     if tdd is not None:
         matrix, orphans = coverage_matrix(tdd, markdown, template, sections)
         topics = len(matrix)
@@ -65,6 +70,17 @@ def run_lints(
             finding("coverage.orphan", f"no section covers the TDD's {o!r}", severity="warning")
             for o in orphans
         )
+        missing, names = unnamed(tdd, markdown)
+        if names - len(missing) < NAMES_FLOOR * names:
+            shown = ", ".join(missing[:12]) + (", ..." if len(missing) > 12 else "")
+            findings.append(
+                finding(
+                    "coverage.names",
+                    f"the document never names {len(missing)} of the TDD's {names} types, "
+                    f"components and source files: {shown}",
+                    severity="warning",
+                )
+            )
     return LintResult(
         findings=findings,
         sections_found=len({s.section_id for s in doc if s.section_id}),
@@ -74,6 +90,8 @@ def run_lints(
         matrix=matrix,
         orphans=orphans,
         topics=topics,
+        names=names,
+        unnamed=missing,
     )
 
 

@@ -1,0 +1,125 @@
+"""Code a model broke mechanically, mended by code: no call, and only where that parses.
+
+Small models under a JSON grammar make the same few slips in code: the line
+breaks left out (their indentation kept), a bare file path as the first
+line, markdown fences inside a block, a repetition loop that runs until the
+bound stops it. `agent.draft.repair` runs these before it considers a repair
+call. Pure code; imports `agent.core`, the lints and `intact` only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agent.core.templates import Section
+from agent.document.assemble import unfence
+from agent.document.intact import HASH_COMMENTS
+from agent.document.lints import code_error
+from agent.document.lints.code import LANGUAGES
+
+# A repetition loop: the same run of lines (up to this many) three times in a
+# row, holding at least this many characters; real code does not do that.
+_LOOP_PERIOD = 12
+_LOOP_MIN_CHARS = 12
+LOOP_MARK = "# (cut off here: the model repeated itself from this point)"
+# Languages where the mark above is a comment (or, in a tree, plain text).
+_HASH_MARKED = frozenset({"python", "yaml", "toml", "bash", "sh", "shell", "text", "dockerfile"})
+
+
+def loop_start(code: str) -> int | None:
+    """The line where `code` starts repeating itself, or None.
+
+    Qwen2.5-Coder-1.5B can fall into a loop (the same six `from
+    fastapi.openapi.models import ...` lines, 70 lines' worth) that runs
+    until the bound stops it. The first copy stays; the line after it is
+    where the loop starts.
+    """
+    lines = code.split("\n")
+    for i in range(len(lines)):
+        for period in range(1, _LOOP_PERIOD + 1):
+            if i + 3 * period > len(lines):
+                break
+            run = lines[i : i + period]
+            if sum(len(line.strip()) for line in run) < _LOOP_MIN_CHARS:
+                continue
+            if run == lines[i + period : i + 2 * period] == lines[i + 2 * period : i + 3 * period]:
+                return i + period
+    return None
+
+
+# A line that is only a fence marker, with or without a language.
+_FENCE_LINE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})[\w+-]*[ \t]*(?:\n|$)", re.MULTILINE)
+
+
+def tidy_code(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Code parts without fence lines inside, and with a repetition loop cut back.
+
+    Asked for a bash block, Qwen2.5-Coder-1.5B has written markdown: `####`
+    headings, each over its own ```bash block, in one string. Inside our
+    fence those lines would show as text and close nothing; without them the
+    headings read as comments (bash, python, yaml, toml). Not in a markdown
+    part, where a fence is content. A loop (`loop_start`) is cut back to its
+    first copy, marked where it stops.
+
+    Before the cut and parse checks, so that what is left is judged as any
+    other block: it parses, or it is repaired, trimmed or left out.
+    """
+    notes: list[str] = []
+    for part in section.parts:
+        value = content.get(part.id)
+        if part.kind != "code" or not isinstance(value, dict):
+            continue
+        code = unfence(str(value.get("code", "")))
+        if part.language.lower() not in ("markdown", "md"):
+            code = _FENCE_LINE.sub("", code)
+        start = loop_start(code)
+        if start is not None:
+            head = "\n".join(code.split("\n")[:start]).rstrip()
+            mark = LOOP_MARK if part.language.lower() in _HASH_MARKED else ""
+            code = f"{head}\n{mark}" if mark else head
+            notes.append(
+                f"{part.id}: the model repeated its {part.language} code from line {start + 1} "
+                "on; kept the lines before"
+            )
+        value["code"] = code
+    return content, notes
+
+
+# A run of four or more spaces between two non-space characters: where a small
+# model writing code into a JSON string dropped a "\n" and kept the next
+# line's indentation (`def f(x):    # Claim    row = claim(x)`).
+_LOST_BREAK = re.compile(r"(?<=\S)( {4,})(?=\S)")
+# A block's first line that only names its file (`relay/service.py`,
+# `File: config.py`): models write it where a comment belongs.
+_PATH_LINE = re.compile(
+    r"(?:File:\s*)?`?[\w.-]*(?:/[\w.-]+)*\.(?:pyi?|tsx?|jsx?|ya?ml|toml|json|cfg|ini|env|txt|sh)`?"
+)
+# Where indentation carries meaning, so a run of spaces stands for a lost break.
+_BREAKS_KEEP_INDENT = frozenset({"python", "toml"})
+
+
+def restore_code(language: str, code: str) -> str | None:
+    """`code` with the model's two mechanical slips undone, if that makes it parse.
+
+    Seen on Qwen2.5-Coder-1.5B under the JSON grammar: whole functions on one
+    line, each lost line break still followed by its indentation, and a bare
+    file path as the first line. Line breaks go back before each run of four
+    or more spaces inside a line (python, toml: where indentation is what the
+    run meant), and a path line becomes a comment; the
+    result counts only when it parses (a run of spaces in a string literal
+    then breaks the string, so it does not). None when neither slip is there,
+    or undoing it does not make the block parse (that is the repair call's),
+    or the block parses already.
+    """
+    kind = LANGUAGES.get(language.lower(), "")
+    if kind not in HASH_COMMENTS or code_error(kind, code) is None:
+        return None
+    lines = code.strip("\n").split("\n")
+    candidates: list[str] = []
+    if _PATH_LINE.fullmatch(lines[0].strip()):
+        lines = [f"# {lines[0].replace('`', '').strip()}", *lines[1:]]
+        candidates.append("\n".join(lines))
+    if kind in _BREAKS_KEEP_INDENT and any(_LOST_BREAK.search(line) for line in lines):
+        candidates.append("\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in lines))
+    return next((c for c in reversed(candidates) if code_error(kind, c) is None), None)
