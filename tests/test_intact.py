@@ -581,3 +581,21 @@ def test_fences_a_model_wrote_inside_a_code_block_are_taken_out() -> None:
     )
     content, _ = tidy_code(markdown, {"run": {"intro": "", "path": "", "code": markdown_in_bash}})
     assert content["run"]["code"] == markdown_in_bash
+
+
+def test_drafting_leaves_out_a_list_item_given_twice_without_a_call() -> None:
+    provider = FakeProvider([reply("Fine.", steps=["Queue the event.", "Queue the event."])])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["steps"] == ["Queue the event."]
+    assert "steps item 2: the same as an item before it; left out" in result.notes
+
+
+def test_code_that_is_only_comments_is_left_out_with_a_note() -> None:
+    provider = FakeProvider([reply("Fine.", code="# purpose\n# purpose\n# purpose\n")])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["example"]["code"] == ""
+    assert "held no code" in result.content["example"]["dropped"]
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "# purpose" not in markdown and "> **Note:** The model's python for Example" in markdown

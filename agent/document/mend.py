@@ -123,3 +123,33 @@ def restore_code(language: str, code: str) -> str | None:
     if kind in _BREAKS_KEEP_INDENT and any(_LOST_BREAK.search(line) for line in lines):
         candidates.append("\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in lines))
     return next((c for c in reversed(candidates) if code_error(kind, c) is None), None)
+
+
+def drop_comment_only(
+    section: Section, content: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Code parts that hold nothing but comments, left out with a note.
+
+    Told "each file followed by # purpose", Qwen2.5-Coder-1.5B has written
+    `# purpose` and nothing else, line after line; with the loop cut, two
+    comment lines stood for a directory tree and for the key classes.
+    """
+    notes: list[str] = []
+    for part in section.parts:
+        value = content.get(part.id)
+        if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
+            continue
+        if part.language.lower() in ("markdown", "md"):
+            continue
+        lines = [line.strip() for line in unfence(str(value.get("code", ""))).split("\n")]
+        if any(line and not line.startswith("#") for line in lines):
+            continue
+        value["code"] = ""
+        value["dropped"] = (
+            f"The model's {part.language} for {part.title} held no code, comments at most, "
+            "and was left out."
+        )
+        notes.append(
+            f"{part.id}: the {part.language} block held no code, comments at most; left out"
+        )
+    return content, notes

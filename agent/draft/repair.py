@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.templates import Section, Template, section_heading
 from agent.document.assemble import unfence
+from agent.document.echoes import drop_echoes
 from agent.document.intact import (
     BrokenCode,
     Cut,
@@ -33,7 +34,7 @@ from agent.document.intact import (
     trim,
 )
 from agent.document.lints import code_error
-from agent.document.mend import restore_code, tidy_code
+from agent.document.mend import drop_comment_only, restore_code, tidy_code
 from agent.draft.calls import structured_call
 from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt, words_for
 from agent.providers.base import Message, Provider, fitted_schema
@@ -169,7 +170,10 @@ async def uncut(
     stopped = {c.path for c in cuts}
     cuts += [c for c in find_unfinished(section, content) if c.path not in stopped]
     content, notes = apply_trims(content, cuts)
-    return content, [*looped, *notes], calls
+    # Last: what is left of an item or paragraph after trimming is what may repeat.
+    content, echoed = drop_echoes(section, content)
+    content, empty = drop_comment_only(section, content)
+    return content, [*looped, *notes, *echoed, *empty], calls
 
 
 @functools.lru_cache(maxsize=64)
