@@ -43,7 +43,8 @@ REPLAYED_ELSEWHERE = {"chat-intent.yaml": "tests/test_intent.py"}
 _KEY_PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]{6,}"),
+    # Eight or more, as the redactor (agent/core/redact.py): "a bearer token." is prose.
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=\-]{8,}"),
 ]
 _ACCOUNT_HEADERS = re.compile(
     r"(?im)^\s*-?\s*['\"]?(authorization|x-api-key|cookie|set-cookie|openai-organization"

@@ -439,6 +439,7 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
     assert unfinished(details="First.\n\nThen the subsequent delivery of,") == [("details",)]
     assert unfinished(details="Retries use exponential back-off") == [("details",)]
     assert unfinished(details="It uses a read-through cache (Redis)") == []
+    assert unfinished(details="It reads and writes its data in the`") == [("details",)]
     assert unfinished(example={"intro": "Sending one event with the", "code": "x = 1"}) == [
         ("example", "intro")
     ]
@@ -453,6 +454,7 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
         "As follows:",
         "Run the dead-",
         "The system logs the error and retries it. If the retry fails, it",
+        "Run the container with `docker run -d --name=",
     ):
         assert unfinished(steps=["Queue it.", item]) == [("steps", 1)], item
     # A sentence, then one that stops, goes back to the sentence; an abbreviation is no sentence.

@@ -162,6 +162,11 @@ _OPEN_ITEM = re.compile(_OPEN_CLAUSE.pattern + r"|:\s*$")
 _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 
 
+def _open_span(text: str) -> bool:
+    """Text that stops inside a code span or bold: "… data in the`", "… named `@"."""
+    return text.count("`") % 2 == 1 or text.count("**") % 2 == 1
+
+
 # Words a full stop follows without ending a sentence.
 _ABBREVIATION = re.compile(r"(?:\b\w\.\w|\betc|\bvs|\bcf|\bapprox)\.$", re.I)
 
@@ -200,7 +205,8 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
             found += [
                 Cut(path=(part.id, i), bound=len(item), kind="item", at_bound=False)
                 for i, item in enumerate(value)
-                if isinstance(item, str) and (_OPEN_ITEM.search(item) or _trails_off(item))
+                if isinstance(item, str)
+                and (_OPEN_ITEM.search(item) or _trails_off(item) or _open_span(item))
             ]
             continue
         if part.kind == "text":
@@ -212,7 +218,9 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
         if not isinstance(value, str) or not value.strip():
             continue
         last = re.split(r"\n\s*\n", value.strip())[-1]
-        if _NOT_PARAGRAPH.match(last) or not (last[-1].isalnum() or _OPEN_CLAUSE.search(last)):
+        if _NOT_PARAGRAPH.match(last) or not (
+            last[-1].isalnum() or _OPEN_CLAUSE.search(last) or _open_span(last)
+        ):
             continue
         found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
     return found

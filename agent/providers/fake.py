@@ -56,8 +56,9 @@ def sample_instance(schema: dict[str, Any], label: str = "x") -> Any:
             return node["enum"][0]
         text = f"{label} {name}".replace("_", " ")
         if name == "code":
-            # A comment parses as python, yaml, toml and bash alike.
-            text = f"# {text}"
+            # Parses as python, yaml, toml and bash alike; code that is only a
+            # comment would be left out as no code (agent.document.mend).
+            text = f"x = 1  # {text}"
         elif "pattern" not in node:
             # Ends as a sentence: prose ending on a letter reads as stopped mid-word.
             text += "."
