@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from agent.core.errors import InputError
-from agent.core.tdd import MAX_BYTES, Tdd, excerpt, link_kind, load_tdd, parse_headings
+from agent.core.tdd import (
+    MAX_BYTES,
+    Tdd,
+    excerpt,
+    link_kind,
+    load_tdd,
+    names_for,
+    parse_headings,
+    tdd_names,
+)
 from agent.core.tokens import count_tokens
 
 FIXTURE = Path(__file__).parent / "fixtures" / "0xcc" / "tdds" / "001_FTDD|Billing_Export.md"
@@ -375,14 +384,12 @@ def test_excerpt_with_no_matching_words_fills_in_document_order() -> None:
     assert "## 7. Testing Strategy" not in text
 
 
-def test_tdd_names_are_its_camel_case_names_and_source_files_in_order(tmp_path: Path) -> None:
+def test_tdd_names_are_its_camel_case_names_and_source_files_in_order() -> None:
     text = (
         "# Export\n\nThe `ExportService` writes rows through `RowWriter`.\n\n"
         "Files: `billing/export/service.py`, `web/ExportPanel.tsx`, `ExportService` again,\n"
         "and README.md (not source) and plain Words.\n"
     )
-    from agent.core.tdd import tdd_names
-
     assert tdd_names(text) == [
         "ExportService",
         "RowWriter",
@@ -393,8 +400,6 @@ def test_tdd_names_are_its_camel_case_names_and_source_files_in_order(tmp_path: 
 
 
 def test_names_for_a_section_come_from_the_tdd_parts_that_match_it_first(tmp_path: Path) -> None:
-    from agent.core.tdd import names_for
-
     path = tmp_path / "tdd.md"
     path.write_text(
         "# Design\n\n## Storage\n\nThe `LedgerStore` keeps rows in `store.py`.\n\n"
