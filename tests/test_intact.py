@@ -19,7 +19,7 @@ from agent.document.intact import (
     parsing_prefix,
 )
 from agent.document.lints import code_error
-from agent.document.mend import LOOP_MARK, loop_start, restore_code, tidy_code
+from agent.document.mend import LOOP_MARK, holds_tree, loop_start, restore_code, tidy_code
 from agent.draft.plan import SectionDraft
 from agent.draft.prompting import lines_for, words_for
 from agent.draft.sections import draft_section
@@ -601,3 +601,13 @@ def test_code_that_is_only_comments_is_left_out_with_a_note() -> None:
     assert "held no code" in result.content["example"]["dropped"]
     markdown = render_section(TEMPLATE, SECTION, result.content)
     assert "# purpose" not in markdown and "> **Note:** The model's python for Example" in markdown
+
+
+def test_a_directory_tree_in_a_python_block_is_left_out_without_a_repair_call() -> None:
+    tree = "relay/\n├── delivery/\n│   ├── service.py\n│   └── worker.py\n└── retry.py"
+    provider = FakeProvider([reply("Fine.", code=tree)])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert "drew a directory tree there instead of python" in result.content["example"]["dropped"]
+    assert not holds_tree("python", GOOD_CODE)
+    assert not holds_tree("text", tree)  # where a tree belongs

@@ -153,3 +153,19 @@ def drop_comment_only(
             f"{part.id}: the {part.language} block held no code, comments at most; left out"
         )
     return content, notes
+
+
+# Lines of a directory tree as models draw it.
+_TREE_LINE = re.compile(r"^\s*(?:[│|]\s*)*(?:├──|└──|\|--|`--)")
+
+
+def holds_tree(language: str, code: str) -> bool:
+    """Whether a block we parse holds a directory tree instead (two or more tree lines).
+
+    Asked for key classes, Qwen2.5-Coder-1.5B has drawn the package tree in
+    the python block; its repair drew the tree again. A repair call cannot
+    turn a tree into the classes, so the block is left out without one.
+    """
+    if LANGUAGES.get(language.lower(), "") not in ("python", "json", "yaml", "toml"):
+        return False
+    return sum(1 for line in code.split("\n") if _TREE_LINE.match(line)) >= 2

@@ -34,7 +34,7 @@ from agent.document.intact import (
     trim,
 )
 from agent.document.lints import code_error
-from agent.document.mend import drop_comment_only, restore_code, tidy_code
+from agent.document.mend import drop_comment_only, holds_tree, restore_code, tidy_code
 from agent.draft.calls import structured_call
 from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt, words_for
 from agent.providers.base import Message, Provider, fitted_schema
@@ -283,13 +283,9 @@ async def repair_code(
     content = copy.deepcopy(content)
     heading = section_heading(template, section)
     for block in broken:
-        restored = restore_code(block.language, block.code)
-        if restored is not None:
-            replace_code(content, block, restored, "")
-            notes.append(
-                f"{block.part.id}: the {block.language} code did not parse ({block.error}); "
-                "its lost line breaks or file-path line restored, no call"
-            )
+        mended = _mend_without_call(content, block)
+        if mended is not None:
+            notes.append(mended)
             continue
         fixed, still, more = await _repair_block(
             provider,
@@ -304,6 +300,26 @@ async def repair_code(
         calls += more
         notes.append(_settle(content, block, fixed, still))
     return content, notes, calls
+
+
+def _mend_without_call(content: dict[str, Any], block: BrokenCode) -> str | None:
+    """A tree where code belongs left out, or mechanical slips undone; the note, or None."""
+    part, language = block.part, block.language
+    if holds_tree(language, block.code):
+        note = (
+            f"The {language} example for {part.title} was left out: the model drew a "
+            f"directory tree there instead of {language}."
+        )
+        replace_code(content, block, None, note)
+        return f"{part.id}: a directory tree, not {language}; dropped"
+    restored = restore_code(language, block.code)
+    if restored is None:
+        return None
+    replace_code(content, block, restored, "")
+    return (
+        f"{part.id}: the {language} code did not parse ({block.error}); "
+        "its lost line breaks or file-path line restored, no call"
+    )
 
 
 def _settle(content: dict[str, Any], block: BrokenCode, fixed: str, still: str | None) -> str:
