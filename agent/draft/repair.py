@@ -145,6 +145,11 @@ async def uncut(
     after that, and prose the model ended mid-word itself (`find_unfinished`),
     is trimmed the same way, or left out with a note (`apply_trims`).
 
+    Around that, no calls: code parts lose fence lines and repetition loops
+    first (`tidy_code`); last, items and paragraphs that repeat or copy the
+    instructions (`drop_echoes`), and code parts of only comments, are left
+    out with notes.
+
     Trimming first, because asking cost more than it gave: on the example TDD,
     asking Qwen2.5-Coder-1.5B again for every cut field took 8 calls and 249
     of 857 s, and 5 fields came back cut again.
@@ -265,7 +270,9 @@ async def repair_code(
     """Code that does not parse gets one repair call per block; still broken, it is dropped.
 
     A block whose only faults are mechanical (line breaks lost, a file path as
-    its first line: `restore_code`) is mended without a call.
+    its first line: `restore_code`) is mended without a call, and a directory
+    tree where code belongs is left out without one (`holds_tree`).
+
     Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
     repair request starts with the section's system message, so the shared
     prefix is reused. Still broken, a block keeps its longest start that
