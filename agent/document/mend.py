@@ -4,7 +4,7 @@ Small models under a JSON grammar make the same few slips in code: the line
 breaks left out (their indentation kept), a bare file path as the first
 line, markdown fences inside a block, a repetition loop that runs until the
 bound stops it. `agent.draft.repair` runs these before it considers a repair
-call. Pure code; imports `agent.core`, the lints and `intact` only.
+call. Pure code; imports `agent.core` and the document modules only.
 """
 
 from __future__ import annotations
