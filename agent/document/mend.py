@@ -25,6 +25,8 @@ _LOOP_MIN_CHARS = 12
 LOOP_MARK = "# (cut off here: the model repeated itself from this point)"
 # Languages where the mark above is a comment (or, in a tree, plain text).
 _HASH_MARKED = frozenset({"python", "yaml", "toml", "bash", "sh", "shell", "text", "dockerfile"})
+# Parts whose fences and `#` lines are content (headings), not slips or comments.
+_MARKDOWN = frozenset({"markdown", "md"})
 
 
 def loop_start(code: str) -> int | None:
@@ -71,7 +73,7 @@ def tidy_code(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any]
         if part.kind != "code" or not isinstance(value, dict):
             continue
         code = unfence(str(value.get("code", "")))
-        if part.language.lower() not in ("markdown", "md"):
+        if part.language.lower() not in _MARKDOWN:
             code = _FENCE_LINE.sub("", code)
         start = loop_start(code)
         if start is not None:
@@ -139,7 +141,7 @@ def drop_comment_only(
         value = content.get(part.id)
         if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
             continue
-        if part.language.lower() in ("markdown", "md"):
+        if part.language.lower() in _MARKDOWN:
             continue
         lines = [line.strip() for line in unfence(str(value.get("code", ""))).split("\n")]
         if any(line and not line.startswith("#") for line in lines):
