@@ -611,3 +611,16 @@ def test_a_directory_tree_in_a_python_block_is_left_out_without_a_repair_call() 
     assert "drew a directory tree there instead of python" in result.content["example"]["dropped"]
     assert not holds_tree("python", GOOD_CODE)
     assert not holds_tree("text", tree)  # where a tree belongs
+
+
+def test_a_cell_with_a_whole_sentence_keeps_it_and_one_with_none_closes_no_span() -> None:
+    from agent.document.intact import Cut, trim
+
+    cell = Cut(path=("error_codes", 0, "meaning"), bound=40, kind="cell")
+    # The Spec recording's cells stopped at 40 characters like this one.
+    assert trim(cell, "Redis is down on publish. The system") == "Redis is down on publish."
+    # "e.g." alone is no sentence to keep: back to the last whole word instead.
+    assert trim(cell, "e.g. REST over HTTPS with a retry on") == "e.g. REST over HTTPS with a retry"
+    # A code span or bracket the cut left open would garble the table row.
+    assert trim(cell, "Enqueue latency (`POST /api/v1/events") == "Enqueue latency"
+    assert trim(cell, "Throughput per worker (receiver p50 50") == "Throughput per worker"

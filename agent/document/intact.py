@@ -241,9 +241,11 @@ def _last_sentence(text: str) -> str | None:
 def trim(cut: Cut, value: str) -> str | None:
     """`value` cut back to where it last ended cleanly, or None when nothing would be left.
 
-    Prose goes back to its last complete sentence, a table cell to its last
-    whole word, code in a language we cannot parse to its last whole line.
-    Code we can parse is left as it is: the code repair handles it.
+    Prose goes back to its last complete sentence; a table cell too when it
+    holds one ("Redis is down on publish. The system"), else to its last whole
+    word outside any code span or bracket it opened; code in a language we
+    cannot parse to its last whole line. Code we can parse is left as it is:
+    the code repair handles it.
     """
     if cut.kind == "code":
         if _parsed(cut.language):
@@ -251,7 +253,15 @@ def trim(cut: Cut, value: str) -> str | None:
         head = value[: value.rfind("\n")].rstrip() if "\n" in value else ""
         return head or None
     if cut.kind == "cell":
+        sentence = _last_sentence(value)
+        if sentence and len(sentence.split()) >= 3:  # not "e.g." alone
+            return sentence
         head = value[: value.rfind(" ")] if " " in value else ""
+        # "Enqueue latency (`POST": a span or bracket left open garbles the row.
+        while head.count("`") % 2:
+            head = head[: head.rfind("`")]
+        while head.count("(") > head.count(")"):
+            head = head[: head.rfind("(")]
         head = head.rstrip(" ,;:-(/\u2013\u2014")
         return head or None
     return _last_sentence(value)

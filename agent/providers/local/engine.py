@@ -29,6 +29,14 @@ _SPECULATIVE = {
 }
 
 
+_FLASH_ATTN = {
+    "auto": "LLAMA_FLASH_ATTN_TYPE_AUTO",
+    "on": "LLAMA_FLASH_ATTN_TYPE_ENABLED",
+    "off": "LLAMA_FLASH_ATTN_TYPE_DISABLED",
+}
+_CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0"}
+
+
 def _can_bind(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -54,6 +62,23 @@ def main(argv: list[str]) -> int:
         default="none",
         help="draft tokens by n-gram lookup in the prompt and the reply so far (A/B runs)",
     )
+    parser.add_argument(
+        "--flash-attn",
+        choices=sorted(_FLASH_ATTN),
+        # Off: on this 2-core CPU, at a 4,400-token prompt, flash attention (what
+        # auto chose) ran prompts ~25% faster and generation ~25% slower (15.5-16.7
+        # against 20.7-22.3 tok/s under the section grammar, two paired runs of
+        # benchmarks/embedded.py --engine-only), and a run generates more than
+        # it reads uncached. docs/embedded.md has the table.
+        default="off",
+        help="llama.cpp's flash attention (off by default: faster generation on CPU)",
+    )
+    parser.add_argument(
+        "--cache-type",
+        choices=sorted(_CACHE_TYPES),
+        default="f16",
+        help="the KV cache's element type, keys and values (A/B runs)",
+    )
     args = parser.parse_args(argv)
 
     # A compiled module without type stubs: Any, said once here.
@@ -71,6 +96,10 @@ def main(argv: list[str]) -> int:
     params.n_batch = args.batch
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
+    params.flash_attn_type = getattr(xllamacpp.llama_flash_attn_type, _FLASH_ATTN[args.flash_attn])
+    cache_type = getattr(xllamacpp.ggml_type, _CACHE_TYPES[args.cache_type])
+    params.cache_type_k = cache_type
+    params.cache_type_v = cache_type
     if args.speculative != "none":
         kind = xllamacpp.common_speculative_type
         params.speculative.types = [getattr(kind, _SPECULATIVE[args.speculative])]
