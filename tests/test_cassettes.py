@@ -52,10 +52,15 @@ _ACCOUNT_HEADERS = re.compile(
 )
 
 
-def find_secrets(text: str) -> list[str]:
-    """What in a cassette's text looks like a key or an account header."""
+def find_secrets(text: str, *, headers: bool = True) -> list[str]:
+    """What in a cassette's text looks like a key or an account header.
+
+    `headers=False` for a derived document, where "- Authorization: uses a bearer
+    token" is a list item of the Spec's Security section, not a header.
+    """
     found = [m.group(0) for p in _KEY_PATTERNS for m in p.finditer(text)]
-    found += [m.group(1) for m in _ACCOUNT_HEADERS.finditer(text)]
+    if headers:
+        found += [m.group(1) for m in _ACCOUNT_HEADERS.finditer(text)]
     return found
 
 
@@ -126,7 +131,7 @@ def test_no_cassette_is_stale() -> None:
 
 def test_cassettes_hold_no_secrets() -> None:
     problems = {
-        p.name: find_secrets(p.read_text(encoding="utf-8"))
+        p.name: find_secrets(p.read_text(encoding="utf-8"), headers=p.suffix != ".md")
         for p in sorted(CASSETTES.glob("*"))
         if p.is_file()
     }

@@ -60,8 +60,8 @@ def test_copied_guidance_repeats_and_fragments_are_left_out_with_notes() -> None
 def test_a_list_with_nothing_of_its_own_says_so() -> None:
     out, _ = drop_echoes(SECTION, {"patterns": [ECHO, ECHO], "notes": "Fine."})
     assert out["patterns"] == [
-        "*The model's text for Coding Patterns repeated itself or its instructions, not the "
-        "TDD, and was left out.*"
+        "*The model's text for Coding Patterns repeated itself or its instructions, or named "
+        "nothing from the TDD, and was left out.*"
     ]
 
 
@@ -85,5 +85,70 @@ def test_what_the_model_wrote_itself_stays() -> None:
     # Lower-case items are fine; one that closes a bracket it never opened is a piece.
     assert not fragment("queue the event (with its key)")
     assert fragment("piece joins the existing system incrementally), **Risk Mitigation**")
-    content = {"patterns": [GOOD, own, "queue the event"], "notes": "Fine."}
+    content = {"patterns": [GOOD, own], "notes": "Fine."}
     assert drop_echoes(SECTION, dict(content)) == (content, [])
+
+
+# The shape of what Qwen2.5-Coder-1.5B wrote for Coding Patterns under tid 1.5:
+# one sentence three times over in each bullet (it named nothing; here it does).
+LOOP = (
+    "The team will use `RetryPolicy` as a strategy. `RetryPolicy` will be used by the "
+    "worker. `RetryPolicy` will be used by the worker."
+)
+
+
+def test_a_sentence_given_twice_is_kept_once_across_the_items_of_a_list() -> None:
+    content = {"patterns": [LOOP, "`RetryPolicy` will be used by the worker."]}
+    out, notes = drop_echoes(SECTION, {**content, "notes": "Fine."})
+    assert out["patterns"] == [
+        "The team will use `RetryPolicy` as a strategy. `RetryPolicy` will be used by the worker."
+    ]
+    assert notes == [
+        "patterns item 1: a sentence given twice; kept once",
+        "patterns item 2: only sentences given before; left out",
+    ]
+
+
+def test_a_sentence_given_twice_in_prose_is_kept_once_but_code_is_not_touched() -> None:
+    prose = "It retries. It retries. It gives up after 8 attempts."
+    out, notes = drop_echoes(SECTION, {"patterns": [GOOD], "notes": f"{prose}\n\nIt retries."})
+    assert out["notes"] == "It retries. It gives up after 8 attempts."
+    assert notes == ["notes: a sentence given twice; kept once"]
+    # Inside a fence, lines split at blank lines are code, however often they repeat.
+    code = "Example:\n\n```python\nx = 1\n\npass\n\npass\n```"
+    assert drop_echoes(SECTION, {"patterns": [GOOD], "notes": code})[0]["notes"] == code
+
+
+def test_in_a_labelled_list_a_lower_case_item_without_a_label_is_a_piece() -> None:
+    # The Spec recording's Testing Strategy (spec 1.3): two ends of items, given alone.
+    items = [
+        "Coverage: 85% for `relay/delivery/`.",
+        "Unit: `RetryPolicy` with seeded `random.Random`, `Signer` against fixed vectors.",
+        "classification.",
+        "**Integration**: testcontainers PostgreSQL 16 and Redis 7.",
+        "clock runs all 8 attempts in one test.",
+    ]
+    out, notes = drop_echoes(SECTION, {"patterns": items, "notes": "Fine."})
+    assert out["patterns"] == [items[0], items[1], items[3]]
+    assert notes == [
+        "patterns item 3: a piece of a sentence; left out",
+        "patterns item 5: a piece of a sentence; left out",
+    ]
+    # Outside a labelled list a lower-case item is the model's own way of writing.
+    plain = ["queue the event", "sign the body", "Post it."]
+    assert drop_echoes(SECTION, {"patterns": plain, "notes": "Fine."})[0]["patterns"] == plain
+
+
+def test_an_item_about_the_tdd_that_names_nothing_from_it_is_left_out() -> None:
+    # What Qwen2.5-Coder-1.5B wrote under tid 1.5 for "Order of Implementation".
+    empty = "The team will use the TDD's components to build the feature first and next."
+    named = [
+        "Build `Signer` first, as the TDD orders it.",
+        "The TDD puts PostgreSQL first.",
+        "The TDD caps retries at 8 attempts.",
+        "Start with config.py, as the TDD says.",
+        "The team will build the feature test-first.",  # says nothing of the TDD: kept
+    ]
+    out, notes = drop_echoes(SECTION, {"patterns": [empty, *named], "notes": "Fine."})
+    assert out["patterns"] == named
+    assert notes == ["patterns item 1: about the TDD, naming nothing from it; left out"]

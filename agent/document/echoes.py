@@ -3,7 +3,8 @@
 Qwen2.5-Coder-1.5B, asked for four labelled bullets, has written the same
 bullet four times, copied the part's guidance back ("**Design Patterns**
 (which pattern, in which class or module), ..."), and left pieces of it as
-items of their own ("them)"). None of that is about the TDD; shipped, it
+items of their own ("them)"); with the labels named but not shown, it wrote
+one sentence three times over in each bullet. None of that is about the TDD; shipped, it
 reads as the document's content. Pure code, no call: such items and
 paragraphs are taken out with a note, and a list or text left empty says so.
 Imports `agent.core` only.
@@ -21,6 +22,8 @@ _ECHO_RUN = 8
 # An item or paragraph whose words are mostly inside such runs is the prompt.
 _ECHO_SHARE = 0.5
 _PAIRS = ("()", "[]")
+# Where one sentence ends and the next begins, in one line of prose.
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z*`\"'(])")
 
 
 def _words(text: str) -> list[str]:
@@ -44,17 +47,64 @@ def echoes(text: str, guidance: str) -> bool:
     return sum(covered) >= _ECHO_SHARE * len(words)
 
 
-def fragment(item: str) -> bool:
-    """An item that starts inside a sentence: lower-case, closing a bracket it never opened."""
+# "**Unit**: ...", "Unit: ...": an item that opens with a label.
+_LABEL = re.compile(r"^\s*(\*\*[^*\n]{1,40}\*\*|[A-Z][\w /&-]{0,30}:)")
+
+
+def labelled(items: list[str]) -> bool:
+    """Whether most items of a list open with a label."""
+    return sum(bool(_LABEL.match(i)) for i in items) * 2 > len(items)
+
+
+def fragment(item: str, *, in_labelled: bool = False) -> bool:
+    """An item that starts inside a sentence.
+
+    Lower-case and closing a bracket it never opened; or, in a list whose items
+    open with labels, lower-case with no label ("classification.": the end of
+    the item before it, given as an item of its own).
+    """
     text = item.strip().lstrip("*_` ")
     unopened = any(text.count(c) > text.count(o) for o, c in _PAIRS)
-    return bool(text) and text[0].islower() and unopened
+    unlabelled = in_labelled and not _LABEL.match(item)
+    return bool(text) and text[0].islower() and (unopened or unlabelled)
+
+
+def once(text: str, seen: set[str]) -> str:
+    """`text` without the sentences in `seen` or given twice in it; adds its own to `seen`.
+
+    Only one-line prose is split: a line break means a list, table or code.
+    """
+    if "\n" in text.strip():
+        return text
+    kept: list[str] = []
+    for sentence in _SENTENCE_SPLIT.split(text.strip()):
+        key = " ".join(_words(sentence))
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(sentence)
+    return " ".join(kept)
+
+
+# Something concrete: a code span, a number, a CamelCase or dotted name.
+_CONCRETE = re.compile(r"`|\d|\b[A-Za-z]+[a-z][A-Z]\w*|\b[A-Z]{2,}[a-z]\w*|\w\.\w")
+_ABOUT_THE_TDD = re.compile(r"\bthe TDD\b", re.IGNORECASE)
+
+
+def vacuous(item: str) -> bool:
+    """An item that talks about "the TDD's components" and names none of them.
+
+    The document is for developers who need the names; Qwen2.5-Coder-1.5B, asked
+    for "the TDD's components in the order to build them", wrote "The team will
+    use the TDD's components to build the feature first and next."
+    """
+    return bool(_ABOUT_THE_TDD.search(item)) and not _CONCRETE.search(item)
 
 
 def _left_out(part: Part) -> str:
     return (
-        f"The model's text for {part.title} repeated itself or its instructions, not the "
-        "TDD, and was left out."
+        f"The model's text for {part.title} repeated itself or its instructions, or named "
+        "nothing from the TDD, and was left out."
     )
 
 
@@ -68,6 +118,8 @@ def drop_echoes(section: Section, content: dict[str, Any]) -> tuple[dict[str, An
         if part.kind == "list" and isinstance(value, list):
             kept: list[Any] = []
             seen: set[str] = set()
+            sentences: set[str] = set()  # of every item kept so far
+            in_labelled = labelled([v for v in value if isinstance(v, str)])
             for i, item in enumerate(value):
                 if not isinstance(item, str):
                     kept.append(item)
@@ -79,20 +131,38 @@ def drop_echoes(section: Section, content: dict[str, Any]) -> tuple[dict[str, An
                     else "copied from the instructions"
                     if echoes(item, guidance)
                     else "a piece of a sentence"
-                    if fragment(item)
+                    if fragment(item, in_labelled=in_labelled)
+                    else "about the TDD, naming nothing from it"
+                    if vacuous(item)
                     else ""
                 )
                 seen.add(key)
+                if not why:
+                    whole = once(item, sentences)
+                    if not whole:
+                        why = "only sentences given before"
+                    elif whole != item:
+                        notes.append(f"{part.id} item {i + 1}: a sentence given twice; kept once")
+                        item = whole
                 if why:
                     notes.append(f"{part.id} item {i + 1}: {why}; left out")
                 else:
                     kept.append(item)
-            if len(kept) < len(value):
+            if kept != value:
                 content[part.id] = kept or [f"*{_left_out(part)}*"]
         elif part.kind == "text" and isinstance(value, str):
             paragraphs = re.split(r"\n\s*\n", value.strip())
             kept_text = [p for p in paragraphs if not echoes(p, guidance)]
             if len(kept_text) < len(paragraphs):
                 notes.append(f"{part.id}: copied from the instructions; left out")
-                content[part.id] = "\n\n".join(kept_text) or f"> **Note:** {_left_out(part)}"
+            said: set[str] = set()
+            # A fence's lines, split at blank lines, would read as paragraphs.
+            fenced = "```" in value or "~~~" in value
+            whole_text = (
+                kept_text if fenced else [w for w in (once(p, said) for p in kept_text) if w]
+            )
+            if whole_text != kept_text:
+                notes.append(f"{part.id}: a sentence given twice; kept once")
+            if whole_text != paragraphs:
+                content[part.id] = "\n\n".join(whole_text) or f"> **Note:** {_left_out(part)}"
     return content, notes

@@ -46,7 +46,7 @@ def _can_bind(host: str, port: int) -> bool:
     return True
 
 
-def main(argv: list[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agent.providers.local.engine")
     parser.add_argument("--model", required=True, help="the .gguf file")
     parser.add_argument("--alias", required=True, help="the name /v1/models lists")
@@ -79,10 +79,11 @@ def main(argv: list[str]) -> int:
         default="f16",
         help="the KV cache's element type, keys and values (A/B runs)",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    # A compiled module without type stubs: Any, said once here.
-    xllamacpp: Any = importlib.import_module("xllamacpp")
+
+def _params(xllamacpp: Any, args: argparse.Namespace) -> Any:
+    """llama.cpp's server settings from the command line."""
     params = xllamacpp.CommonParams()
     params.model.path = args.model
     # A set of names: a bare string would be read as a set of its characters.
@@ -105,8 +106,15 @@ def main(argv: list[str]) -> int:
         params.speculative.types = [getattr(kind, _SPECULATIVE[args.speculative])]
     # A warm-up decode costs seconds on a CPU and buys nothing for a short run.
     params.warmup = False
+    return params
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    # A compiled module without type stubs: Any, said once here.
+    xllamacpp: Any = importlib.import_module("xllamacpp")
     try:
-        server = xllamacpp.Server(params)
+        server = xllamacpp.Server(_params(xllamacpp, args))
     except RuntimeError as e:
         # llama.cpp logs its reason above ("couldn't bind HTTP server socket"); the
         # caller retries another port on "address already in use".
