@@ -445,6 +445,7 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
     ]
     # A list item may end on a name, but not on a comma, a bracket or "and".
     assert unfinished(steps=["Deliver it with httpx", "Sign it with HMAC-SHA256"]) == []
+    assert unfinished(steps=["The worker can retry", "It will use arq."]) == []
     looped = "Routing (FastAPI's routing, FastAPI's models, FastAPI's retrying, arq),"
     for item in (
         looped,
@@ -455,6 +456,8 @@ def test_unfinished_prose_is_only_a_paragraph_that_stops_on_a_letter() -> None:
         "Run the dead-",
         "The system logs the error and retries it. If the retry fails, it",
         "Run the container with `docker run -d --name=",
+        "The team will use",
+        "Retries are capped and will",
     ):
         assert unfinished(steps=["Queue it.", item]) == [("steps", 1)], item
     # A sentence, then one that stops, goes back to the sentence; an abbreviation is no sentence.
@@ -624,3 +627,17 @@ def test_a_cell_with_a_whole_sentence_keeps_it_and_one_with_none_closes_no_span(
     # A code span or bracket the cut left open would garble the table row.
     assert trim(cell, "Enqueue latency (`POST /api/v1/events") == "Enqueue latency"
     assert trim(cell, "Throughput per worker (receiver p50 50") == "Throughput per worker"
+
+
+def test_a_list_whose_every_item_is_left_out_says_which_limit_cut_them() -> None:
+    from agent.document.intact import Cut
+
+    items = ["Run the migration that adds the deliveries table and", "Roll out the worker and"]
+    cuts = [Cut(path=("steps", i), bound=100, kind="item") for i in range(2)]
+    content, notes = apply_trims({"steps": list(items)}, cuts)
+    # The run of 2026-12-03 said "its limit of 0 characters": the list's, not its items'.
+    assert content["steps"] == [
+        "*The model's text for steps was cut off at its limit of 100 characters twice and "
+        "was left out.*"
+    ]
+    assert len(notes) == 2 and notes[0].endswith("; left out")

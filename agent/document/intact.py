@@ -157,7 +157,13 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
 _OPEN_CLAUSE = re.compile(
     r"(?:[,;(\[{]|\w[-\u2013\u2014]|\b(?:and|or|the|a|an|of|to|with|for|by|in))\s*$"
 )
-_OPEN_ITEM = re.compile(_OPEN_CLAUSE.pattern + r"|:\s*$")
+# An item also on a modal, alone or with a verb that needs an object: "The team
+# will use" (Qwen2.5-Coder-1.5B, 2026-12-03); "The worker can retry" is whole.
+_OPEN_ITEM = re.compile(
+    _OPEN_CLAUSE.pattern
+    + r"|:\s*$|\b(?:will|would|should|must|can|could|may|might|shall)"
+    r"(?:\s+(?:use|be|have|include|provide|implement|handle|follow|need|support))?\s*$"
+)
 # A paragraph that is prose, not a list item, table row, heading, quote or fence.
 _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 
@@ -317,7 +323,7 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
     code block is dropped with the note, an intro is emptied, a cell gets a dash.
     """
     notes: list[str] = []
-    dropped: dict[tuple[str | int, ...], list[int]] = {}
+    dropped: dict[tuple[str | int, ...], list[Cut]] = {}
     for cut in cuts:
         value = get_path(content, cut.path)
         parent: Any = get_path(content, cut.path[:-1])
@@ -335,7 +341,7 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
         notes.append(f"{cut.name}: {cut.why}; left out")
         key = cut.path[-1]
         if cut.kind == "item" and isinstance(key, int):
-            dropped.setdefault(cut.path[:-1], []).append(key)
+            dropped.setdefault(cut.path[:-1], []).append(cut)
         elif cut.kind == "code":
             parent["code"] = ""
             parent["dropped"] = left_out(cut)
@@ -345,11 +351,15 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
             parent[key] = ""
         else:
             parent[key] = f"> **Note:** {left_out(cut)}"
-    for path, indexes in dropped.items():
+    for path, item_cuts in dropped.items():
+        indexes = {c.path[-1] for c in item_cuts}
         items = get_path(content, path)
         kept = [v for i, v in enumerate(items) if i not in indexes]
         parent = get_path(content, path[:-1])
-        parent[path[-1]] = kept or [f"*{left_out(Cut(path, 0, 'item'))}*"]
+        # The list's note, in the words of its first item's: its limit, or mid-sentence.
+        first = item_cuts[0]
+        whole = Cut(path, first.bound, "item", at_bound=first.at_bound)
+        parent[path[-1]] = kept or [f"*{left_out(whole)}*"]
     return content, notes
 
 
