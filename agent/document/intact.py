@@ -160,8 +160,7 @@ _OPEN_CLAUSE = re.compile(
 # An item also on a modal, alone or with a verb that needs an object: "The team
 # will use" (Qwen2.5-Coder-1.5B, 2026-12-03); "The worker can retry" is whole.
 _OPEN_ITEM = re.compile(
-    _OPEN_CLAUSE.pattern
-    + r"|:\s*$|\b(?:will|would|should|must|can|could|may|might|shall)"
+    _OPEN_CLAUSE.pattern + r"|:\s*$|\b(?:will|would|should|must|can|could|may|might|shall)"
     r"(?:\s+(?:use|be|have|include|provide|implement|handle|follow|need|support))?\s*$"
 )
 # A paragraph that is prose, not a list item, table row, heading, quote or fence.
