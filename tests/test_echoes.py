@@ -152,3 +152,18 @@ def test_an_item_about_the_tdd_that_names_nothing_from_it_is_left_out() -> None:
     out, notes = drop_echoes(SECTION, {"patterns": [empty, *named], "notes": "Fine."})
     assert out["patterns"] == named
     assert notes == ["patterns item 1: about the TDD, naming nothing from it; left out"]
+
+
+def test_an_item_that_reads_back_the_names_the_ask_listed_is_left_out() -> None:
+    # The ask lists the section's TDD names; Qwen2.5-Coder-1.5B gave them back in order.
+    names = (
+        "`RetryPolicy`, `PostgreSQL`, `bench_worker.py`, `DeliveryService`, `EventIn`, `FastAPI`"
+    )
+    ask = f"Write the section.\nNames from the TDD this section is likely to need: {names}."
+    read_back = f"The order of implementation will be: {names}."
+    own = "Build `RetryPolicy` first, then `DeliveryService`, which calls it."
+    out, notes = drop_echoes(SECTION, {"patterns": [read_back, own], "notes": "Fine."}, ask)
+    assert out["patterns"] == [own]
+    assert notes == ["patterns item 1: copied from the instructions; left out"]
+    # Without the ask, the same item is the model's (nothing to compare it with).
+    assert drop_echoes(SECTION, {"patterns": [read_back], "notes": "Fine."})[1] == []

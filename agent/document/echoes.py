@@ -108,11 +108,18 @@ def _left_out(part: Part) -> str:
     )
 
 
-def drop_echoes(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """`content` without repeated items, items or paragraphs copied from the prompt, fragments."""
+def drop_echoes(
+    section: Section, content: dict[str, Any], ask: str = ""
+) -> tuple[dict[str, Any], list[str]]:
+    """`content` without repeated items, items or paragraphs copied from the prompt, fragments.
+
+    `ask` is the section's request as sent (its guidance, the TDD names listed
+    for it, each field's limits): "The order of implementation will be:" and
+    the twelve listed names in their listed order is the ask read back.
+    """
     notes: list[str] = []
     # Any part's guidance: a model copies its neighbour's as readily as its own.
-    guidance = "\n".join([section.guidance, *(p.guidance for p in section.parts)])
+    guidance = "\n".join([section.guidance, *(p.guidance for p in section.parts), ask])
     for part in section.parts:
         value = content.get(part.id)
         if part.kind == "list" and isinstance(value, list):

@@ -176,7 +176,9 @@ async def uncut(
     cuts += [c for c in find_unfinished(section, content) if c.path not in stopped]
     content, notes = apply_trims(content, cuts)
     # Last: what is left of an item or paragraph after trimming is what may repeat.
-    content, echoed = drop_echoes(section, content)
+    # The section's ask, first of its requests (a revision's come after it).
+    ask = next((m.content for m in messages if m.role == "user"), "")
+    content, echoed = drop_echoes(section, content, ask)
     content, empty = drop_comment_only(section, content)
     return content, [*looped, *notes, *echoed, *empty], calls
 
