@@ -167,3 +167,13 @@ def test_an_item_that_reads_back_the_names_the_ask_listed_is_left_out() -> None:
     assert notes == ["patterns item 1: copied from the instructions; left out"]
     # Without the ask, the same item is the model's (nothing to compare it with).
     assert drop_echoes(SECTION, {"patterns": [read_back], "notes": "Fine."})[1] == []
+
+
+def test_an_item_that_is_a_field_name_is_left_out() -> None:
+    # The 2026-12-03 recording's Coding Patterns ended with the item "tdd_refs".
+    out, notes = drop_echoes(SECTION, {"patterns": [GOOD, "tdd_refs", "`notes`"], "notes": "Fine."})
+    assert out["patterns"] == [GOOD]
+    assert notes == [
+        "patterns item 2: a field's name, not an answer; left out",
+        "patterns item 3: a field's name, not an answer; left out",
+    ]

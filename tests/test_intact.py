@@ -288,6 +288,19 @@ def test_a_kept_start_must_stand_for_the_block() -> None:
     assert kept is not None and kept.endswith(CUT_MARK)
 
 
+def test_a_kept_method_without_its_class_still_parses_with_its_mark() -> None:
+    # The 2026-12-03 recording: a method given alone, indented as in its class.
+    method = (
+        "    def __init__(self, client, signer):\n"
+        "        self.client = client\n"
+        "        self.signer = signer\n"
+        "        self.retries = 0\n"
+        "        self.limit = Limit(\n"
+    )
+    kept = parsing_prefix("python", method, "    def __init__(self, client, signer):")
+    assert kept is not None and code_error("python", kept) is None
+
+
 def test_an_unusable_repair_reply_drops_the_code_after_one_call() -> None:
     provider = FakeProvider([reply("Fine.", code=BROKEN), Reply(text="not json")])
     result = draft(provider)
@@ -627,6 +640,11 @@ def test_a_cell_with_a_whole_sentence_keeps_it_and_one_with_none_closes_no_span(
     # A code span or bracket the cut left open would garble the table row.
     assert trim(cell, "Enqueue latency (`POST /api/v1/events") == "Enqueue latency"
     assert trim(cell, "Throughput per worker (receiver p50 50") == "Throughput per worker"
+    # Nor a clause the cut broke off (the Spec recording of tid 1.6's day).
+    assert trim(cell, "Retry the operation later or contact the sys") == "Retry the operation later"
+    assert trim(cell, "Restart the worker or contact the admin now") == (
+        "Restart the worker or contact the admin"
+    )
 
 
 def test_a_list_whose_every_item_is_left_out_says_which_limit_cut_them() -> None:
@@ -641,3 +659,46 @@ def test_a_list_whose_every_item_is_left_out_says_which_limit_cut_them() -> None
         "was left out.*"
     ]
     assert len(notes) == 2 and notes[0].endswith("; left out")
+
+
+def test_a_line_that_repeats_itself_is_cut_after_its_first_copy_where_no_repair_follows() -> None:
+    from agent.document.mend import cut_line_loops
+
+    section = Section.model_validate(
+        {
+            "id": "tools",
+            "title": "Tools",
+            "guidance": "Setup.",
+            "parts": [
+                {
+                    "id": "script",
+                    "title": "Script",
+                    "kind": "code",
+                    "language": "bash",
+                    "guidance": "A setup script.",
+                },
+                {
+                    "id": "example",
+                    "title": "Example",
+                    "kind": "code",
+                    "language": "python",
+                    "guidance": "An example.",
+                },
+            ],
+        }
+    )
+    looped = "pip install" + " --trusted-host pypi.python.org" * 25 + " --pip"
+    python = "x = [" + "'pypi.python.org', " * 25 + "]"
+    content = {
+        "script": {"intro": "", "path": "", "code": f"set -e\n{looped}\npytest\n# {'=' * 60}"},
+        "example": {"intro": "", "path": "", "code": python},
+    }
+    out, notes = cut_line_loops(section, content)
+    assert out["script"]["code"] == (
+        f"set -e\npip install --trusted-host pypi.python.org\n{LOOP_MARK}"
+    )
+    assert notes == ["script: the model repeated itself inside line 2; cut there"]
+    # Python is the repair's; a rule of "=" is no loop.
+    assert out["example"]["code"] == python
+    rule = {"script": {"intro": "", "path": "", "code": f"# {'=' * 60}\necho ok"}, "example": {}}
+    assert cut_line_loops(section, rule)[1] == []

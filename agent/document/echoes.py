@@ -108,6 +108,68 @@ def _left_out(part: Part) -> str:
     )
 
 
+def _why(item: str, guidance: str, seen: set[str], in_labelled: bool, keys: set[str]) -> str:
+    """Why a list item is not an answer, or "" when it is one."""
+    key = " ".join(item.split()).lower()
+    if key in seen:
+        return "the same as an item before it"
+    if echoes(item, guidance):
+        return "copied from the instructions"
+    if fragment(item, in_labelled=in_labelled):
+        return "a piece of a sentence"
+    if vacuous(item):
+        return "about the TDD, naming nothing from it"
+    if key.strip("`*_ ") in keys:
+        return "a field's name, not an answer"
+    return ""
+
+
+def _list_answers(
+    part: Part, value: list[Any], guidance: str, keys: set[str]
+) -> tuple[list[Any], list[str]]:
+    """A list's items that answer, each sentence once; a note on each change."""
+    kept: list[Any] = []
+    notes: list[str] = []
+    seen: set[str] = set()
+    sentences: set[str] = set()  # of every item kept so far
+    in_labelled = labelled([v for v in value if isinstance(v, str)])
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            kept.append(item)
+            continue
+        why = _why(item, guidance, seen, in_labelled, keys)
+        seen.add(" ".join(item.split()).lower())
+        if not why:
+            whole = once(item, sentences)
+            if not whole:
+                why = "only sentences given before"
+            elif whole != item:
+                notes.append(f"{part.id} item {i + 1}: a sentence given twice; kept once")
+                item = whole
+        if why:
+            notes.append(f"{part.id} item {i + 1}: {why}; left out")
+        else:
+            kept.append(item)
+    return kept, notes
+
+
+def _text_answers(part: Part, value: str, guidance: str) -> tuple[list[str], list[str]]:
+    """A text's paragraphs that answer, each sentence once; a note on each change."""
+    notes: list[str] = []
+    paragraphs = re.split(r"\n\s*\n", value.strip())
+    kept = [p for p in paragraphs if not echoes(p, guidance)]
+    if len(kept) < len(paragraphs):
+        notes.append(f"{part.id}: copied from the instructions; left out")
+    # A fence's lines, split at blank lines, would read as paragraphs.
+    if "```" in value or "~~~" in value:
+        return kept, notes
+    said: set[str] = set()
+    whole = [w for w in (once(p, said) for p in kept) if w]
+    if whole != kept:
+        notes.append(f"{part.id}: a sentence given twice; kept once")
+    return whole, notes
+
+
 def drop_echoes(
     section: Section, content: dict[str, Any], ask: str = ""
 ) -> tuple[dict[str, Any], list[str]]:
@@ -120,56 +182,19 @@ def drop_echoes(
     notes: list[str] = []
     # Any part's guidance: a model copies its neighbour's as readily as its own.
     guidance = "\n".join([section.guidance, *(p.guidance for p in section.parts), ask])
+    # The reply's own keys: "- tdd_refs" has been given as a list's last item.
+    keys = {p.id for p in section.parts} | {"tdd_refs", "note_refs"}
     for part in section.parts:
         value = content.get(part.id)
         if part.kind == "list" and isinstance(value, list):
-            kept: list[Any] = []
-            seen: set[str] = set()
-            sentences: set[str] = set()  # of every item kept so far
-            in_labelled = labelled([v for v in value if isinstance(v, str)])
-            for i, item in enumerate(value):
-                if not isinstance(item, str):
-                    kept.append(item)
-                    continue
-                key = " ".join(item.split()).lower()
-                why = (
-                    "the same as an item before it"
-                    if key in seen
-                    else "copied from the instructions"
-                    if echoes(item, guidance)
-                    else "a piece of a sentence"
-                    if fragment(item, in_labelled=in_labelled)
-                    else "about the TDD, naming nothing from it"
-                    if vacuous(item)
-                    else ""
-                )
-                seen.add(key)
-                if not why:
-                    whole = once(item, sentences)
-                    if not whole:
-                        why = "only sentences given before"
-                    elif whole != item:
-                        notes.append(f"{part.id} item {i + 1}: a sentence given twice; kept once")
-                        item = whole
-                if why:
-                    notes.append(f"{part.id} item {i + 1}: {why}; left out")
-                else:
-                    kept.append(item)
+            kept, more = _list_answers(part, value, guidance, keys)
             if kept != value:
                 content[part.id] = kept or [f"*{_left_out(part)}*"]
         elif part.kind == "text" and isinstance(value, str):
-            paragraphs = re.split(r"\n\s*\n", value.strip())
-            kept_text = [p for p in paragraphs if not echoes(p, guidance)]
-            if len(kept_text) < len(paragraphs):
-                notes.append(f"{part.id}: copied from the instructions; left out")
-            said: set[str] = set()
-            # A fence's lines, split at blank lines, would read as paragraphs.
-            fenced = "```" in value or "~~~" in value
-            whole_text = (
-                kept_text if fenced else [w for w in (once(p, said) for p in kept_text) if w]
-            )
-            if whole_text != kept_text:
-                notes.append(f"{part.id}: a sentence given twice; kept once")
-            if whole_text != paragraphs:
-                content[part.id] = "\n\n".join(whole_text) or f"> **Note:** {_left_out(part)}"
+            paragraphs, more = _text_answers(part, value, guidance)
+            if paragraphs != re.split(r"\n\s*\n", value.strip()):
+                content[part.id] = "\n\n".join(paragraphs) or f"> **Note:** {_left_out(part)}"
+        else:
+            continue
+        notes += more
     return content, notes

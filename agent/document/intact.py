@@ -268,8 +268,26 @@ def trim(cut: Cut, value: str) -> str | None:
         while head.count("(") > head.count(")"):
             head = head[: head.rfind("(")]
         head = head.rstrip(" ,;:-(/\u2013\u2014")
-        return head or None
+        return _whole_clause(head) or None
     return _last_sentence(value)
+
+
+_JOINING = frozenset({"and", "or", "but", "the", "a", "an", "of", "to", "with", "for", "by", "in"})
+_CLAUSE_BREAK = re.compile(r",\s|;\s|\s(?:or|and|but)\s")
+
+
+def _whole_clause(head: str) -> str:
+    """A cut cell without the clause the cut broke off, when half is left: "Retry
+    the operation later or contact the" (Qwen2.5-Coder-1.5B) to "Retry the operation later".
+    """
+    words = head.split()
+    while len(words) > 1 and words[-1].lower() in _JOINING:
+        words.pop()
+    head = " ".join(words)
+    breaks = [m.start() for m in _CLAUSE_BREAK.finditer(head)]
+    if breaks and breaks[-1] >= len(head) / 2:
+        return head[: breaks[-1]].rstrip(" ,;")
+    return head
 
 
 def _last_clause(text: str) -> str | None:
@@ -475,5 +493,7 @@ def parsing_prefix(language: str, code: str, start: str) -> str | None:
             return None
         text = "\n".join(head).rstrip()
         if code_error(kind, text) is None:
-            return f"{text}\n{CUT_MARK}"
+            # Indented as the kept lines: a method given alone parses dedented.
+            indent = min((x[: len(x) - len(x.lstrip())] for x in head if x.strip()), key=len)
+            return f"{text}\n{indent}{CUT_MARK}"
     return None

@@ -157,6 +157,46 @@ def drop_comment_only(
     return content, notes
 
 
+# A run of 8 to 80 characters given five times or more in a row, inside one line.
+_LINE_LOOP = re.compile(r"(.{8,80}?)\1{4,}")
+
+
+def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Code in a language we do not parse, with a line that repeats itself, cut there.
+
+    `pip install --trusted-host pypi.python.org --trusted-host pypi.python.org
+    ...` (25 times, Qwen2.5-Coder-1.5B, 2026-12-03): a loop inside one line,
+    which `loop_start` (whole lines) does not see. The line keeps its first
+    copy, the mark follows. Code we parse is left to the repair, whose request
+    holds it as the model wrote it.
+    """
+    notes: list[str] = []
+    for part in section.parts:
+        value = content.get(part.id)
+        language = part.language.lower()
+        if (
+            part.kind != "code"
+            or not isinstance(value, dict)
+            or code_error(language, "(") is not None
+        ):
+            continue
+        if language not in _HASH_MARKED:
+            continue
+        lines = str(value.get("code", "")).split("\n")
+        for i, line in enumerate(lines):
+            # A rule of "=" or "-" repeats too; a loop repeats words.
+            match = next(
+                (m for m in _LINE_LOOP.finditer(line) if len(set(m.group(1).strip())) >= 4), None
+            )
+            if match:
+                lines[i + 1 :] = [LOOP_MARK]
+                lines[i] = line[: match.start() + len(match.group(1))].rstrip()
+                value["code"] = "\n".join(lines)
+                notes.append(f"{part.id}: the model repeated itself inside line {i + 1}; cut there")
+                break
+    return content, notes
+
+
 # Lines of a directory tree as models draw it.
 _TREE_LINE = re.compile(r"^\s*(?:[│|]\s*)*(?:├──|└──|\|--|`--)")
 

@@ -34,7 +34,13 @@ from agent.document.intact import (
     trim,
 )
 from agent.document.lints import code_error
-from agent.document.mend import drop_comment_only, holds_tree, restore_code, tidy_code
+from agent.document.mend import (
+    cut_line_loops,
+    drop_comment_only,
+    holds_tree,
+    restore_code,
+    tidy_code,
+)
 from agent.draft.calls import structured_call
 from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt, words_for
 from agent.providers.base import Message, Provider, fitted_schema
@@ -180,7 +186,9 @@ async def uncut(
     ask = next((m.content for m in messages if m.role == "user"), "")
     content, echoed = drop_echoes(section, content, ask)
     content, empty = drop_comment_only(section, content)
-    return content, [*looped, *notes, *echoed, *empty], calls
+    # Last too, and only where no repair follows: a repair's request holds the code.
+    content, line_loops = cut_line_loops(section, content)
+    return content, [*looped, *notes, *echoed, *empty, *line_loops], calls
 
 
 @functools.lru_cache(maxsize=64)
