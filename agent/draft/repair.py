@@ -154,7 +154,8 @@ async def uncut(
     Around that, no calls: code parts lose fence lines and repetition loops
     first (`tidy_code`); last, items and paragraphs that repeat or copy the
     instructions (`drop_echoes`), and code parts of only comments, are left
-    out with notes.
+    out with notes; a line of bash or text that repeats itself is cut after
+    its first copy (`cut_line_loops`).
 
     Trimming first, because asking cost more than it gave: on the example TDD,
     asking Qwen2.5-Coder-1.5B again for every cut field took 8 calls and 249
