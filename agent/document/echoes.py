@@ -108,9 +108,10 @@ def _left_out(part: Part) -> str:
     )
 
 
-def _why(item: str, guidance: str, seen: set[str], in_labelled: bool, keys: set[str]) -> str:
-    """Why a list item is not an answer, or "" when it is one."""
-    key = " ".join(item.split()).lower()
+def _why(
+    item: str, key: str, guidance: str, seen: set[str], in_labelled: bool, keys: set[str]
+) -> str:
+    """Why a list item (`key`: its words, spaced and cased alike) is not an answer, or ""."""
     if key in seen:
         return "the same as an item before it"
     if echoes(item, guidance):
@@ -137,8 +138,9 @@ def _list_answers(
         if not isinstance(item, str):
             kept.append(item)
             continue
-        why = _why(item, guidance, seen, in_labelled, keys)
-        seen.add(" ".join(item.split()).lower())
+        key = " ".join(item.split()).lower()
+        why = _why(item, key, guidance, seen, in_labelled, keys)
+        seen.add(key)
         if not why:
             whole = once(item, sentences)
             if not whole:
@@ -187,12 +189,13 @@ def drop_echoes(
     for part in section.parts:
         value = content.get(part.id)
         if part.kind == "list" and isinstance(value, list):
+            # A note for every item changed or left out: no note, nothing changed.
             kept, more = _list_answers(part, value, guidance, keys)
-            if kept != value:
+            if more:
                 content[part.id] = kept or [f"*{_left_out(part)}*"]
         elif part.kind == "text" and isinstance(value, str):
             paragraphs, more = _text_answers(part, value, guidance)
-            if paragraphs != re.split(r"\n\s*\n", value.strip()):
+            if more:
                 content[part.id] = "\n\n".join(paragraphs) or f"> **Note:** {_left_out(part)}"
         else:
             continue

@@ -139,7 +139,7 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
             continue
         if what == "code":
             unfenced = unfence(value)
-            if code_error(language, unfenced) is None and _parsed(language):
+            if code_error(language, unfenced) is None and parsed(language):
                 continue
         elif ends_cleanly(value):
             continue
@@ -231,7 +231,7 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
     return found
 
 
-def _parsed(language: str) -> bool:
+def parsed(language: str) -> bool:
     """Whether `code_error` really parses this language (else it says None for anything)."""
     return code_error(language, "(") is not None
 
@@ -253,7 +253,7 @@ def trim(cut: Cut, value: str) -> str | None:
     the code repair handles it.
     """
     if cut.kind == "code":
-        if _parsed(cut.language):
+        if parsed(cut.language):
             return value
         head = value[: value.rfind("\n")].rstrip() if "\n" in value else ""
         return head or None

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.core.templates import Section
 from agent.document.assemble import unfence
-from agent.document.intact import HASH_COMMENTS
+from agent.document.intact import HASH_COMMENTS, parsed
 from agent.document.lints import code_error
 from agent.document.lints.code import LANGUAGES
 
@@ -174,11 +174,7 @@ def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str,
     for part in section.parts:
         value = content.get(part.id)
         language = part.language.lower()
-        if (
-            part.kind != "code"
-            or not isinstance(value, dict)
-            or code_error(language, "(") is not None
-        ):
+        if part.kind != "code" or not isinstance(value, dict) or parsed(language):
             continue
         if language not in _HASH_MARKED:
             continue
