@@ -180,7 +180,10 @@ def test_each_section_ask_lists_the_tdd_names_it_is_likely_to_need(tdd_file: Pat
 
 def test_a_tdd_without_names_gets_no_names_line(tdd_file: Path) -> None:
     tdd_file.write_text(
-        TDD.replace("ExportService", "export service").replace("PostgreSQL", "a database"),
+        TDD.replace("ExportService", "export service")
+        .replace("PostgreSQL", "a database")
+        .replace("POST /", "post to /")
+        .replace("GET /", "get /"),
         encoding="utf-8",
     )
     provider = FakeProvider()

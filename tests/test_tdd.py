@@ -416,3 +416,31 @@ def test_names_for_a_section_come_from_the_tdd_parts_that_match_it_first(tmp_pat
         "store.py",
     ]
     assert names_for(tdd, "storage", 1) == ["LedgerStore"]
+
+
+def test_names_for_give_files_their_tdd_path_and_list_routes(tmp_path: Path) -> None:
+    path = tmp_path / "tdd.md"
+    path.write_text(
+        "# Design\n\n## Components\n\n"
+        "- `relay/delivery/service.py` (`DeliveryService`), `worker.py`, `retry.py`\n"
+        "- `relay/main.py`; `util.py` is in `a/util.py` and `b/util.py`\n\n"
+        "## API\n\n| POST | `/api/v1/events` | publish |\n| GET | `/api/v1/a` | a |\n"
+        "| GET | `/api/v1/b` | b |\n| GET | `/api/v1/c` | c |\n| DELETE | `/api/v1/d` | d |\n\n"
+        "## Worker\n\nThe worker in `worker.py` sends `POST /hooks` to each endpoint.\n",
+        encoding="utf-8",
+    )
+    tdd = load_tdd(path)
+    names = names_for(tdd, "components", 20)
+    # Bare names after a path on its line live in its folder, everywhere they appear;
+    # a name two paths share stays bare.
+    assert names[:4] == [
+        "relay/delivery/service.py",
+        "DeliveryService",
+        "relay/delivery/worker.py",
+        "relay/delivery/retry.py",
+    ]
+    assert "util.py" in names and "a/util.py" in names and "relay/util.py" not in names
+    # Routes are names, at most four to an ask: a table of them would crowd out the rest.
+    routes = [n for n in names_for(tdd, "api", 20) if n.split(" ")[0] in {"GET", "POST", "DELETE"}]
+    assert routes == ["POST /api/v1/events", "GET /api/v1/a", "GET /api/v1/b", "GET /api/v1/c"]
+    assert names_for(tdd, "worker sends", 2) == ["relay/delivery/worker.py", "POST /hooks"]

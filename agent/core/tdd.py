@@ -350,18 +350,73 @@ def tdd_names(text: str) -> list[str]:
     return list(dict.fromkeys(name for _, name in sorted(found)))
 
 
+# An HTTP route as TDDs write it, in prose or in a table: `POST /api/v1/events`,
+# `| GET | `/api/v1/deliveries/{id}` |`.
+_ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b[\s|`]*(/[\w{}/.:-]*)")
+# A TDD's API table can hold a dozen routes; they would crowd out every other
+# name in the asks of sections its words match.
+_ROUTES_PER_ASK = 4
+
+
+def _spelled_paths(text: str) -> dict[str, str]:
+    """Each source file's base name and the one path the TDD gives it, if it has one.
+
+    A path the TDD spells out, or, for a name given bare after a path on the
+    same line (`relay/delivery/service.py`, `worker.py`, `retry.py`), that
+    path's folder: the way a list of one package's files is written.
+    """
+    paths: dict[str, set[str]] = {}
+    for line in text.split("\n"):
+        folder = ""
+        for m in _SOURCE_FILE.finditer(line):
+            path = m.group()
+            if "/" in path:
+                folder = path.rsplit("/", 1)[0]
+            elif folder:
+                path = f"{folder}/{path}"
+            if "/" in path:
+                paths.setdefault(path.rsplit("/", 1)[-1], set()).add(path)
+    return {name: next(iter(found)) for name, found in paths.items() if len(found) == 1}
+
+
+def _asked_names(text: str, paths: dict[str, str]) -> list[str]:
+    """What a section's ask lists from one part of the TDD, in order of first use.
+
+    Its CamelCase names; its source files by the path the TDD gives them
+    somewhere (`relay/delivery/worker.py`, where this part says `worker.py`),
+    so a directory tree drawn from the list has the TDD's folders; and its
+    HTTP routes (`POST /api/v1/events`), without which Qwen2.5-Coder-1.5B
+    wrote "Not applicable: the TDD does not define a network API" for a TDD
+    with a table of eleven.
+    """
+    found = [(m.start(), m.group()) for m in _CAMEL_NAME.finditer(text)]
+    for m in _SOURCE_FILE.finditer(text):
+        name = m.group().rsplit("/", 1)[-1]
+        found.append((m.start(), m.group() if "/" in m.group() else paths.get(name, name)))
+    found += [(m.start(), f"{m.group(1)} {m.group(2)}") for m in _ROUTE.finditer(text)]
+    return list(dict.fromkeys(name for _, name in sorted(found)))
+
+
 def names_for(tdd: Tdd, query: str, limit: int) -> list[str]:
     """Up to `limit` of the TDD's names, from its parts most relevant to `query` first.
 
     The parts rank as `excerpt` ranks them (BM25 on heading and body); parts
     that share no word with the query follow in document order, so a section
-    with few matches still gets the TDD's other names.
+    with few matches still gets the TDD's other names. Files come with their
+    path and routes are names too (`_asked_names`).
     """
     sections = tdd.headings or [Heading(title="", level=1, text=tdd.text, start=0)]
     scores = _bm25(word_terms(query), [word_terms(h.title + " " + h.text) for h in sections])
+    paths = _spelled_paths(tdd.text)
     names: list[str] = []
+    routes = 0
     for i in sorted(range(len(sections)), key=lambda i: (-scores[i], i)):
-        names += [n for n in tdd_names(sections[i].text) if n not in names]
+        for name in _asked_names(sections[i].text, paths):
+            is_route = bool(_ROUTE.match(name))
+            if name in names or (is_route and routes >= _ROUTES_PER_ASK):
+                continue
+            names.append(name)
+            routes += is_route
         if len(names) >= limit:
             break
     return names[:limit]

@@ -17,6 +17,7 @@ from agent.document.assemble import unfence
 from agent.document.intact import HASH_COMMENTS, parsed
 from agent.document.lints import code_error
 from agent.document.lints.code import LANGUAGES
+from agent.document.slips import mend_slips
 
 # A repetition loop: the same run of lines (up to this many) three times in a
 # row, holding at least this many characters; real code does not do that.
@@ -102,15 +103,16 @@ _BREAKS_KEEP_INDENT = frozenset({"python", "toml"})
 
 
 def restore_code(language: str, code: str) -> str | None:
-    """`code` with the model's two mechanical slips undone, if that makes it parse.
+    """`code` with the model's mechanical slips undone, if that makes it parse.
 
     Seen on Qwen2.5-Coder-1.5B under the JSON grammar: whole functions on one
     line, each lost line break still followed by its indentation, and a bare
     file path as the first line. Line breaks go back before each run of four
     or more spaces inside a line (python, toml: where indentation is what the
-    run meant), and a path line becomes a comment; the
+    run meant), and a path line becomes a comment; in python, slips in the
+    middle of the block are mended after (`agent.document.slips`). The
     result counts only when it parses (a run of spaces in a string literal
-    then breaks the string, so it does not). None when neither slip is there,
+    then breaks the string, so it does not). None when no slip is there,
     or undoing it does not make the block parse (that is the repair call's),
     or the block parses already.
     """
@@ -118,13 +120,19 @@ def restore_code(language: str, code: str) -> str | None:
     if kind not in HASH_COMMENTS or code_error(kind, code) is None:
         return None
     lines = code.strip("\n").split("\n")
-    candidates: list[str] = []
+    candidates = ["\n".join(lines)]
     if _PATH_LINE.fullmatch(lines[0].strip()):
         lines = [f"# {lines[0].replace('`', '').strip()}", *lines[1:]]
         candidates.append("\n".join(lines))
     if kind in _BREAKS_KEEP_INDENT and any(_LOST_BREAK.search(line) for line in lines):
         candidates.append("\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in lines))
-    return next((c for c in reversed(candidates) if code_error(kind, c) is None), None)
+    # The most undone first; python's slips mid-block after (`mend_slips`).
+    for candidate in reversed(candidates):
+        if code_error(kind, candidate) is None:
+            return candidate
+        if kind == "python" and (mended := mend_slips(candidate)) is not None:
+            return mended
+    return None
 
 
 def drop_comment_only(

@@ -26,7 +26,7 @@ PROMPT_ID = "draft_section"
 _TOKENIZER_SLACK = 1.3
 # TDD names listed in each section's ask. Told only "use its names", Qwen2.5-
 # Coder-1.5B used 3 of the 36 in corpus TDD 006 and 20 of 30 in the example.
-NAMES_PER_SECTION = 12
+NAMES_PER_SECTION = 20
 
 
 @functools.lru_cache(maxsize=512)

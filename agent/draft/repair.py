@@ -281,7 +281,7 @@ async def repair_code(
     """Code that does not parse gets one repair call per block; still broken, it is dropped.
 
     A block whose only faults are mechanical (line breaks lost, a file path as
-    its first line: `restore_code`) is mended without a call, and a directory
+    its first line, a slip mid-block: `restore_code`) is mended without a call, and a directory
     tree where code belongs is left out without one (`holds_tree`).
 
     Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
@@ -336,7 +336,7 @@ def _mend_without_call(content: dict[str, Any], block: BrokenCode) -> str | None
     replace_code(content, block, restored, "")
     return (
         f"{part.id}: the {language} code did not parse ({block.error}); "
-        "its lost line breaks or file-path line restored, no call"
+        "mended, no call (lost line breaks, a file-path line, or a slip mid-block)"
     )
 
 
