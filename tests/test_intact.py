@@ -277,6 +277,17 @@ def test_a_failed_repair_keeps_the_longest_start_that_parses_marked_where_it_sto
     assert CUT_MARK in markdown and "return bool(ok and payl" not in markdown
 
 
+def test_code_on_one_line_cut_at_its_end_keeps_its_start_with_the_breaks_put_back() -> None:
+    # The 2026-12-03 recording: a class on one line, cut off; the repair wrote it so again.
+    one_line = LONG_CUT.replace("\n", "")
+    again = json.dumps({"code": one_line})
+    provider = FakeProvider([reply("Fine.", code=one_line), again])
+    result = draft(provider)
+    assert len(provider.requests) == 2
+    assert result.content["example"]["code"] == LONG_CUT.rsplit("\n", 1)[0] + "\n" + CUT_MARK
+    assert any("kept its first 4 lines" in n for n in result.notes)
+
+
 def test_a_kept_start_must_stand_for_the_block() -> None:
     # Too little parses (fewer than 3 statement lines, or under a third of them).
     assert parsing_prefix("python", BROKEN, BROKEN.split("\n")[0]) is None

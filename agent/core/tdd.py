@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from agent.core import markdown
 from agent.core.errors import InputError
 from agent.core.files import decode_text, read_bytes
+from agent.core.templates import Section
 from agent.core.tokens import count_tokens, truncate_tokens
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -356,6 +357,18 @@ _ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b[\s|`]*(/[\w{}/.:-]*)")
 # A TDD's API table can hold a dozen routes; they would crowd out every other
 # name in the asks of sections its words match.
 _ROUTES_PER_ASK = 4
+
+
+def tdd_routes(text: str) -> list[str]:
+    """The HTTP routes `text` names (`POST /api/v1/events`), in order of first use."""
+    return list(dict.fromkeys(f"{m.group(1)} {m.group(2)}" for m in _ROUTE.finditer(text)))
+
+
+def applies(section: Section, tdd: Tdd) -> list[str]:
+    """What in the TDD makes `section` apply (its `applies_if`), or nothing."""
+    if section.applies_if == "http_routes":
+        return tdd_routes(tdd.text)
+    return []
 
 
 def _spelled_paths(text: str) -> dict[str, str]:

@@ -81,6 +81,10 @@ class Section(BaseModel):
     numbered: bool = True
     guidance: Annotated[str, Field(min_length=1, max_length=1500)]
     parts: list[Part] = Field(min_length=1, max_length=6)
+    # What in a TDD makes this section apply, so that a reply saying "Not
+    # applicable" is asked again and a document saying it fails review:
+    # http_routes, the TDD names routes (`POST /api/v1/events`).
+    applies_if: Literal["http_routes"] | None = None
 
     @model_validator(mode="after")
     def _unique_parts(self) -> Section:

@@ -102,6 +102,17 @@ _PATH_LINE = re.compile(
 _BREAKS_KEEP_INDENT = frozenset({"python", "toml"})
 
 
+def restore_breaks(language: str, code: str) -> str:
+    """`code` with a line break put back before each run of four or more spaces in a line.
+
+    Python and toml only (where indentation is what such a run meant); other
+    code as it is. Whether the result parses is the caller's question.
+    """
+    if LANGUAGES.get(language.lower(), "") not in _BREAKS_KEEP_INDENT:
+        return code
+    return "\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in code.split("\n"))
+
+
 def restore_code(language: str, code: str) -> str | None:
     """`code` with the model's mechanical slips undone, if that makes it parse.
 
@@ -124,8 +135,8 @@ def restore_code(language: str, code: str) -> str | None:
     if _PATH_LINE.fullmatch(lines[0].strip()):
         lines = [f"# {lines[0].replace('`', '').strip()}", *lines[1:]]
         candidates.append("\n".join(lines))
-    if kind in _BREAKS_KEEP_INDENT and any(_LOST_BREAK.search(line) for line in lines):
-        candidates.append("\n".join(_LOST_BREAK.sub(r"\n\1", line) for line in lines))
+    if (broken_up := restore_breaks(kind, "\n".join(lines))) != candidates[-1]:
+        candidates.append(broken_up)
     # The most undone first; python's slips mid-block after (`mend_slips`).
     for candidate in reversed(candidates):
         if code_error(kind, candidate) is None:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.core.records import CallRecord
-from agent.core.tdd import Tdd, excerpt, names_for
+from agent.core.tdd import Tdd, applies, excerpt, names_for
 from agent.core.templates import Section, Template, section_model
 from agent.core.tokens import count_tokens
 from agent.draft.prompting import section_message, system_message
@@ -70,6 +70,9 @@ class DraftPlan(BaseModel):
     requests: dict[str, list[Message]]
     # With research notes in the prefix, section models also say which notes they used.
     cites: bool = False
+    # Per section, what in the TDD makes it apply (`applies_if`): a reply saying
+    # "Not applicable" there is asked again.
+    applies: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def plan_messages(
@@ -124,4 +127,10 @@ def plan_messages(
             query = f"{s.title} {s.guidance} " + " ".join(p.title for p in s.parts)
             system = system_message(template, source, tdd.title, excerpt(tdd, query, budget), notes)
         requests[s.id] = [system, users[s.id]]
-    return DraftPlan(shared_prefix=fits, tdd_tokens=tdd_tokens, requests=requests, cites=cites)
+    return DraftPlan(
+        shared_prefix=fits,
+        tdd_tokens=tdd_tokens,
+        requests=requests,
+        cites=cites,
+        applies={s.id: found for s in sections if (found := applies(s, tdd))},
+    )

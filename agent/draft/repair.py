@@ -38,6 +38,7 @@ from agent.document.mend import (
     cut_line_loops,
     drop_comment_only,
     holds_tree,
+    restore_breaks,
     restore_code,
     tidy_code,
 )
@@ -370,10 +371,14 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
     often as with the whole block; the block's own first line tells the two
     apart (`parsing_prefix`). No extra call: what was written is all there is.
     """
-    first = first_line(block.code)
+    tries = [(code, first_line(block.code)) for code in (fixed, block.code)]
+    # Written on one line (lost line breaks) and cut at its end, as the repair
+    # wrote it again: its start, with the breaks put back.
+    first = first_line(restore_breaks(block.language, block.code))
+    tries += [(restore_breaks(block.language, code), first) for code in (fixed, block.code)]
     found = [
         kept
-        for code in (fixed, block.code)
-        if (kept := parsing_prefix(block.language, code, first)) is not None
+        for code, start in tries
+        if (kept := parsing_prefix(block.language, code, start)) is not None
     ]
     return max(found, key=len) if found else None

@@ -11,6 +11,10 @@ providers and the rest of the draft stage; never a later stage or a front end.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
 
 from agent.core.errors import OutputValidationError
 from agent.core.records import CallRecord, Event, Progress, quiet
@@ -33,6 +37,46 @@ class SectionFailed(OutputValidationError):
     def __init__(self, message: str, calls: list[CallRecord]) -> None:
         super().__init__(message)
         self.calls = calls
+
+
+_NOT_APPLICABLE = "this section applies"
+_SHOWN_EVIDENCE = 6
+
+
+def says_not_applicable(content: dict[str, Any]) -> bool:
+    """Whether a section reply's text, or a list's first item, opens with "Not applicable"."""
+    for value in content.values():
+        first = value[0] if isinstance(value, list) and value else value
+        if isinstance(first, str) and first.strip(" -*_`").lower().startswith("not applicable"):
+            return True
+    return False
+
+
+def _applies_check(
+    evidence: list[str],
+) -> tuple[Callable[[BaseModel], None] | None, list[BaseModel]]:
+    """A reply check that raises when a reply calls the section "Not applicable"
+    against `evidence` (None without evidence), and the replies it saw.
+
+    The replies are kept so that one asked again and still "Not applicable" is
+    kept, not failed: the section is drafted either way.
+    """
+    seen: list[BaseModel] = []
+    if not evidence:
+        return None, seen
+    shown = ", ".join(f"`{e}`" for e in evidence[:_SHOWN_EVIDENCE])
+    unshown = len(evidence) - _SHOWN_EVIDENCE
+    more = f", and {unshown} more" if unshown > 0 else ""
+
+    def check(reply: BaseModel) -> None:
+        seen.append(reply)
+        if says_not_applicable(reply.model_dump()):
+            raise ValueError(
+                f"{_NOT_APPLICABLE}: the TDD defines {shown}{more}. Write the section for "
+                'them, as the fields ask, instead of "Not applicable".'
+            )
+
+    return check, seen
 
 
 def _failure(where: str, calls: list[CallRecord], error: str) -> SectionFailed:
@@ -63,10 +107,15 @@ async def draft_section(
     max_tokens: int,
     on_event: Progress = quiet,
     cites: bool = False,
+    applies: list[str] | None = None,
 ) -> SectionDraft:
-    """One section: call, validate, ask again once with the error, or fail."""
+    """One section: call, validate, ask again once with the error, or fail.
+
+    "Not applicable" against `applies` (`_applies_check`): asked again once.
+    """
     prompt = load_prompt(PROMPT_ID)
     model, schema = section_schema(section, cites)
+    check, seen = _applies_check(applies or [])
     parsed, calls, error = await structured_call(
         provider,
         prompt,
@@ -76,8 +125,11 @@ async def draft_section(
         schema_name=f"section_{section.id}",
         max_tokens=max_tokens,
         json_schema=schema,
+        check=check,
         on_event=on_event,
     )
+    if parsed is None and seen and error.startswith(_NOT_APPLICABLE):
+        parsed = seen[-1]  # still "Not applicable": kept; review reports it
     if parsed is None:
         heading = section_heading(template, section)
         where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
@@ -162,6 +214,7 @@ async def draft_all(
                     max_tokens=max_tokens,
                     on_event=on_event,
                     cites=plan.cites,
+                    applies=plan.applies.get(section.id),
                 )
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))

@@ -17,7 +17,12 @@ from agent.document.lints.content import lint_markup, lint_placeholders
 from agent.document.lints.coverage import NAMES_FLOOR, coverage_matrix, unnamed
 from agent.document.lints.dependencies import lint_dependencies
 from agent.document.lints.reading import Finding, code_blocks, finding, split_document
-from agent.document.lints.structure import lint_sections, lint_spec, lint_targets
+from agent.document.lints.structure import (
+    lint_not_applicable,
+    lint_sections,
+    lint_spec,
+    lint_targets,
+)
 
 
 class LintResult(BaseModel):
@@ -55,6 +60,7 @@ def run_lints(
         *lint_placeholders(markdown, doc, blocks),
         *lint_markup(markdown, doc),
         *lint_spec(markdown, template, doc, tdd),
+        *lint_not_applicable(template, doc, tdd),
         *lint_targets(template, doc),
         *lint_dependencies(blocks, doc, codebase_versions),
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from agent.core.tdd import Tdd
+from agent.core.tdd import Tdd, applies
 from agent.core.templates import Template, section_heading
 from agent.document.lints.reading import (
     DocSection,
@@ -114,6 +114,34 @@ def lint_spec(
                     "spec.adr-unknown",
                     f"{adr} is cited but the TDD never names it",
                     severity="warning",
+                )
+            )
+    return findings
+
+
+_NOT_APPLICABLE = re.compile(r"^[\s>*_-]*not applicable\b", re.I | re.M)
+
+
+def lint_not_applicable(
+    template: Template, sections: list[DocSection], tdd: Tdd | None
+) -> list[Finding]:
+    """A section called "Not applicable" where the TDD has what makes it apply (`applies_if`)."""
+    if tdd is None:
+        return []
+    by_id = {s.section_id: s for s in sections if s.section_id}
+    findings: list[Finding] = []
+    for section in template.sections:
+        evidence = applies(section, tdd)
+        found = by_id.get(section.id)
+        body = found.text.split("\n", 1)[-1] if found else ""
+        if evidence and _NOT_APPLICABLE.search(body):
+            shown = ", ".join(evidence[:4]) + (", ..." if len(evidence) > 4 else "")
+            findings.append(
+                finding(
+                    "section.not-applicable",
+                    f'says "Not applicable", but the TDD defines {len(evidence)} HTTP '
+                    f"routes ({shown}): specify them",
+                    section=found,
                 )
             )
     return findings
