@@ -177,3 +177,25 @@ def test_an_item_that_is_a_field_name_is_left_out() -> None:
         "patterns item 2: a field's name, not an answer; left out",
         "patterns item 3: a field's name, not an answer; left out",
     ]
+
+
+def test_an_item_or_paragraph_that_loops_on_a_phrase_is_left_out() -> None:
+    # The Spec recording of 2026-12-03: the bullet's own bound, given back as a loop.
+    loop = "13 words, 1 sentence, " * 6
+    content = {"patterns": [GOOD, loop.strip()], "notes": f"The patterns are real.\n\n{loop}"}
+    out, notes = drop_echoes(SECTION, content)
+    assert out == {"patterns": [GOOD], "notes": "The patterns are real."}
+    assert notes == [
+        "patterns item 2: a phrase repeated in a loop; left out",
+        "notes: a phrase repeated in a loop; left out",
+    ]
+    # Numbers in a series, and rules of one character, are no loop.
+    series = "**Design Patterns**: `RetryPolicy` backs off 2 s, 4 s, 8 s, 16 s, up to 3600 s."
+    assert drop_echoes(SECTION, {"patterns": [series], "notes": "=" * 30})[1] == []
+
+
+def test_an_item_that_closes_a_code_span_it_never_opened_is_a_piece() -> None:
+    # The end of the item before it: "... `httpx.AsyncClient(..., follow_redirects=False`."
+    assert fragment("follow_redirects=False`.")
+    assert not fragment("`follow_redirects=False` is set on the client.")
+    assert not fragment("**In Transit**: `httpx` with `verify=True`.")

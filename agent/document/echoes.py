@@ -59,12 +59,13 @@ def labelled(items: list[str]) -> bool:
 def fragment(item: str, *, in_labelled: bool = False) -> bool:
     """An item that starts inside a sentence.
 
-    Lower-case and closing a bracket it never opened; or, in a list whose items
+    Lower-case and closing a bracket or code span it never opened; or, in a list whose items
     open with labels, lower-case with no label ("classification.": the end of
     the item before it, given as an item of its own).
     """
     text = item.strip().lstrip("*_` ")
-    unopened = any(text.count(c) > text.count(o) for o, c in _PAIRS)
+    # A code span it closes and never opens counts too ("follow_redirects=False`.").
+    unopened = any(text.count(c) > text.count(o) for o, c in _PAIRS) or item.count("`") % 2 == 1
     unlabelled = in_labelled and not _LABEL.match(item)
     return bool(text) and text[0].islower() and (unopened or unlabelled)
 
@@ -84,6 +85,20 @@ def once(text: str, seen: set[str]) -> str:
         seen.add(key)
         kept.append(sentence)
     return " ".join(kept)
+
+
+# The same run of 8 to 80 characters three times in a row: a loop, not prose.
+_PHRASE_LOOP = re.compile(r"(.{8,80}?)\1{2,}")
+
+
+def looped(text: str) -> bool:
+    """Whether `text` repeats a phrase in a loop.
+
+    Qwen2.5-Coder-1.5B, given "at most 13 words, 1 sentence" for a bullet,
+    wrote "13 words, 1 sentence, " six times as the bullet. A run needs four
+    distinct characters, so a rule of "=" or "-" is not a loop.
+    """
+    return any(len(set(m.group(1).strip())) >= 4 for m in _PHRASE_LOOP.finditer(text))
 
 
 # Something concrete: a code span, a number, a CamelCase or dotted name.
@@ -118,6 +133,8 @@ def _why(
         return "copied from the instructions"
     if fragment(item, in_labelled=in_labelled):
         return "a piece of a sentence"
+    if looped(item):
+        return "a phrase repeated in a loop"
     if vacuous(item):
         return "about the TDD, naming nothing from it"
     if key.strip("`*_ ") in keys:
@@ -165,6 +182,9 @@ def _text_answers(part: Part, value: str, guidance: str) -> tuple[list[str], lis
     # A fence's lines, split at blank lines, would read as paragraphs.
     if "```" in value or "~~~" in value:
         return kept, notes
+    if any(looped(p) for p in kept):
+        kept = [p for p in kept if not looped(p)]
+        notes.append(f"{part.id}: a phrase repeated in a loop; left out")
     said: set[str] = set()
     whole = [w for w in (once(p, said) for p in kept) if w]
     if whole != kept:
