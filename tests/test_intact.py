@@ -713,3 +713,9 @@ def test_a_line_that_repeats_itself_is_cut_after_its_first_copy_where_no_repair_
     assert out["example"]["code"] == python
     rule = {"script": {"intro": "", "path": "", "code": f"# {'=' * 60}\necho ok"}, "example": {}}
     assert cut_line_loops(section, rule)[1] == []
+    # A loop that is the block's first line of code leaves nothing that stands for it.
+    alone = {"script": {"intro": "", "path": "", "code": f"#!/bin/bash\n# Install\n{looped}"}}
+    out, notes = cut_line_loops(section, alone)
+    assert out["script"]["code"] == ""
+    assert out["script"]["dropped"].startswith("The model's bash for Script repeated one line")
+    assert notes == ["script: its first line of code repeated itself; left out"]

@@ -203,6 +203,15 @@ def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str,
             match = next(
                 (m for m in _LINE_LOOP.finditer(line) if len(set(m.group(1).strip())) >= 4), None
             )
+            if match and not any(_holds_code(x) for x in lines[:i]):
+                # Its first line of code is the loop: nothing of it stands for the block.
+                value["code"] = ""
+                value["dropped"] = (
+                    f"The model's {part.language} for {part.title} repeated one line over "
+                    "and over and held nothing else, and was left out."
+                )
+                notes.append(f"{part.id}: its first line of code repeated itself; left out")
+                break
             if match:
                 lines[i + 1 :] = [LOOP_MARK]
                 lines[i] = line[: match.start() + len(match.group(1))].rstrip()
@@ -210,6 +219,11 @@ def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str,
                 notes.append(f"{part.id}: the model repeated itself inside line {i + 1}; cut there")
                 break
     return content, notes
+
+
+def _holds_code(line: str) -> bool:
+    """A line that is not blank, a comment or a shebang."""
+    return bool(line.strip()) and not line.lstrip().startswith("#")
 
 
 # Lines of a directory tree as models draw it.
