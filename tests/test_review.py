@@ -213,6 +213,11 @@ def test_spec_adr_references(tmp_path: Path) -> None:
     assert "spec.adr-references" in ids(lint_document(bare, SPEC, tdd=tdd))
     # Without a TDD there is nothing to hold it to: a warning only.
     assert "spec.adr-references" in ids(lint_document(bare, SPEC), "warning")
+    # The TDD links its ADR as a file and names no ADR-NNN: a link to that file cites it,
+    # and a number the spec gives is one the TDD never named.
+    linked = bare + "\n- [000_PADR|Platform](../adrs/000_PADR|Platform.md)\n"
+    assert "spec.adr-references" not in ids(lint_document(linked, SPEC, tdd=tdd))
+    assert "spec.adr-unknown" in ids(lint_document(GOOD_SPEC, SPEC, tdd=tdd), "warning")
 
 
 # --- dependencies ----------------------------------------------------------------------

@@ -90,33 +90,46 @@ def lint_spec(
                     )
                 )
     if template.header == "spec":
-        cited = set(re.findall(r"\bADR-\d+\b", markdown))
-        named: set[str] = set()
-        if tdd is not None:
-            named = set(re.findall(r"\bADR-\d+\b", tdd.text))
-        if tdd is not None and (named or any(link.kind == "adr" for link in tdd.links)):
-            if not cited:
-                which = ", ".join(sorted(named)) or "an ADR document"
-                findings.append(
-                    finding("spec.adr-references", f"the TDD cites {which}; the spec cites none")
-                )
-        elif not cited:
-            findings.append(
-                finding(
-                    "spec.adr-references",
-                    "the spec cites no ADR (See ADR-NNN)",
-                    severity="warning",
-                )
-            )
-        for adr in sorted(cited - named) if named else []:
-            findings.append(
-                finding(
-                    "spec.adr-unknown",
-                    f"{adr} is cited but the TDD never names it",
-                    severity="warning",
-                )
-            )
+        findings += _adr_findings(markdown, tdd)
     return findings
+
+
+def _adr_findings(markdown: str, tdd: Tdd | None) -> list[Finding]:
+    """A spec cites the TDD's ADRs: by their ADR-NNN, or, where the TDD links its
+    ADRs as files and names no number, by a link to one of them (asking for a
+    number there would ask for one made up)."""
+    cited = set(re.findall(r"\bADR-\d+\b", markdown))
+    named = set(re.findall(r"\bADR-\d+\b", tdd.text)) if tdd is not None else set()
+    linked = [link for link in tdd.links if link.kind == "adr"] if tdd is not None else []
+    by_link = not named and any(_links_to(markdown, link.target) for link in linked)
+    findings: list[Finding] = []
+    if tdd is not None and (named or linked):
+        if not cited and not by_link:
+            which = ", ".join(sorted(named)) or "an ADR document"
+            findings.append(
+                finding("spec.adr-references", f"the TDD cites {which}; the spec cites none")
+            )
+    elif not cited:
+        findings.append(
+            finding(
+                "spec.adr-references", "the spec cites no ADR (See ADR-NNN)", severity="warning"
+            )
+        )
+    for adr in sorted(cited - named) if named or linked else []:
+        findings.append(
+            finding(
+                "spec.adr-unknown",
+                f"{adr} is cited but the TDD never names it",
+                severity="warning",
+            )
+        )
+    return findings
+
+
+def _links_to(markdown: str, target: str) -> bool:
+    """Whether `markdown` links a file named as `target`'s (its folder may differ)."""
+    name = target.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return bool(name) and f"{name})" in markdown
 
 
 _NOT_APPLICABLE = re.compile(r"^[\s>*_-]*not applicable\b", re.I | re.M)
