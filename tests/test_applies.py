@@ -68,6 +68,14 @@ def test_still_not_applicable_after_asking_again_is_kept_not_failed() -> None:
     assert result.calls[-1].error.startswith("this section applies")
 
 
+def test_asked_again_and_given_nothing_usable_keeps_the_first_reply() -> None:
+    # Without the check the first reply was the section; asking again must not lose it.
+    provider = FakeProvider([_reply(NOT_APPLICABLE), "not json"])
+    result = _draft(provider, API, ["POST /api/v1/events"])
+    assert len(provider.requests) == 2
+    assert result.content["endpoints"] == NOT_APPLICABLE
+
+
 def test_without_evidence_not_applicable_is_an_answer() -> None:
     provider = FakeProvider([_reply(NOT_APPLICABLE)])
     result = _draft(provider, API, None)

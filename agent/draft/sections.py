@@ -128,8 +128,8 @@ async def draft_section(
         check=check,
         on_event=on_event,
     )
-    if parsed is None and seen and error.startswith(_NOT_APPLICABLE):
-        parsed = seen[-1]  # still "Not applicable": kept; review reports it
+    if parsed is None and seen:
+        parsed = seen[-1]  # turned down only by the check: it stands (review reports it)
     if parsed is None:
         heading = section_heading(template, section)
         where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
