@@ -87,18 +87,29 @@ def once(text: str, seen: set[str]) -> str:
     return " ".join(kept)
 
 
-# The same run of 8 to 80 characters three times in a row: a loop, not prose.
-_PHRASE_LOOP = re.compile(r"(.{8,80}?)\1{2,}")
+# A run of 8 to 80 characters given again and again, in a row: a loop, keyed by
+# how many times in all.
+_LOOPS = {times: re.compile(rf"(.{{8,80}}?)\1{{{times - 1},}}") for times in (3, 5)}
+
+
+def loop_in(text: str, times: int) -> re.Match[str] | None:
+    """The first run of 8 to 80 characters `text` gives `times` times or more in a row.
+
+    The run needs four distinct characters: a rule of "=" or "-" repeats too,
+    a loop repeats words. `times` is 3 (prose) or 5 (a line of code).
+    """
+    return next(
+        (m for m in _LOOPS[times].finditer(text) if len(set(m.group(1).strip())) >= 4), None
+    )
 
 
 def looped(text: str) -> bool:
-    """Whether `text` repeats a phrase in a loop.
+    """Whether `text` repeats a phrase in a loop (three times or more).
 
     Qwen2.5-Coder-1.5B, given "at most 13 words, 1 sentence" for a bullet,
-    wrote "13 words, 1 sentence, " six times as the bullet. A run needs four
-    distinct characters, so a rule of "=" or "-" is not a loop.
+    wrote "13 words, 1 sentence, " six times as the bullet.
     """
-    return any(len(set(m.group(1).strip())) >= 4 for m in _PHRASE_LOOP.finditer(text))
+    return loop_in(text, 3) is not None
 
 
 # Something concrete: a code span, a number, a CamelCase or dotted name.
@@ -182,8 +193,9 @@ def _text_answers(part: Part, value: str, guidance: str) -> tuple[list[str], lis
     # A fence's lines, split at blank lines, would read as paragraphs.
     if "```" in value or "~~~" in value:
         return kept, notes
-    if any(looped(p) for p in kept):
-        kept = [p for p in kept if not looped(p)]
+    unlooped = [p for p in kept if not looped(p)]
+    if len(unlooped) < len(kept):
+        kept = unlooped
         notes.append(f"{part.id}: a phrase repeated in a loop; left out")
     said: set[str] = set()
     whole = [w for w in (once(p, said) for p in kept) if w]

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.core.templates import Section
 from agent.document.assemble import unfence
+from agent.document.echoes import loop_in
 from agent.document.intact import HASH_COMMENTS, parsed
 from agent.document.lints import code_error
 from agent.document.lints.code import LANGUAGES
@@ -176,10 +177,6 @@ def drop_comment_only(
     return content, notes
 
 
-# A run of 8 to 80 characters given five times or more in a row, inside one line.
-_LINE_LOOP = re.compile(r"(.{8,80}?)\1{4,}")
-
-
 def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Code in a language we do not parse, with a line that repeats itself, cut there.
 
@@ -199,10 +196,8 @@ def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str,
             continue
         lines = str(value.get("code", "")).split("\n")
         for i, line in enumerate(lines):
-            # A rule of "=" or "-" repeats too; a loop repeats words.
-            match = next(
-                (m for m in _LINE_LOOP.finditer(line) if len(set(m.group(1).strip())) >= 4), None
-            )
+            # Five or more copies in one line (prose is held to three: `looped`).
+            match = loop_in(line, 5)
             if match and not any(_holds_code(x) for x in lines[:i]):
                 # Its first line of code is the loop: nothing of it stands for the block.
                 value["code"] = ""
