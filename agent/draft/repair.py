@@ -376,9 +376,10 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
     # wrote it again: its start, with the breaks put back.
     first = first_line(restore_breaks(block.language, block.code))
     tries += [(restore_breaks(block.language, code), first) for code in (fixed, block.code)]
+    # Without lost breaks a try is its own restored copy: each parsed once.
     found = [
         kept
-        for code, start in tries
+        for code, start in dict.fromkeys(tries)
         if (kept := parsing_prefix(block.language, code, start)) is not None
     ]
     return max(found, key=len) if found else None
