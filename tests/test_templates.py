@@ -150,10 +150,7 @@ def test_tid_checklist_covers_every_section() -> None:
 def test_tid_parts_the_brief_names() -> None:
     tid = get_template("tid")
     parts = {p.id: p for s in tid.sections for p in s.parts}
-    assert (parts["directory_structure"].kind, parts["directory_structure"].language) == (
-        "code",
-        "text",
-    )
+    assert parts["directory_structure"].kind == "tree"
     assert parts["key_class_definitions"].language == "python"
     assert parts["required_dependencies"].language == "text"
     assert "exact version" in parts["required_dependencies"].guidance

@@ -44,6 +44,8 @@ REFS = {
 def responder(request: Request) -> str:
     content = sample_instance(request.json_schema, request.label)
     content["tdd_refs"] = REFS.get(request.label, ["Retries"])
+    for row in content.get("directory_structure", []):
+        row["path"] = "app.py"  # a file the tests' codebase has: the tree claims nothing drifted
     text = json.dumps(content)
     if request.prompt_id == "update_section":
         # Every sample string starts with the section's name: upper-case it (same length,

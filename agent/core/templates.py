@@ -29,9 +29,11 @@ from pydantic import (
 from agent.core.diagram import LABEL_CHARS, NAME_CHARS, RESPONSIBILITY_CHARS
 from agent.core.errors import ConfigError
 from agent.core.files import read_text
+from agent.core.filetree import HOLDS_CHARS, PATH_CHARS
 
 # `diagram`: components and labelled edges as data, drawn by code (agent/core/diagram.py).
-PartKind = Literal["text", "code", "table", "list", "diagram"]
+# `tree`: files as paths with what each holds, drawn by code (agent/core/filetree.py).
+PartKind = Literal["text", "code", "table", "list", "diagram", "tree"]
 _ID = r"^[a-z][a-z0-9_]*$"
 # A template is a page of YAML; anything far larger is not one.
 MAX_TEMPLATE_BYTES = 1024 * 1024
@@ -52,11 +54,12 @@ class Part(BaseModel):
     columns: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
         default_factory=list, max_length=6
     )
-    max_items: Annotated[int, Field(ge=1, le=12)] = 6
+    # Up to 20 for a tree's files; a list or table that long is a wall of text.
+    max_items: Annotated[int, Field(ge=1, le=20)] = 6
     # The fewest list items, table rows or diagram boxes. Fitting a reply into
     # a small model's token limit drops items before it shortens strings, down
     # to this: a part whose guidance asks for exactly N items says N here.
-    min_items: Annotated[int, Field(ge=1, le=12)] = 1
+    min_items: Annotated[int, Field(ge=1, le=20)] = 1
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Part:
@@ -256,6 +259,8 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         return (block, Field(description=desc))
     if part.kind == "diagram":
         return _diagram_type(section, part, desc)
+    if part.kind == "tree":
+        return _tree_type(section, part, desc)
     cell = max(20, min(200, limit // (part.max_items * len(part.columns))))
     cells: dict[str, Any] = {
         key: (str, Field(description=col, max_length=cell))
@@ -307,6 +312,24 @@ def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
         f"{section.id}_{part.id}_diagram", __config__=ConfigDict(extra="forbid"), **fields
     )
     return (block, Field(description=desc))
+
+
+def _tree_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
+    """Files as rows (a path and what the file holds); code draws the tree."""
+    holds = max(30, min(HOLDS_CHARS, part.max_chars // part.max_items - PATH_CHARS // 2))
+    row = create_model(
+        f"{section.id}_{part.id}_file",
+        __config__=ConfigDict(extra="forbid"),
+        path=(
+            str,
+            Field(description="the file's path from the repository root", max_length=PATH_CHARS),
+        ),
+        holds=(str, Field(description="what the file holds, a short phrase", max_length=holds)),
+    )
+    return (
+        list[row],
+        Field(description=desc, min_length=part.min_items, max_length=part.max_items),
+    )
 
 
 def section_model(section: Section, cites: bool = False) -> type[BaseModel]:

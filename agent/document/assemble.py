@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.core.diagram import Diagram, render_markdown
+from agent.core.filetree import draw_tree
 from agent.core.markup import safe_prose
 from agent.core.templates import Part, Section, Template, column_keys
 
@@ -78,6 +79,11 @@ def render_part(part: Part, value: Any) -> str:
         return "\n".join(lines)
     if part.kind == "diagram":
         return render_markdown(Diagram.model_validate(value))
+    if part.kind == "tree":
+        tree = draw_tree(value)
+        if not tree:
+            return f"> **Note:** The model named no file paths for {part.title}."
+        return f"{code_fence(tree)}text\n{tree}\n{code_fence(tree)}"
     keys = column_keys(part)
     head = "| " + " | ".join(part.columns) + " |"
     rule = "|" + "|".join("---" for _ in part.columns) + "|"

@@ -96,8 +96,8 @@ def _kind(section: Section, path: tuple[str | int, ...]) -> tuple[str, str] | No
         if field == "code":
             return "code", part.language
         return ("prose", "") if field == "intro" else None
-    # A diagram's names and phrases are no sentences either: trimmed like cells.
-    if part.kind in ("table", "diagram"):
+    # A diagram's or a tree's names and phrases are no sentences either: trimmed like cells.
+    if part.kind in ("table", "diagram", "tree"):
         return "cell", ""
     if part.kind == "list":
         return "item", ""

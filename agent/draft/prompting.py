@@ -178,6 +178,12 @@ def _describe(part: Part, schema: dict[str, Any]) -> str:
             f"path (file path or empty) and code ({part.language} only, at most "
             f"{lines_for(limit)} lines, never over {limit} characters)"
         )
+    if part.kind == "tree":
+        holds = _inner_bound(part, schema, "[]", "holds")
+        return (
+            f"a list of {count} files, each with path (from the repository root, as the TDD "
+            f"spells it) and holds (what that file holds, at most {words_for(holds)} words)"
+        )
     if part.kind == "diagram":
         duty = _inner_bound(part, schema, "components", "[]", "responsibility")
         return (

@@ -1,0 +1,106 @@
+"""File trees as data: paths with what each holds, drawn by code with ├── └── │.
+
+The model never draws a tree. A template part of kind `tree` asks for a list
+of files (a path and what the file holds); this module draws the tree from it.
+Asked to draw one, Qwen2.5-Coder-1.5B wrote every file without the comment the
+prompt asked for, nested a file under a file, repeated the whole package under
+`tests/`, and then drew the same tree again in the python block after it.
+Drawn by code, every line has its comment and the nesting follows the paths.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PATH_CHARS = 60
+HOLDS_CHARS = 90
+# Names wider than this do not push every comment further right.
+_ALIGN_MAX = 40
+
+
+class FileRow(BaseModel):
+    """One file (or folder, its path ending in `/`) of a `tree` part."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Annotated[str, Field(max_length=PATH_CHARS)] = ""
+    holds: Annotated[str, Field(max_length=HOLDS_CHARS)] = ""
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.holds = ""
+        self.folder = False
+
+
+def clean_path(path: str) -> str:
+    """A path as a tree names it: one token, forward slashes, no leading `./` or `/`.
+
+    A folder keeps its trailing `/`. Models wrap paths in backticks and add
+    notes after them ("relay/api/events.py (new)"); both go.
+    """
+    words = str(path).replace("\\", "/").split()
+    text = words[0].strip("`'\"") if words else ""
+    text = re.sub(r"^(?:\./|/)+", "", text)
+    text = re.sub(r"/{2,}", "/", text)
+    return "" if text in ("", ".", "/") or not re.search(r"\w", text) else text
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(str(text).split()).lstrip("#").strip()
+    return line[:-1] if line.endswith(".") and not line.endswith("..") else line
+
+
+def _insert(root: _Node, path: str, holds: str) -> None:
+    names = [n for n in path.split("/") if n]
+    node = root
+    for i, name in enumerate(names):
+        node = node.children.setdefault(name, _Node())
+        if i < len(names) - 1:
+            node.folder = True
+    node.folder = node.folder or path.endswith("/")
+    node.holds = node.holds or holds
+
+
+def _lines(node: _Node, prefix: str) -> list[tuple[str, str]]:
+    """(drawn name, comment) for every node below `node`, depth first, in given order."""
+    out: list[tuple[str, str]] = []
+    items = list(node.children.items())
+    for i, (name, child) in enumerate(items):
+        last = i == len(items) - 1
+        label = name + ("/" if child.folder or child.children else "")
+        out.append((f"{prefix}{'└── ' if last else '├── '}{label}", child.holds))
+        out.extend(_lines(child, prefix + ("    " if last else "│   ")))
+    return out
+
+
+def draw_tree(rows: list[dict[str, Any]] | list[FileRow]) -> str:
+    """The rows as a tree, each line with `# what it holds`; "" when no row names a path.
+
+    Paths that all start in one folder are drawn under it as the root line;
+    otherwise the root is `.` (the repository). Order is the rows' order; a
+    path given twice keeps its first comment.
+    """
+    root = _Node()
+    for row in rows:
+        data = row.model_dump() if isinstance(row, FileRow) else row
+        path = clean_path(str(data.get("path", "")))
+        if path:
+            _insert(root, path, _one_line(str(data.get("holds", ""))))
+    if not root.children:
+        return ""
+    head, top = ".", root
+    if len(root.children) == 1:
+        name, only = next(iter(root.children.items()))
+        if only.children:
+            head, top = f"{name}/", only
+            if only.holds:
+                head += f"  # {only.holds}"
+    drawn = _lines(top, "")
+    width = min(_ALIGN_MAX, max(len(name) for name, _ in drawn))
+    body = [f"{name.ljust(width)}  # {holds}" if holds else name for name, holds in drawn]
+    return "\n".join([head, *body])
