@@ -524,6 +524,32 @@ def test_a_diagram_role_stopped_at_its_bound_is_trimmed_to_a_whole_word_not_left
     assert "kept the first" in notes[0]
 
 
+def test_a_tree_comment_a_character_short_of_its_bound_is_still_a_cut() -> None:
+    """Qwen2.5-Coder-1.5B's "data repositories for endpoints and deliver" stopped at 43 of 44."""
+    from agent.core.templates import get_template
+    from agent.draft.plan import section_schema
+    from agent.providers.fitting import fit_schema
+
+    section = get_template("tid").section("code_structure")
+    schema = fit_schema(section_schema(section)[1], 3850)
+    row = schema["$defs"]["code_structure_directory_structure_file"]["properties"]
+    bound = row["holds"]["maxLength"]
+    holds = ("data repositories for endpoints and deliveries " * 3)[: bound - 1].rstrip()
+    whole = "data repositories"
+    content = {
+        "directory_structure": [
+            {"path": "relay/repositories.py", "holds": holds},
+            {"path": "relay/db.py", "holds": whole},
+        ]
+    }
+    [cut] = find_cuts(section, content, schema)
+    assert (cut.kind, cut.path) == ("cell", ("directory_structure", 0, "holds"))
+    trimmed, _ = apply_trims(content, [cut])
+    kept = trimmed["directory_structure"][0]["holds"]
+    assert holds.startswith(kept) and holds[len(kept)] == " "
+    assert trimmed["directory_structure"][1]["holds"] == whole
+
+
 def test_code_stopped_at_its_bound_gets_a_repair_with_room_to_finish() -> None:
     cut = ("def send(event: str) -> bool:\n    values = [" + "event, " * 40)[:200]
     provider = FakeProvider([reply("Fine.", code=cut), json.dumps({"code": GOOD_CODE})])

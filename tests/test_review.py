@@ -223,12 +223,33 @@ def test_spec_adr_references(tmp_path: Path) -> None:
 # --- dependencies ----------------------------------------------------------------------
 
 
+# The good TID's dependency table as requirement lines, as a custom template or
+# an older TID (before tid 1.7) writes them.
+TABLE = """| Package | Version | Used For |
+|---|---|---|
+| fastapi | 0.115.0 | API endpoint |
+| celery | 5.4.0 | export worker |
+| pytest | 8.3.3 | tests |
+| ruff | 0.6.9 | lint |
+"""
+LINES = """```text
+fastapi==0.115.0  # API endpoint
+celery==5.4.0  # export worker
+# development
+pytest==8.3.3  # tests
+```
+"""
+TID_LINES = GOOD_TID.replace(TABLE, LINES)
+
+
 def test_dependencies_carry_exact_versions() -> None:
-    unpinned = GOOD_TID.replace("celery==5.4.0", "celery")
+    assert TABLE in GOOD_TID
+    assert "deps.unpinned" not in ids(lint_document(TID_LINES, TID))
+    unpinned = TID_LINES.replace("celery==5.4.0", "celery")
     assert [f.section for f in lint_document(unpinned, TID) if f.id == "deps.unpinned"] == [
         "development_tools"
     ]
-    ranged = GOOD_TID.replace("celery==5.4.0", "celery>=5")
+    ranged = TID_LINES.replace("celery==5.4.0", "celery>=5")
     assert "deps.range" in ids(lint_document(ranged, TID), "warning")
     install = GOOD_TID.replace("pytest -q", "pip install -r requirements.txt httpx\npytest -q")
     assert "deps.unpinned" in ids(lint_document(install, TID))
@@ -239,9 +260,13 @@ def test_versions_agree_with_the_codebase() -> None:
     assert "deps.version-mismatch" not in ids(
         lint_document(GOOD_TID, TID, codebase_versions={"Celery": "5.4.0"})
     )
-    found = lint_document(GOOD_TID, TID, codebase_versions={"celery": "5.3.6"})
+    found = lint_document(TID_LINES, TID, codebase_versions={"celery": "5.3.6"})
     assert [f.message for f in found if f.id == "deps.version-mismatch"] == [
         "celery==5.4.0 but the codebase uses 5.3.6"
+    ]
+    found = lint_document(GOOD_TID, TID, codebase_versions={"celery": "5.3.6"})
+    assert [f.message for f in found if f.id == "deps.version-mismatch"] == [
+        "celery 5.4.0 but the codebase uses 5.3.6"
     ]
 
 

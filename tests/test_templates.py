@@ -152,7 +152,7 @@ def test_tid_parts_the_brief_names() -> None:
     parts = {p.id: p for s in tid.sections for p in s.parts}
     assert parts["directory_structure"].kind == "tree"
     assert parts["key_class_definitions"].language == "python"
-    assert parts["required_dependencies"].language == "text"
+    assert parts["required_dependencies"].columns == ["Package", "Version", "Used For"]
     assert "exact version" in parts["required_dependencies"].guidance
 
 
