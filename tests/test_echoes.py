@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.core.templates import Section
-from agent.document.echoes import drop_echoes, echoes, fragment
+from agent.document.echoes import drop_echoes, echoes, fragment, once_through
 
 GUIDANCE = (
     "Exactly four bullets, each starting with its label in bold: **Design Patterns** "
@@ -199,3 +199,21 @@ def test_an_item_that_closes_a_code_span_it_never_opened_is_a_piece() -> None:
     assert fragment("follow_redirects=False`.")
     assert not fragment("`follow_redirects=False` is set on the client.")
     assert not fragment("**In Transit**: `httpx` with `verify=True`.")
+
+
+def test_a_long_run_given_twice_in_a_row_is_cut_after_its_first_copy() -> None:
+    """The Spec recording's API Specification: five routes, the same five, the first again."""
+    routes = (
+        "POST /api/v1/events: Publish event; returns delivery IDs (202) "
+        "GET /api/v1/endpoints: List endpoints "
+        "DELETE /api/v1/endpoints/{id}: Delete endpoint and its deliveries"
+    )
+    looping = f"{routes} {routes} POST /api/v1/events: Publish event"
+    assert once_through(looping) == routes + "."
+    assert once_through(f"{routes}. {routes}.") == routes + "."
+    whole = (
+        "The worker retries a failed delivery with exponential backoff. "
+        "The worker retries a failed delivery with exponential backoff later."
+    )
+    assert once_through(whole) == whole  # the same words, not the same run in a row
+    assert once_through("= " * 60) == "= " * 60  # a rule, not a loop of words

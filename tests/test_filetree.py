@@ -50,6 +50,11 @@ def test_paths_as_models_write_them_are_cleaned_and_repeats_dropped() -> None:
     assert clean_path("`./relay/models.py` (new)") == "relay/models.py"
     assert clean_path("relay\\\\db.py") == "relay/db.py"
     assert clean_path(" / ") == ""
+    assert clean_path("DeliveryService") == ""  # a class, not a file
+    assert (clean_path("Dockerfile"), clean_path("relay/AppConfig")) == (
+        "Dockerfile",
+        "relay/AppConfig",
+    )
     tree = draw_tree(
         [
             {"path": "relay/db.py", "holds": "engine"},

@@ -37,16 +37,26 @@ class _Node:
         self.folder = False
 
 
+# A class name where a path belongs: no folder, no extension, a capital inside
+# (`DeliveryService`); `Dockerfile` and `Makefile` have none inside.
+_CLASS_NAME = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+$")
+
+
 def clean_path(path: str) -> str:
     """A path as a tree names it: one token, forward slashes, no leading `./` or `/`.
 
     A folder keeps its trailing `/`. Models wrap paths in backticks and add
-    notes after them ("relay/api/events.py (new)"); both go.
+    notes after them ("relay/api/events.py (new)"); both go. A class name
+    given as a path names no file ("" for it): Qwen2.5-Coder-1.5B listed
+    `EndpointRepository` and `DeliveryService` after the TDD's files, which
+    the tree drew at its root.
     """
     words = str(path).replace("\\", "/").split()
     text = words[0].strip("`'\"") if words else ""
     text = re.sub(r"^(?:\./|/)+", "", text)
     text = re.sub(r"/{2,}", "/", text)
+    if _CLASS_NAME.match(text):
+        return ""
     return "" if text in ("", ".", "/") or not re.search(r"\w", text) else text
 
 

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from agent.core.templates import Part, Section
+from agent.document.intact import ends_cleanly
 
 # A run of this many words shared with the guidance is copied, not written.
 _ECHO_RUN = 8
@@ -101,6 +102,25 @@ def loop_in(text: str, times: int) -> re.Match[str] | None:
     return next(
         (m for m in _LOOPS[times].finditer(text) if len(set(m.group(1).strip())) >= 4), None
     )
+
+
+# A run of 40 to 400 characters given twice in a row: a long loop, cut after
+# the first copy (a short one has to come three times: `_LOOPS`).
+_TWICE = re.compile(r"(\S.{38,398}?\S)\s+\1", re.DOTALL)
+
+
+def once_through(text: str) -> str:
+    """`text` up to the end of the first long run it then gives again, closed as a sentence.
+
+    Qwen2.5-Coder-1.5B's API Specification listed five routes, then the same
+    five again, then the first once more, until its bound. The first copy is
+    the answer; the rest is the loop.
+    """
+    match = _TWICE.search(text)
+    if match is None or len(set(match.group(1))) < 8:
+        return text
+    head = text[: match.end(1)].rstrip(" ,;:")
+    return head if ends_cleanly(head) else head + "."
 
 
 def looped(text: str) -> bool:
@@ -197,6 +217,10 @@ def _text_answers(part: Part, value: str, guidance: str) -> tuple[list[str], lis
     if len(unlooped) < len(kept):
         kept = unlooped
         notes.append(f"{part.id}: a phrase repeated in a loop; left out")
+    through = [once_through(p) for p in kept]
+    if through != kept:
+        kept = through
+        notes.append(f"{part.id}: a long run given again in a row; cut after its first copy")
     said: set[str] = set()
     whole = [w for w in (once(p, said) for p in kept) if w]
     if whole != kept:
