@@ -11,23 +11,13 @@ Drawn by code, every line has its comment and the nesting follows the paths.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+# Bounds of a row's strings (`agent.core.templates` builds the row's schema).
 PATH_CHARS = 60
 HOLDS_CHARS = 90
 # Names wider than this do not push every comment further right.
 _ALIGN_MAX = 40
-
-
-class FileRow(BaseModel):
-    """One file (or folder, its path ending in `/`) of a `tree` part."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: Annotated[str, Field(max_length=PATH_CHARS)] = ""
-    holds: Annotated[str, Field(max_length=HOLDS_CHARS)] = ""
 
 
 class _Node:
@@ -88,7 +78,7 @@ def _lines(node: _Node, prefix: str) -> list[tuple[str, str]]:
     return out
 
 
-def draw_tree(rows: list[dict[str, Any]] | list[FileRow]) -> str:
+def draw_tree(rows: list[dict[str, Any]]) -> str:
     """The rows as a tree, each line with `# what it holds`; "" when no row names a path.
 
     Paths that all start in one folder are drawn under it as the root line;
@@ -97,10 +87,9 @@ def draw_tree(rows: list[dict[str, Any]] | list[FileRow]) -> str:
     """
     root = _Node()
     for row in rows:
-        data = row.model_dump() if isinstance(row, FileRow) else row
-        path = clean_path(str(data.get("path", "")))
+        path = clean_path(str(row.get("path", "")))
         if path:
-            _insert(root, path, _one_line(str(data.get("holds", ""))))
+            _insert(root, path, _one_line(str(row.get("holds", ""))))
     if not root.children:
         return ""
     head, top = ".", root
