@@ -359,9 +359,14 @@ _ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b[\s|`]*(/[\w{}/.:-]*)")
 _ROUTES_PER_ASK = 4
 
 
+def _route(match: re.Match[str]) -> str:
+    """A route as asks and checks name it: `POST /api/v1/events`."""
+    return f"{match.group(1)} {match.group(2)}"
+
+
 def tdd_routes(text: str) -> list[str]:
     """The HTTP routes `text` names (`POST /api/v1/events`), in order of first use."""
-    return list(dict.fromkeys(f"{m.group(1)} {m.group(2)}" for m in _ROUTE.finditer(text)))
+    return list(dict.fromkeys(_route(m) for m in _ROUTE.finditer(text)))
 
 
 def applies(section: Section, tdd: Tdd) -> list[str]:
@@ -406,7 +411,7 @@ def _asked_names(text: str, paths: dict[str, str]) -> list[str]:
     for m in _SOURCE_FILE.finditer(text):
         name = m.group().rsplit("/", 1)[-1]
         found.append((m.start(), m.group() if "/" in m.group() else paths.get(name, name)))
-    found += [(m.start(), f"{m.group(1)} {m.group(2)}") for m in _ROUTE.finditer(text)]
+    found += [(m.start(), _route(m)) for m in _ROUTE.finditer(text)]
     return list(dict.fromkeys(name for _, name in sorted(found)))
 
 

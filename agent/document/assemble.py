@@ -83,7 +83,8 @@ def render_part(part: Part, value: Any) -> str:
         tree = draw_tree(value)
         if not tree:
             return f"> **Note:** The model named no file paths for {part.title}."
-        return f"{code_fence(tree)}text\n{tree}\n{code_fence(tree)}"
+        fence = code_fence(tree)
+        return f"{fence}text\n{tree}\n{fence}"
     keys = column_keys(part)
     head = "| " + " | ".join(part.columns) + " |"
     rule = "|" + "|".join("---" for _ in part.columns) + "|"
