@@ -149,3 +149,14 @@ def test_appendices_follow_the_sections_in_order() -> None:
     assert doc.index(last_section) < doc.index("## References") < doc.index("## Review")
     assert doc.endswith("all passed\n")
     assert "\n\n\n" not in doc
+
+
+def test_a_list_that_is_only_not_applicable_reads_as_a_sentence() -> None:
+    from agent.core.templates import get_template
+    from agent.document.assemble import render_part
+
+    part = get_template("spec").section("cli_specification").parts[0]
+    assert part.kind == "list"
+    said = "Not applicable: the TDD defines no command-line interface."
+    assert render_part(part, [said]) == said
+    assert render_part(part, ["`relay serve`: runs the API.", said]).startswith("- `relay serve`")

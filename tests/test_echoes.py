@@ -148,6 +148,8 @@ def test_an_item_about_the_tdd_that_names_nothing_from_it_is_left_out() -> None:
         "The TDD caps retries at 8 attempts.",
         "Start with config.py, as the TDD says.",
         "The team will build the feature test-first.",  # says nothing of the TDD: kept
+        # The answer the Spec's API and CLI sections ask for in those words.
+        "Not applicable: No CLI defined in the TDD.",
     ]
     out, notes = drop_echoes(SECTION, {"patterns": [empty, *named], "notes": "Fine."})
     assert out["patterns"] == named

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.check.code_blocks import tree_claims
-from agent.core.filetree import clean_path, draw_tree
+from agent.core.filetree import MAX_ROWS, add_missing, clean_path, draw_tree
 from agent.core.templates import get_template, section_model
 from agent.document.assemble import render_part
 from agent.draft.prompting import describe_fields
@@ -88,3 +88,31 @@ def test_the_schema_bounds_rows_and_the_prompt_states_them() -> None:
     assert all("maxLength" in p for p in row["properties"].values())
     described = describe_fields(section, schema=schema)
     assert "directory_structure (Directory Structure): a list of 6 to 16 files" in described
+
+
+def test_the_tdds_files_a_tree_leaves_out_are_added_under_their_folders() -> None:
+    files = [
+        ("relay/main.py", "create_app()"),
+        ("relay/delivery/worker.py", "WorkerSettings"),
+        ("relay/delivery/signing.py", "Signer"),
+    ]
+    rows = [*ROWS, {"path": "worker.py", "holds": "the arq worker"}]
+    out, added = add_missing(rows, files)
+    # main.py is drawn; worker.py is, under a shorter path; signing.py is not.
+    assert added == ["relay/delivery/signing.py"]
+    assert out[: len(rows)] == rows
+    drawn = draw_tree(out)
+    lines = drawn.split("\n")
+    # Under relay/delivery/, after the file the model gave there.
+    at = next(i for i, line in enumerate(lines) if "signing.py" in line)
+    assert "retry.py" in lines[at - 1] and lines[at].split("signing.py")[1].split() == [
+        "#",
+        "Signer",
+    ]
+    assert drawn.count("main.py") == 1
+
+
+def test_added_files_stop_at_the_row_limit() -> None:
+    rows = [{"path": f"app/m{i}.py", "holds": "a module"} for i in range(MAX_ROWS - 1)]
+    out, added = add_missing(rows, [("app/x.py", ""), ("app/y.py", "")])
+    assert added == ["app/x.py"] and len(out) == MAX_ROWS

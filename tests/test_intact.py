@@ -11,12 +11,11 @@ from typing import Any
 
 from agent.core.templates import Section, Template
 from agent.document.assemble import render_section
+from agent.document.blocks import CUT_MARK, parsing_prefix
 from agent.document.intact import (
-    CUT_MARK,
     apply_trims,
     find_cuts,
     find_unfinished,
-    parsing_prefix,
 )
 from agent.document.lints import code_error
 from agent.document.mend import LOOP_MARK, holds_tree, loop_start, restore_code, tidy_code
@@ -646,14 +645,43 @@ def test_drafting_leaves_out_a_list_item_given_twice_without_a_call() -> None:
     assert "steps item 2: the same as an item before it; left out" in result.notes
 
 
-def test_code_that_is_only_comments_is_left_out_with_a_note() -> None:
-    provider = FakeProvider([reply("Fine.", code="# purpose\n# purpose\n# purpose\n")])
+def test_code_that_is_only_comments_is_asked_for_once_with_what_it_describes() -> None:
+    comments = "# Signer: signs each payload\n# RetryPolicy: backoff between attempts\n"
+    provider = FakeProvider([reply("Fine.", code=comments), json.dumps({"code": GOOD_CODE})])
     result = draft(provider)
-    assert len(provider.requests) == 1
+    # Comments parse: not the code repair's "does not parse", its own ask.
+    assert [r.prompt_id for r in provider.requests[1:]] == ["write_code"]
+    ask = " ".join(provider.requests[1].messages[-1].content.split())
+    assert "written as comments only" in ask and "# RetryPolicy: backoff" in ask
+    assert "What the block must show: An example." in ask
+    assert provider.requests[1].messages[0] == provider.requests[0].messages[0]  # shared prefix
+    assert result.content["example"]["code"] == GOOD_CODE
+    assert "example: the python block held only comments; written by one call" in result.notes
+
+
+def test_code_that_is_only_comments_twice_is_left_out_with_a_note() -> None:
+    provider = FakeProvider(
+        [reply("Fine.", code="# purpose\n# purpose\n"), json.dumps({"code": "# still\n"})]
+    )
+    result = draft(provider)
+    assert len(provider.requests) == 2
     assert result.content["example"]["code"] == ""
     assert "held no code" in result.content["example"]["dropped"]
     markdown = render_section(TEMPLATE, SECTION, result.content)
     assert "# purpose" not in markdown and "> **Note:** The model's python for Example" in markdown
+
+
+def test_code_written_for_comments_that_does_not_parse_goes_on_to_the_repair() -> None:
+    provider = FakeProvider(
+        [
+            reply("Fine.", code="# purpose\n"),
+            json.dumps({"code": "def send(event:\n"}),
+            json.dumps({"code": GOOD_CODE}),
+        ]
+    )
+    result = draft(provider)
+    assert [r.prompt_id for r in provider.requests[1:]] == ["write_code", "repair_code"]
+    assert result.content["example"]["code"] == GOOD_CODE
 
 
 def test_a_directory_tree_in_a_python_block_is_left_out_without_a_repair_call() -> None:
@@ -745,3 +773,60 @@ def test_a_line_that_repeats_itself_is_cut_after_its_first_copy_where_no_repair_
     assert out["script"]["code"] == ""
     assert out["script"]["dropped"].startswith("The model's bash for Script repeated one line")
     assert notes == ["script: its first line of code repeated itself; left out"]
+
+
+def test_a_cell_the_model_ended_open_far_from_its_bound_is_trimmed_to_whole_words() -> None:
+    """The Spec recording of 2026-12-03: cells a few characters short of their bound."""
+    from agent.core.templates import get_template
+
+    section = get_template("spec").section("error_handling")
+    rows = [
+        {
+            "code": "OperationalError",
+            "meaning": "PostgreSQL or Redis connection failed during a",
+            "user_action": "Retry the request after Redis is back up. If",
+        },
+        {"code": "RedisError", "meaning": "Redis is down.", "user_action": "Retry later"},
+    ]
+    content = {"strategy": "Fail fast.", "error_codes": rows, "logging": ["Format: JSON."]}
+    cuts = find_unfinished(section, content)
+    assert [c.path for c in cuts] == [
+        ("error_codes", 0, "meaning"),
+        ("error_codes", 0, "user_action"),
+    ]
+    trimmed, notes = apply_trims(content, cuts)
+    assert trimmed["error_codes"][0]["meaning"] == "PostgreSQL or Redis connection failed"
+    assert trimmed["error_codes"][0]["user_action"] == "Retry the request after Redis is back up."
+    assert trimmed["error_codes"][1] == rows[1]  # a phrase with no full stop is whole
+    assert len(notes) == 2
+
+
+def test_a_tree_comment_the_model_ended_on_a_joining_word_loses_it() -> None:
+    from agent.core.templates import get_template
+
+    section = get_template("tid").section("code_structure")
+    content = {
+        "directory_structure": [
+            {"path": "relay/retry.py", "holds": "backoff between attempts, with"},
+            {"path": "relay/api/events.py", "holds": "routes for publishing events"},
+        ],
+        "key_class_definitions": {"intro": "", "path": "", "code": GOOD_CODE},
+    }
+    [cut] = find_unfinished(section, content)
+    assert cut.path == ("directory_structure", 0, "holds")
+    trimmed, _ = apply_trims(content, [cut])
+    assert trimmed["directory_structure"][0]["holds"] == "backoff between attempts"
+
+
+def test_a_paragraph_ending_on_a_reference_is_whole() -> None:
+    from agent.core.templates import get_template
+
+    section = get_template("spec").section("architecture")
+    content = {
+        "pattern": "See ADR-001",
+        "component_diagram": {"components": [], "edges": []},
+        "responsibilities": [],
+    }
+    assert find_unfinished(section, content) == []
+    content["pattern"] = "A pipeline, which fits the TDD's stages in ADR"
+    assert [c.path for c in find_unfinished(section, content)] == [("pattern",)]

@@ -16,6 +16,7 @@ from agent.core.tdd import (
     load_tdd,
     names_for,
     parse_headings,
+    tdd_files,
     tdd_names,
 )
 from agent.core.tokens import count_tokens
@@ -444,3 +445,24 @@ def test_names_for_give_files_their_tdd_path_and_list_routes(tmp_path: Path) -> 
     routes = [n for n in names_for(tdd, "api", 20) if n.split(" ")[0] in {"GET", "POST", "DELETE"}]
     assert routes == ["POST /api/v1/events", "GET /api/v1/a", "GET /api/v1/b", "GET /api/v1/c"]
     assert names_for(tdd, "worker sends", 2) == ["relay/delivery/worker.py", "POST /hooks"]
+
+
+def test_tdd_files_have_their_paths_and_what_the_tdd_says_they_hold() -> None:
+    text = (
+        "- `relay/main.py` (`create_app()`), `relay/models.py` (`Endpoint`, `Delivery`), "
+        "`relay/db.py`\n"
+        "- `relay/api/endpoints.py`, `relay/api/events.py` — routes\n"
+        "- `relay/delivery/service.py` (`DeliveryService`), `worker.py` (`WorkerSettings`)\n"
+        "Later, `worker.py` runs the jobs.\n"
+    )
+    assert tdd_files(text) == [
+        ("relay/main.py", "create_app()"),
+        ("relay/models.py", "Endpoint, Delivery"),
+        ("relay/db.py", ""),
+        ("relay/api/endpoints.py", "routes"),
+        ("relay/api/events.py", "routes"),
+        ("relay/delivery/service.py", "DeliveryService"),
+        ("relay/delivery/worker.py", "WorkerSettings"),
+    ]
+    # A name with no path anywhere in the TDD is no file of a tree.
+    assert tdd_files("The `worker.py` module.") == []

@@ -348,3 +348,24 @@ def test_unknown_template_lists_the_builtins() -> None:
     assert "'nope'" in message
     assert "tid" in message
     assert "spec" in message
+
+
+def test_table_widths_share_a_row_between_its_columns() -> None:
+    from agent.core.templates import Part, cell_chars
+    from agent.draft.prompting import describe_fields
+
+    spec = get_template("spec")
+    errors = next(p for p in spec.section("error_handling").parts if p.id == "error_codes")
+    assert errors.widths == [1, 2, 2]
+    # A row's characters as before (760 over 5 rows), the code's share the smallest.
+    assert cell_chars(errors) == [30, 60, 60]
+    schema = section_model(spec.section("error_handling")).model_json_schema()
+    row = schema["$defs"]["error_handling_error_codes_row"]["properties"]
+    assert [row[k]["maxLength"] for k in ("code", "meaning", "user_action")] == [30, 60, 60]
+    # The ask states each column's words.
+    fields = describe_fields(spec.section("error_handling"))
+    assert "Code (at most 3 words), Meaning (at most 6 words)" in fields
+    equal = errors.model_copy(update={"widths": []})
+    assert cell_chars(equal) == [50, 50, 50]
+    with pytest.raises(ValueError, match="one share per column"):
+        Part.model_validate({**errors.model_dump(), "widths": [1, 2]})

@@ -18,6 +18,8 @@ PATH_CHARS = 60
 HOLDS_CHARS = 90
 # Names wider than this do not push every comment further right.
 _ALIGN_MAX = 40
+# A tree the TDD's own files complete stops there: past a screen it is not read.
+MAX_ROWS = 24
 
 
 class _Node:
@@ -103,3 +105,28 @@ def draw_tree(rows: list[dict[str, Any]]) -> str:
     width = min(_ALIGN_MAX, max(len(name) for name, _ in drawn))
     body = [f"{name.ljust(width)}  # {holds}" if holds else name for name, holds in drawn]
     return "\n".join([head, *body])
+
+
+def add_missing(
+    rows: list[dict[str, Any]], files: list[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`rows` and, after them, each of the TDD's `files` (path, what it holds) they
+    leave out, up to `MAX_ROWS` drawn rows in all; and the paths added.
+
+    A file counts as drawn when a row names its path, or a row's path and its
+    own end the same way (`worker.py` for `relay/delivery/worker.py`).
+    """
+    drawn = {p for row in rows if (p := clean_path(str(row.get("path", ""))))}
+    out, added = list(rows), []
+    for path, holds in files:
+        path = clean_path(path)
+        if not path or any(
+            d == path or d.endswith("/" + path) or path.endswith("/" + d) for d in drawn
+        ):
+            continue
+        if len(drawn) >= MAX_ROWS:
+            break
+        out.append({"path": path, "holds": holds})
+        drawn.add(path)
+        added.append(path)
+    return out, added

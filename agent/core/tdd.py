@@ -397,6 +397,37 @@ def _spelled_paths(text: str) -> dict[str, str]:
     return {name: next(iter(found)) for name, found in paths.items() if len(found) == 1}
 
 
+# What a TDD says a file holds: the names in brackets right after it
+# (`relay/models.py` (`Endpoint`, `Delivery`)), or what follows a dash after
+# the line's last file ("`relay/api/events.py` — routes").
+_HELD = re.compile(r"^`?\s*\(((?:[^()]|\(\))+?)\)")
+_AFTER_DASH = re.compile(r"^[`\s,]*(?:\u2014|\u2013|-|:)\s+([^|]{3,80}?)\s*$")
+
+
+def tdd_files(text: str) -> list[tuple[str, str]]:
+    """Each source file the TDD gives a path for, and what it says the file holds.
+
+    In order of first use, by the path `_spelled_paths` finds for it (a name
+    given bare after a path on the same line gets that path's folder); what it
+    holds is "" where the TDD says nothing beside the file.
+    """
+    paths = _spelled_paths(text)
+    files: dict[str, str] = {}
+    for line in text.split("\n"):
+        matches = list(_SOURCE_FILE.finditer(line))
+        # "`a.py`, `b.py`, `c.py` — routes": the dash's words are every file's.
+        after = _AFTER_DASH.match(line[matches[-1].end() :]) if matches else None
+        for m in matches:
+            path = paths.get(m.group().rsplit("/", 1)[-1], "")
+            if not path or (path != m.group() and "/" in m.group()):
+                continue
+            held = _HELD.match(line[m.end() :])
+            holds = held.group(1) if held else after.group(1) if after else ""
+            if not files.get(path):
+                files[path] = " ".join(holds.replace("`", "").split())
+    return list(files.items())
+
+
 def _asked_names(text: str, paths: dict[str, str]) -> list[str]:
     """What a section's ask lists from one part of the TDD, in order of first use.
 

@@ -54,6 +54,11 @@ class Part(BaseModel):
     columns: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
         default_factory=list, max_length=6
     )
+    # A table's columns' shares of each row's characters (`[1, 2, 2]`: a code,
+    # then two sentences); none, equal shares. Equal, a row of 50-character
+    # cells cut "Unauthorized: the user does not have the necessary" while its
+    # Code column held "401".
+    widths: list[Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=list, max_length=6)
     # Up to 20 for a tree's files; a list or table that long is a wall of text.
     max_items: Annotated[int, Field(ge=1, le=20)] = 6
     # The fewest list items, table rows or diagram boxes. Fitting a reply into
@@ -69,6 +74,8 @@ class Part(BaseModel):
             raise ValueError("a table part needs at least two `columns`")
         if self.kind != "table" and self.columns:
             raise ValueError("`columns` is only for parts of kind table")
+        if self.widths and len(self.widths) != len(self.columns):
+            raise ValueError("`widths` needs one share per column")
         if self.kind == "code" and not self.language:
             raise ValueError("a code part needs a `language` (python, bash, yaml, text, ...)")
         return self
@@ -261,10 +268,9 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         return _diagram_type(section, part, desc)
     if part.kind == "tree":
         return _tree_type(section, part, desc)
-    cell = max(20, min(200, limit // (part.max_items * len(part.columns))))
     cells: dict[str, Any] = {
         key: (str, Field(description=col, max_length=cell))
-        for key, col in zip(column_keys(part), part.columns, strict=True)
+        for key, col, cell in zip(column_keys(part), part.columns, cell_chars(part), strict=True)
     }
     row = create_model(
         f"{section.id}_{part.id}_row", __config__=ConfigDict(extra="forbid"), **cells
@@ -273,6 +279,13 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         list[row],
         Field(description=desc, min_length=part.min_items, max_length=part.max_items),
     )
+
+
+def cell_chars(part: Part) -> list[int]:
+    """Each column's bound: its share of a row's characters (`widths`), 20 to 200."""
+    shares = part.widths or [1] * len(part.columns)
+    whole = part.max_items * sum(shares)
+    return [max(20, min(200, part.max_chars * w // whole)) for w in shares]
 
 
 def _diagram_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:

@@ -59,7 +59,11 @@ def render_part(part: Part, value: Any) -> str:
     if part.kind == "text":
         return safe_prose(str(value).strip())
     if part.kind == "list":
-        return "\n".join(f"- {safe_prose(' '.join(str(item).split()))}" for item in value)
+        items = [safe_prose(" ".join(str(item).split())) for item in value]
+        # "Not applicable: <reason>" alone is the section's answer, not an item of it.
+        if len(items) == 1 and items[0].lower().startswith("not applicable"):
+            return items[0]
+        return "\n".join(f"- {item}" for item in items)
     if part.kind == "code":
         intro = safe_prose(str(value.get("intro", "")).strip())
         path = str(value.get("path", "")).strip().replace("`", "'")

@@ -135,6 +135,7 @@ def looped(text: str) -> bool:
 # Something concrete: a code span, a number, a CamelCase or dotted name.
 _CONCRETE = re.compile(r"`|\d|\b[A-Za-z]+[a-z][A-Z]\w*|\b[A-Z]{2,}[a-z]\w*|\w\.\w")
 _ABOUT_THE_TDD = re.compile(r"\bthe TDD\b", re.IGNORECASE)
+_NOT_APPLICABLE = re.compile(r"[\s*_`]*not applicable\b", re.IGNORECASE)
 
 
 def vacuous(item: str) -> bool:
@@ -144,6 +145,10 @@ def vacuous(item: str) -> bool:
     for "the TDD's components in the order to build them", wrote "The team will
     use the TDD's components to build the feature first and next."
     """
+    # "Not applicable: No CLI defined in the TDD." is a whole answer, which the
+    # template asks for in those words.
+    if _NOT_APPLICABLE.match(item):
+        return False
     return bool(_ABOUT_THE_TDD.search(item)) and not _CONCRETE.search(item)
 
 

@@ -1,29 +1,27 @@
-"""Whole replies: text a length bound stopped mid-sentence, and code that does not parse.
+"""Whole replies: text a length bound stopped mid-sentence, or the model left unfinished.
 
 Small models under a grammar fill a string up to its (fitted) bound, and the
 grammar then ends the string wherever the model is: "optimized for high
 throughput and low l". This module finds such strings in a validated section
 (and reads and writes them by path, for the call that asks for them again),
 trims what is still cut after that call back to its last complete sentence,
-and says which code parts do not parse, so drafting can repair or drop them
-instead of shipping them broken. Pure code: the calls are
+and finds prose the model ended mid-sentence itself. Code that does not
+parse is `agent.document.blocks`'. Pure code: the calls are
 `agent.draft.repair`'s. Imports `agent.core`, the document modules and
 `agent.providers.fitting`; never a stage.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from agent.core import markdown
-from agent.core.templates import Part, Section
-from agent.document.assemble import code_fence, unfence
+from agent.core.templates import Section
+from agent.document.assemble import unfence
+from agent.document.blocks import parsed
 from agent.document.lints import code_error
-from agent.document.lints.code import LANGUAGES
 from agent.providers.fitting import resolve_ref
 
 # Where prose may end: a sentence mark, possibly inside closing quotes, brackets or emphasis.
@@ -164,6 +162,8 @@ _OPEN_ITEM = re.compile(
     _OPEN_CLAUSE.pattern + r"|:\s*$|\b(?:will|would|should|must|can|could|may|might|shall)"
     r"(?:\s+(?:use|be|have|include|provide|implement|handle|follow|need|support))?\s*$"
 )
+# A paragraph may end on a reference with no full stop: "See ADR-001".
+_REFERENCE = re.compile(r"\b[A-Z]{2,}-\d+\)?$")
 # A paragraph that is prose, not a list item, table row, heading, quote or fence.
 _NOT_PARAGRAPH = re.compile(r"\s*(?:[-*+>|#]|\d+[.)]\s|```|~~~)")
 
@@ -200,13 +200,23 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
     Its last paragraph ends in a letter or digit, with no sentence mark,
     colon, bracket or quote ("... crucial for the webh接"), or ends open
     (`_OPEN_CLAUSE`: "... the subsequent delivery of,"); or a list item ends
-    open (`_OPEN_ITEM`). Such text is trimmed back
+    open (`_OPEN_ITEM`); or a table cell, a diagram's or a tree's string,
+    ends open or trails off the same way ("PostgreSQL or Redis connection
+    failed during a", "Retry the request after Redis is back up. If", 3 and 6
+    characters short of their bound). Such text is trimmed back
     to its last complete sentence, without a call: asking again costs a whole
     section and the model stopped there of its own accord.
     """
     found: list[Cut] = []
     for part in section.parts:
         value = content.get(part.id)
+        if part.kind in ("table", "diagram", "tree"):
+            found += [
+                Cut(path=path, bound=len(cell), kind="cell", at_bound=False)
+                for path, cell in _cells(value, (part.id,))
+                if _OPEN_CLAUSE.search(cell) or _trails_off(cell)
+            ]
+            continue
         if part.kind == "list" and isinstance(value, list):
             found += [
                 Cut(path=(part.id, i), bound=len(item), kind="item", at_bound=False)
@@ -224,17 +234,26 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
         if not isinstance(value, str) or not value.strip():
             continue
         last = re.split(r"\n\s*\n", value.strip())[-1]
-        if _NOT_PARAGRAPH.match(last) or not (
-            last[-1].isalnum() or _OPEN_CLAUSE.search(last) or _open_span(last)
+        if (
+            _NOT_PARAGRAPH.match(last)
+            or _REFERENCE.search(last)
+            or not (last[-1].isalnum() or _OPEN_CLAUSE.search(last) or _open_span(last))
         ):
             continue
         found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
     return found
 
 
-def parsed(language: str) -> bool:
-    """Whether `code_error` really parses this language (else it says None for anything)."""
-    return code_error(language, "(") is not None
+def _cells(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string in a table's, diagram's or tree's value, with its path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for i, item in enumerate(cast("list[Any]", value)):
+            yield from _cells(item, (*path, i))
+    elif isinstance(value, dict):
+        for key, item in cast("dict[str, Any]", value).items():
+            yield from _cells(item, (*path, key))
 
 
 def _last_sentence(text: str) -> str | None:
@@ -262,7 +281,9 @@ def trim(cut: Cut, value: str) -> str | None:
         sentence = _last_sentence(value)
         if sentence and len(sentence.split()) >= 3:  # not "e.g." alone
             return sentence
-        head = value[: value.rfind(" ")] if " " in value else ""
+        # At its bound the last word may be a piece of one; a cell the model
+        # ended open ("failed during a") ends on whole words.
+        head = value if not cut.at_bound else value[: value.rfind(" ")] if " " in value else ""
         # "Enqueue latency (`POST": a span or bracket left open garbles the row.
         while head.count("`") % 2:
             head = head[: head.rfind("`")]
@@ -277,14 +298,25 @@ _JOINING = frozenset({*_JOINING_WORDS, "but"})
 _CLAUSE_BREAK = re.compile(r",\s|;\s|\s(?:or|and|but)\s")
 
 
+# Words a cut cell does not end on either: "failed during a" loses both.
+_DANGLING = frozenset(
+    {
+        *_JOINING,
+        *("during", "from", "into", "onto", "at", "on", "as", "than", "that", "which"),
+        *("when", "if", "after", "before", "via", "per", "while", "because", "its"),
+        *("their", "is", "are", "be", "was", "were"),
+    }
+)
+
+
 def _whole_clause(head: str) -> str:
     """A cut cell without the clause the cut broke off, when half is left: "Retry
     the operation later or contact the" (Qwen2.5-Coder-1.5B) to "Retry the operation later".
     """
     words = head.split()
-    while len(words) > 1 and words[-1].lower() in _JOINING:
+    while len(words) > 1 and words[-1].lower() in _DANGLING:
         words.pop()
-    head = " ".join(words)
+    head = " ".join(words).rstrip(" ,;:-(/\u2013\u2014")
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(head)]
     if breaks and breaks[-1] >= len(head) / 2:
         return head[: breaks[-1]].rstrip(" ,;")
@@ -379,122 +411,3 @@ def apply_trims(content: dict[str, Any], cuts: list[Cut]) -> tuple[dict[str, Any
         whole = Cut(path, first.bound, "item", at_bound=first.at_bound)
         parent[path[-1]] = kept or [f"*{left_out(whole)}*"]
     return content, notes
-
-
-# The language of a fenced block inside a text part: one word of letters, digits, `+`, `-`.
-_FENCE_LANGUAGE = re.compile(r"[\w+-]+")
-
-
-@dataclass(frozen=True)
-class BrokenCode:
-    """Code in a section reply that does not parse as its language."""
-
-    part: Part
-    language: str
-    code: str
-    error: str
-    # Where the whole fenced block sits in a text part; None for a code part.
-    span: tuple[int, int] | None = None
-
-
-def broken_code(section: Section, content: dict[str, Any]) -> list[BrokenCode]:
-    """Code parts, and fenced blocks inside text parts, that do not parse as their language."""
-    broken: list[BrokenCode] = []
-    for part in section.parts:
-        value = content.get(part.id)
-        if part.kind == "code" and isinstance(value, dict) and not value.get("dropped"):
-            code = unfence(str(value.get("code", "")))
-            error = code_error(part.language, code)
-            if error is not None:
-                broken.append(BrokenCode(part, part.language, code, error))
-        elif part.kind == "text" and isinstance(value, str):
-            for language, code, span in _text_fences(value):
-                error = code_error(language, code)
-                if error is not None:
-                    broken.append(BrokenCode(part, language, code, error, span))
-    # Last first: replacing a block in a text part keeps the spans before it valid.
-    return sorted(broken, key=lambda b: -(b.span[0] if b.span else 0))
-
-
-def _text_fences(text: str) -> Iterator[tuple[str, str, tuple[int, int]]]:
-    """Closed fenced blocks at the start of a line in a text part: language, code, span.
-
-    The span runs from the opening fence to the end of the closing one (its
-    newline excluded); blocks without a language are not code we can check.
-    """
-    if "```" not in text and "~~~" not in text:
-        return
-    document = markdown.parse(text)
-    for fence in document.fences:
-        opener = document.lines[fence.line]
-        closer = document.lines[fence.end - 1].rstrip("\r\n")
-        marker = opener[: len(opener) - len(opener.lstrip(opener[:1]))]
-        if (
-            not fence.closed
-            or marker[:1] not in ("`", "~")
-            or closer.rstrip(" \t") != marker
-            or not _FENCE_LANGUAGE.fullmatch(fence.info.strip())
-        ):
-            continue
-        end = document.offsets[fence.end - 1] + len(closer)
-        yield fence.info.strip(), fence.code.removesuffix("\n"), (document.offsets[fence.line], end)
-
-
-def replace_code(content: dict[str, Any], block: BrokenCode, code: str | None, note: str) -> None:
-    """Put `code` in place of a broken block, or (None) the `note` saying it was left out."""
-    value = content[block.part.id]
-    if block.span is None:
-        value["code"] = code if code is not None else ""
-        if code is None:
-            value["dropped"] = note
-        return
-    start, end = block.span
-    fence = code_fence(code or "")
-    middle = (
-        f"{fence}{block.language}\n{code}\n{fence}" if code is not None else f"> **Note:** {note}"
-    )
-    content[block.part.id] = value[:start] + middle + value[end:]
-
-
-# Languages whose comments start with `#`, so a kept prefix can say where it stops.
-HASH_COMMENTS = frozenset({"python", "yaml", "toml"})
-# A kept prefix must hold at least this many statement lines (not blank, not
-# comments), and at least this share of the block's: less is not the example.
-_MIN_KEPT_LINES = 3
-_MIN_KEPT_SHARE = 1 / 3
-CUT_MARK = "# (cut off here: the rest of this example did not parse)"
-
-
-def first_line(code: str) -> str:
-    """The first line of `code` that is not blank, stripped: where a block starts."""
-    return next((line.strip() for line in code.split("\n") if line.strip()), "")
-
-
-def parsing_prefix(language: str, code: str, start: str) -> str | None:
-    """The longest run of `code`'s whole first lines that parses, marked where it stops.
-
-    For a block a model stopped mid-statement whose repair failed too (seen on
-    Qwen2.5-Coder-1.5B: `Field(d`, `self.job_id =`, a repair that wrote only
-    the missing tail). None when `code` does not start with the line `start`
-    (a fragment, not the example), the language has no `#` comments, or what
-    parses is too little of the block to stand for it.
-    """
-    kind = LANGUAGES.get(language.lower(), "")
-    lines = code.strip("\n").split("\n")
-    if kind not in HASH_COMMENTS or first_line(code) != start.strip():
-        return None
-
-    def statements(chunk: list[str]) -> int:
-        return sum(1 for line in chunk if line.strip() and not line.lstrip().startswith("#"))
-
-    need = max(_MIN_KEPT_LINES, math.ceil(statements(lines) * _MIN_KEPT_SHARE))
-    for end in range(len(lines) - 1, 0, -1):
-        head = lines[:end]
-        if statements(head) < need:
-            return None
-        text = "\n".join(head).rstrip()
-        if code_error(kind, text) is None:
-            # Indented as the kept lines: a method given alone parses dedented.
-            indent = min((x[: len(x) - len(x.lstrip())] for x in head if x.strip()), key=len)
-            return f"{text}\n{indent}{CUT_MARK}"
-    return None

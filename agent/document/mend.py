@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.core.templates import Section
+from agent.core.templates import Part, Section
 from agent.document.assemble import unfence
+from agent.document.blocks import HASH_COMMENTS, parsed
 from agent.document.echoes import loop_in
-from agent.document.intact import HASH_COMMENTS, parsed
 from agent.document.lints import code_error
 from agent.document.lints.code import LANGUAGES
 from agent.document.slips import mend_slips
@@ -147,34 +147,38 @@ def restore_code(language: str, code: str) -> str | None:
     return None
 
 
-def drop_comment_only(
-    section: Section, content: dict[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
-    """Code parts that hold nothing but comments, left out with a note.
+def comment_only_parts(section: Section, content: dict[str, Any]) -> list[Part]:
+    """Code parts that hold nothing but comments (or nothing at all).
 
     Told "each file followed by # purpose", Qwen2.5-Coder-1.5B has written
     `# purpose` and nothing else, line after line; with the loop cut, two
     comment lines stood for a directory tree and for the key classes.
     """
-    notes: list[str] = []
+    found: list[Part] = []
     for part in section.parts:
         value = content.get(part.id)
         if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
             continue
-        if part.language.lower() in _MARKDOWN:
-            continue
-        lines = [line.strip() for line in unfence(str(value.get("code", ""))).split("\n")]
-        if any(line and not line.startswith("#") for line in lines):
-            continue
-        value["code"] = ""
-        value["dropped"] = (
-            f"The model's {part.language} for {part.title} held no code, comments at most, "
-            "and was left out."
-        )
-        notes.append(
-            f"{part.id}: the {part.language} block held no code, comments at most; left out"
-        )
-    return content, notes
+        if part.language.lower() not in _MARKDOWN and only_comments(str(value.get("code", ""))):
+            found.append(part)
+    return found
+
+
+def only_comments(code: str) -> bool:
+    """Whether every line of `code` is blank or a `#` comment."""
+    lines = [line.strip() for line in unfence(code).split("\n")]
+    return not any(line and not line.startswith("#") for line in lines)
+
+
+def drop_comment_only(part: Part, content: dict[str, Any]) -> str:
+    """Leave a comments-only code part out, with the note the document shows; the run's note."""
+    value = content[part.id]
+    value["code"] = ""
+    value["dropped"] = (
+        f"The model's {part.language} for {part.title} held no code, comments at most, "
+        "and was left out."
+    )
+    return f"{part.id}: the {part.language} block held no code, comments at most; left out"
 
 
 def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

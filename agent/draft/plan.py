@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.core.records import CallRecord
-from agent.core.tdd import Tdd, applies, excerpt, names_for
+from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files
 from agent.core.templates import Section, Template, section_model
 from agent.core.tokens import count_tokens
 from agent.draft.prompting import section_message, system_message
@@ -73,6 +73,9 @@ class DraftPlan(BaseModel):
     # Per section, what in the TDD makes it apply (`applies_if`): a reply saying
     # "Not applicable" there is asked again.
     applies: dict[str, list[str]] = Field(default_factory=dict)
+    # Per section with a file tree, the files the TDD gives a path for and what
+    # each holds: a tree that leaves one out gets it added (`tdd_files`).
+    files: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
 
 
 def plan_messages(
@@ -133,4 +136,7 @@ def plan_messages(
         requests=requests,
         cites=cites,
         applies={s.id: found for s in sections if (found := applies(s, tdd))},
+        files={s.id: layout for s in sections if any(p.kind == "tree" for p in s.parts)}
+        if (layout := tdd_files(tdd.text))
+        else {},
     )

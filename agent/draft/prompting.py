@@ -191,12 +191,17 @@ def _describe(part: Part, schema: dict[str, Any]) -> str:
             f"most {words_for(duty)} words) and edges (each a source and target component "
             "name and a label)"
         )
-    cols = ", ".join(part.columns)
-    cell = min(_inner_bound(part, schema, "[]", key) for key in column_keys(part))
-    return (
-        f"a table: a list of {count} rows with columns {cols}, each cell at most "
-        f"{words_for(cell)} words"
+    cells = [_inner_bound(part, schema, "[]", key) for key in column_keys(part)]
+    if not part.widths:
+        return (
+            f"a table: a list of {count} rows with columns {', '.join(part.columns)}, each "
+            f"cell at most {words_for(min(cells))} words"
+        )
+    cols = ", ".join(
+        f"{col} (at most {words_for(cell)} words)"
+        for col, cell in zip(part.columns, cells, strict=True)
     )
+    return f"a table: a list of {count} rows with columns {cols}"
 
 
 def _count(least: int, most: int) -> str:

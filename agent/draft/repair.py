@@ -16,28 +16,32 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from agent.core.records import CallRecord, Event, Progress, quiet
-from agent.core.templates import Section, Template, section_heading
+from agent.core.templates import Part, Section, Template, section_heading
 from agent.document.assemble import unfence
-from agent.document.echoes import drop_echoes
-from agent.document.intact import (
+from agent.document.blocks import (
     BrokenCode,
-    Cut,
-    apply_trims,
     broken_code,
-    find_cuts,
-    find_unfinished,
     first_line,
-    get_path,
     parsing_prefix,
     replace_code,
+)
+from agent.document.echoes import drop_echoes
+from agent.document.intact import (
+    Cut,
+    apply_trims,
+    find_cuts,
+    find_unfinished,
+    get_path,
     set_path,
     trim,
 )
 from agent.document.lints import code_error
 from agent.document.mend import (
+    comment_only_parts,
     cut_line_loops,
     drop_comment_only,
     holds_tree,
+    only_comments,
     restore_breaks,
     restore_code,
     tidy_code,
@@ -48,6 +52,7 @@ from agent.providers.base import Message, Provider, fitted_schema
 
 REPAIR_PROMPT_ID = "repair_code"
 REWRITE_PROMPT_ID = "rewrite_cut"
+WRITE_PROMPT_ID = "write_code"
 
 
 def _cut_keys(cuts: list[Cut]) -> list[str]:
@@ -154,9 +159,9 @@ async def uncut(
 
     Around that, no calls: code parts lose fence lines and repetition loops
     first (`tidy_code`); last, items and paragraphs that repeat or copy the
-    instructions (`drop_echoes`), and code parts of only comments, are left
-    out with notes; a line of bash or text that repeats itself is cut after
-    its first copy (`cut_line_loops`).
+    instructions (`drop_echoes`) are left out with notes; a line of bash or
+    text that repeats itself is cut after its first copy (`cut_line_loops`).
+    Code parts of only comments are `write_commented`'s, which comes after.
 
     Trimming first, because asking cost more than it gave: on the example TDD,
     asking Qwen2.5-Coder-1.5B again for every cut field took 8 calls and 249
@@ -187,10 +192,9 @@ async def uncut(
     # The section's ask, first of its requests (a revision's come after it).
     ask = next((m.content for m in messages if m.role == "user"), "")
     content, echoed = drop_echoes(section, content, ask)
-    content, empty = drop_comment_only(section, content)
     # Last too, and only where no repair follows: a repair's request holds the code.
     content, line_loops = cut_line_loops(section, content)
-    return content, [*looped, *notes, *echoed, *empty, *line_loops], calls
+    return content, [*looped, *notes, *echoed, *line_loops], calls
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,6 +205,50 @@ def repair_model(max_chars: int) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid"),
         code=(str, Field(description="the corrected code only", max_length=max_chars)),
     )
+
+
+async def _code_call(
+    provider: Provider,
+    prompt: PromptFile,
+    section: Section,
+    part: Part,
+    language: str,
+    system: Message,
+    max_chars: int,
+    *,
+    max_tokens: int,
+    on_event: Progress,
+    **values: str,
+) -> tuple[str, str, list[CallRecord]]:
+    """One call asking for a block of `language` again: the code it gave (unfenced,
+    mechanical slips undone; "" for none), why there is none, and the calls.
+
+    The prompt gets `values`, the language, and the block's size as `limit` and `lines`.
+    """
+    model = repair_model(max_chars)
+    schema = model.model_json_schema()
+    limit = int(fitted_schema(provider, schema, max_tokens)["properties"]["code"]["maxLength"])
+    ask = Message(
+        role="user",
+        content=fill(
+            prompt.user, language=language, limit=str(limit), lines=str(lines_for(limit)), **values
+        ),
+    )
+    parsed, calls, why = await structured_call(
+        provider,
+        prompt,
+        model,
+        [system, ask],
+        label=f"{section.id}.{part.id}",
+        schema_name="repaired_code",
+        max_tokens=max_tokens,
+        json_schema=schema,
+        on_event=on_event,
+    )
+    code = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
+    # A reply can make the same slips as the draft (one line, a path line).
+    code = restore_code(language, code) or code
+    return code, why or "no code", calls
 
 
 async def _repair_block(
@@ -217,45 +265,85 @@ async def _repair_block(
     """One repair call for one block: the code it gave, what is still wrong (None: it
     parses), and the calls."""
     part = block.part
+    on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing"))
     # Twice the part's bound: a block cut at its bound, asked to be whole in the
     # same room, was cut again (Qwen2.5-Coder-1.5B: 6 of 8 repairs dropped).
     # The fit still holds the reply within max_tokens.
-    model = repair_model(2 * part.max_chars)
-    schema = model.model_json_schema()
-    limit = int(fitted_schema(provider, schema, max_tokens)["properties"]["code"]["maxLength"])
-    ask = Message(
-        role="user",
-        content=fill(
-            prompt.user,
-            language=block.language,
-            part_title=part.title,
-            section_heading=heading,
-            error=block.error,
-            code=block.code.strip("\n"),
-            first_line=first_line(block.code),
-            limit=str(limit),
-            lines=str(lines_for(limit)),
-        ),
-    )
-    on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing"))
-    parsed, calls, why = await structured_call(
+    fixed, why, calls = await _code_call(
         provider,
         prompt,
-        model,
-        [system, ask],
-        label=f"{section.id}.{part.id}",
-        schema_name="repaired_code",
+        section,
+        part,
+        block.language,
+        system,
+        2 * part.max_chars,
         max_tokens=max_tokens,
-        json_schema=schema,
         on_event=on_event,
+        part_title=part.title,
+        section_heading=heading,
+        error=block.error,
+        code=block.code.strip("\n"),
+        first_line=first_line(block.code),
     )
-    fixed = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
-    # A repair can make the same slips as the draft (one line, a path line).
-    fixed = restore_code(block.language, fixed) or fixed
-    still = code_error(block.language, fixed) if fixed.strip() else (why or "no code")
+    still = code_error(block.language, fixed) if fixed.strip() else why
     if still is None and not _stands_for(block.code, fixed):
         still = "it wrote only a part of the block"
     return fixed, still, calls
+
+
+async def write_commented(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code parts that hold only comments get one call for the code they describe.
+
+    Comments parse, so the code repair never sees them, and asked for key
+    classes Qwen2.5-Coder-1.5B has written a comment per class and no class.
+    A reply that is again only comments is left out, with a note in the
+    document in its place; code that does not parse goes on to `repair_code`.
+    """
+    parts = comment_only_parts(section, content)
+    if not parts:
+        return content, [], []
+    prompt = load_prompt(WRITE_PROMPT_ID)
+    content = copy.deepcopy(content)
+    heading = section_heading(template, section)
+    notes: list[str] = []
+    calls: list[CallRecord] = []
+    for part in parts:
+        value = content[part.id]
+        comments = unfence(str(value.get("code", ""))).strip("\n")
+        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: only comments"))
+        code, _, more = await _code_call(
+            provider,
+            prompt,
+            section,
+            part,
+            part.language,
+            system,
+            part.max_chars,
+            max_tokens=max_tokens,
+            on_event=on_event,
+            part_title=part.title,
+            section_heading=heading,
+            code=comments or "(empty)",
+            guidance=" ".join(part.guidance.split()),
+        )
+        calls += more
+        if only_comments(code):
+            notes.append(drop_comment_only(part, content) + ", after one call")
+            continue
+        value["code"] = code
+        notes.append(
+            f"{part.id}: the {part.language} block held only comments; written by one call"
+        )
+    return content, notes, calls
 
 
 def _stands_for(original: str, fixed: str) -> bool:
@@ -383,3 +471,24 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
         if (kept := parsing_prefix(block.language, code, start)) is not None
     ]
     return max(found, key=len) if found else None
+
+
+async def settle_code(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code parts of only comments written (`write_commented`), then code that does
+    not parse repaired or dropped (`repair_code`): the content, notes and calls."""
+    content, written, calls = await write_commented(
+        provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
+    )
+    content, repaired, more = await repair_code(
+        provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
+    )
+    return content, [*written, *repaired], [*calls, *more]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
 from agent.core.errors import OutputValidationError
+from agent.core.filetree import add_missing
 from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.templates import Section, Template, section_heading
 from agent.draft.calls import (
@@ -27,7 +28,7 @@ from agent.draft.calls import (
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
-from agent.draft.repair import repair_code, uncut
+from agent.draft.repair import repair_code, settle_code, uncut
 from agent.providers.base import Message, Provider
 
 
@@ -108,10 +109,12 @@ async def draft_section(
     on_event: Progress = quiet,
     cites: bool = False,
     applies: list[str] | None = None,
+    files: list[tuple[str, str]] | None = None,
 ) -> SectionDraft:
     """One section: call, validate, ask again once with the error, or fail.
 
     "Not applicable" against `applies` (`_applies_check`): asked again once.
+    A file tree gets the TDD's `files` it leaves out (`_complete_trees`).
     """
     prompt = load_prompt(PROMPT_ID)
     model, schema = section_schema(section, cites)
@@ -144,10 +147,12 @@ async def draft_section(
         on_event=on_event,
     )
     calls += more
-    content, code_notes, more = await repair_code(
+    content, code_notes, more = await settle_code(
         provider, template, section, messages[0], content, max_tokens=max_tokens, on_event=on_event
     )
     calls += more
+    content, tree_notes = _complete_trees(section, content, files or [])
+    code_notes += tree_notes
     for note in [*notes, *code_notes]:
         on_event(Event(kind="info", section=section.id, detail=note))
     return SectionDraft(
@@ -158,6 +163,24 @@ async def draft_section(
         calls=calls,
         notes=[*notes, *code_notes],
     )
+
+
+def _complete_trees(
+    section: Section, content: dict[str, Any], files: list[tuple[str, str]]
+) -> tuple[dict[str, Any], list[str]]:
+    """Each file tree with the TDD's files it left out added, and a note per tree.
+
+    Listed in the ask, the TDD's files were still left out: Qwen2.5-Coder-1.5B
+    drew twelve of the example TDD's fifteen, without `retry.py`, `signing.py`
+    and `ratelimit.py`, whose classes the TDD names.
+    """
+    notes: list[str] = []
+    for part in section.parts:
+        if part.kind == "tree" and isinstance(rows := content.get(part.id), list):
+            content[part.id], added = add_missing(cast("list[dict[str, Any]]", rows), files)
+            if added:
+                notes.append(f"{part.id}: added the TDD's {', '.join(added)}")
+    return content, notes
 
 
 def _done(section_id: str, draft: SectionDraft) -> Event:
@@ -215,6 +238,7 @@ async def draft_all(
                     on_event=on_event,
                     cites=plan.cites,
                     applies=plan.applies.get(section.id),
+                    files=plan.files.get(section.id),
                 )
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))

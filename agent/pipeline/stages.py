@@ -48,7 +48,10 @@ def model_label(provider: Provider) -> str:
 
 def prompt_versions(*, research: bool = True, review: bool = True) -> dict[str, str]:
     """The versions of the prompts a run uses (all of them by default)."""
-    versions = {p: load_prompt(p).version for p in ("draft_section", "rewrite_cut", "repair_code")}
+    versions = {
+        p: load_prompt(p).version
+        for p in ("draft_section", "rewrite_cut", "repair_code", "write_code")
+    }
     if research:
         versions.update(research_prompt_versions())
     if review:
