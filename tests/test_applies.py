@@ -28,11 +28,13 @@ TDD = (
 )
 MESSAGES = [Message(role="system", content="prefix"), Message(role="user", content="write it")]
 NOT_APPLICABLE = "Not applicable: The TDD does not define a network API."
-BULLETS = "- `POST /api/v1/events`: publish an event; auth yes; returns delivery IDs (202)."
+ENDPOINT = "`POST /api/v1/events`: publish an event; auth yes; returns delivery IDs (202)."
+BULLETS = f"- {ENDPOINT}"
 
 
-def _reply(endpoints: str) -> str:
-    return json.dumps({"endpoints": endpoints, "tdd_refs": ["API"]})
+def _reply(endpoint: str) -> str:
+    # Since spec 1.5 the endpoints are a list, "Not applicable: ..." its one item.
+    return json.dumps({"endpoints": [endpoint], "tdd_refs": ["API"]})
 
 
 def _draft(provider: FakeProvider, section: Section, evidence: list[str] | None) -> SectionDraft:
@@ -52,19 +54,19 @@ def test_routes_are_read_from_tables_and_prose_once_each(tmp_path: Path) -> None
 
 
 def test_not_applicable_against_the_tdd_routes_is_asked_again_naming_them() -> None:
-    provider = FakeProvider([_reply(NOT_APPLICABLE), _reply(BULLETS)])
+    provider = FakeProvider([_reply(NOT_APPLICABLE), _reply(ENDPOINT)])
     result = _draft(provider, API, ["POST /api/v1/events", "GET /api/v1/deliveries/{id}"])
     assert len(provider.requests) == 2
     retry = provider.requests[1].messages[-1].content
     assert "`POST /api/v1/events`, `GET /api/v1/deliveries/{id}`" in retry
-    assert result.content["endpoints"] == BULLETS
+    assert result.content["endpoints"] == [ENDPOINT]
 
 
 def test_still_not_applicable_after_asking_again_is_kept_not_failed() -> None:
     provider = FakeProvider([_reply(NOT_APPLICABLE), _reply(NOT_APPLICABLE)])
     result = _draft(provider, API, ["POST /api/v1/events"])
     assert len(provider.requests) == 2
-    assert result.content["endpoints"] == NOT_APPLICABLE
+    assert result.content["endpoints"] == [NOT_APPLICABLE]
     assert result.calls[-1].error.startswith("this section applies")
 
 
@@ -73,14 +75,14 @@ def test_asked_again_and_given_nothing_usable_keeps_the_first_reply() -> None:
     provider = FakeProvider([_reply(NOT_APPLICABLE), "not json"])
     result = _draft(provider, API, ["POST /api/v1/events"])
     assert len(provider.requests) == 2
-    assert result.content["endpoints"] == NOT_APPLICABLE
+    assert result.content["endpoints"] == [NOT_APPLICABLE]
 
 
 def test_without_evidence_not_applicable_is_an_answer() -> None:
     provider = FakeProvider([_reply(NOT_APPLICABLE)])
     result = _draft(provider, API, None)
     assert len(provider.requests) == 1
-    assert result.content["endpoints"] == NOT_APPLICABLE
+    assert result.content["endpoints"] == [NOT_APPLICABLE]
 
 
 def test_not_applicable_is_read_in_text_and_in_a_list_first_item() -> None:

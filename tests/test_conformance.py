@@ -129,13 +129,15 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[st
         ["coding_patterns_item_2", "storage_integration_code", "failure_handling"], cuts
     ).model_json_schema()
     found[("repair_code", "code", "")] = repair_model(3600).model_json_schema()
+    # Code of only comments is asked for in the same reply shape, at the part's bound.
+    found[("write_code", "code", "")] = repair_model(1800).model_json_schema()
     return [(f"{p}/{n}", s) for (p, n, _), s in sorted(found.items())]
 
 
 def test_the_runs_reach_every_kind_of_call(schemas: list[tuple[str, dict[str, Any]]]) -> None:
     prompts = {name.split("/")[0] for name, _ in schemas}
     assert {"draft_section", "review_checklist", "research_queries", "chat_intent"} <= prompts
-    assert {"rewrite_cut", "repair_code"} <= prompts
+    assert {"rewrite_cut", "repair_code", "write_code"} <= prompts
     names = {name for name, _ in schemas}
     assert "draft_section/section_keywords" in names
     assert len(schemas) >= 25

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.check.code_blocks import tree_claims
 from agent.core.filetree import MAX_ROWS, add_missing, clean_path, draw_tree
+from agent.core.tdd import load_tdd
 from agent.core.templates import get_template, section_model
 from agent.document.assemble import render_part
+from agent.draft.plan import plan_messages
 from agent.draft.prompting import describe_fields
+from agent.draft.sections import complete_trees
+from agent.providers.fake import FakeProvider
 
 ROWS = [
     {"path": "relay/main.py", "holds": "FastAPI app."},
@@ -116,3 +122,27 @@ def test_added_files_stop_at_the_row_limit() -> None:
     rows = [{"path": f"app/m{i}.py", "holds": "a module"} for i in range(MAX_ROWS - 1)]
     out, added = add_missing(rows, [("app/x.py", ""), ("app/y.py", "")])
     assert added == ["app/x.py"] and len(out) == MAX_ROWS
+
+
+def test_a_drafted_tree_gets_the_tdds_files_and_says_so(tmp_path: Path) -> None:
+    tdd_path = tmp_path / "001_FTDD|Relay.md"
+    tdd_path.write_text(
+        "# Relay\n\n## Files\n\n"
+        "- `relay/main.py` (`create_app()`), `relay/delivery/retry.py` (`RetryPolicy`)\n",
+        encoding="utf-8",
+    )
+    tid = get_template("tid")
+    plan = plan_messages(
+        tid, load_tdd(tdd_path), FakeProvider([]), max_tokens=1000, schema_in_text=False
+    )
+    # Only the section with a tree carries them.
+    assert list(plan.files) == ["code_structure"]
+    files = plan.files["code_structure"]
+    content = {"directory_structure": [{"path": "relay/main.py", "holds": "the app"}]}
+    section = tid.section("code_structure")
+    content, notes = complete_trees(section, content, files)
+    assert content["directory_structure"][1] == {
+        "path": "relay/delivery/retry.py",
+        "holds": "RetryPolicy",
+    }
+    assert notes == ["directory_structure: added the TDD's relay/delivery/retry.py"]

@@ -136,7 +136,12 @@ def plan_messages(
         requests=requests,
         cites=cites,
         applies={s.id: found for s in sections if (found := applies(s, tdd))},
-        files={s.id: layout for s in sections if any(p.kind == "tree" for p in s.parts)}
-        if (layout := tdd_files(tdd.text))
-        else {},
+        files=_tree_files(sections, tdd),
     )
+
+
+def _tree_files(sections: list[Section], tdd: Tdd) -> dict[str, list[tuple[str, str]]]:
+    """The TDD's files (`tdd_files`) for each section with a file tree; none without them."""
+    layout = tdd_files(tdd.text)
+    trees = [s.id for s in sections if any(p.kind == "tree" for p in s.parts)]
+    return {section_id: layout for section_id in trees} if layout else {}

@@ -114,7 +114,7 @@ async def draft_section(
     """One section: call, validate, ask again once with the error, or fail.
 
     "Not applicable" against `applies` (`_applies_check`): asked again once.
-    A file tree gets the TDD's `files` it leaves out (`_complete_trees`).
+    A file tree gets the TDD's `files` it leaves out (`complete_trees`).
     """
     prompt = load_prompt(PROMPT_ID)
     model, schema = section_schema(section, cites)
@@ -137,35 +137,60 @@ async def draft_section(
         heading = section_heading(template, section)
         where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
         raise _failure(where, calls, error)
-    content, notes, more = await uncut(
+    content, notes, more = await _made_whole(
         provider,
+        template,
         section,
         messages,
         parsed.model_dump(),
-        schema=schema,
+        schema,
+        files or [],
         max_tokens=max_tokens,
         on_event=on_event,
     )
-    calls += more
-    content, code_notes, more = await settle_code(
-        provider, template, section, messages[0], content, max_tokens=max_tokens, on_event=on_event
-    )
-    calls += more
-    content, tree_notes = _complete_trees(section, content, files or [])
-    code_notes += tree_notes
-    for note in [*notes, *code_notes]:
+    for note in notes:
         on_event(Event(kind="info", section=section.id, detail=note))
     return SectionDraft(
         section_id=section.id,
         content=content,
         tdd_refs=[str(r) for r in content.get("tdd_refs", [])],
         note_refs=[str(r) for r in content.get("note_refs", [])],
-        calls=calls,
-        notes=[*notes, *code_notes],
+        calls=[*calls, *more],
+        notes=notes,
     )
 
 
-def _complete_trees(
+async def _made_whole(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    messages: list[Message],
+    content: dict[str, Any],
+    schema: dict[str, Any],
+    files: list[tuple[str, str]],
+    *,
+    max_tokens: int,
+    on_event: Progress,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """A validated reply with no cut text (`uncut`), no code that is only comments or
+    does not parse (`settle_code`), and its trees completed: content, notes, calls."""
+    content, notes, calls = await uncut(
+        provider,
+        section,
+        messages,
+        content,
+        schema=schema,
+        max_tokens=max_tokens,
+        on_event=on_event,
+    )
+    content, code_notes, more = await settle_code(
+        provider, template, section, messages[0], content, max_tokens=max_tokens, on_event=on_event
+    )
+    content, tree_notes = complete_trees(section, content, files)
+    return content, [*notes, *code_notes, *tree_notes], [*calls, *more]
+
+
+def complete_trees(
     section: Section, content: dict[str, Any], files: list[tuple[str, str]]
 ) -> tuple[dict[str, Any], list[str]]:
     """Each file tree with the TDD's files it left out added, and a note per tree.
@@ -209,23 +234,22 @@ async def draft_all(
 ) -> list[SectionDraft]:
     """Draft every planned section; the first alone, the rest concurrently.
 
-    `checkpoint` loads sections already drafted from the same request and
-    saves each new one as soon as it validates. A batch limits calls across
-    documents at the provider it passes in (`agent.pipeline.batch`).
+    `checkpoint` loads sections already drafted from the same request and saves
+    each new one once it validates. A batch limits calls across documents at the
+    provider it passes in (`agent.pipeline.batch`).
     """
     order = [s for s in template.sections if s.id in plan.requests]
     limit = asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
 
     async def draft_or_resume(section: Section) -> SectionDraft:
-        key = ""
-        if checkpoint is not None:
-            key = draft_key(provider, template, section, plan, max_tokens)
-            saved = checkpoint.load(section.id, key)
-            if saved is not None:
-                on_event(
-                    Event(kind="done", section=section.id, detail="from checkpoint", resumed=True)
-                )
-                return saved
+        key = (
+            draft_key(provider, template, section, plan, max_tokens)
+            if checkpoint is not None
+            else ""
+        )
+        if checkpoint is not None and (saved := checkpoint.load(section.id, key)) is not None:
+            on_event(Event(kind="done", section=section.id, detail="from checkpoint", resumed=True))
+            return saved
         async with limit:
             on_event(Event(kind="start", section=section.id))
             try:
@@ -262,6 +286,7 @@ async def draft_all(
 
 __all__ = [
     "SectionFailed",
+    "complete_trees",
     "draft_all",
     "draft_section",
     "parse_reply",

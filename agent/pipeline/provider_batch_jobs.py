@@ -21,7 +21,7 @@ from agent.core.templates import Section, Template
 from agent.draft.checkpoint import SectionCheckpoint, checkpoint_folder, draft_key
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
-from agent.draft.sections import parse_reply
+from agent.draft.sections import complete_trees, parse_reply
 from agent.pipeline.batch_plan import plan_documents
 from agent.pipeline.stages import draft_plan, research_stage
 from agent.providers.base import Provider, Reply, Request, call_record
@@ -107,6 +107,8 @@ def draft_from_reply(provider: Provider, job: SectionJob, reply: Reply) -> Secti
     """A batch reply validated as `draft_section` validates a live one (ValueError if not)."""
     model, _ = section_schema(job.section, job.plan.cites)
     content = parse_reply(model, reply).model_dump()
+    # Code, not a call: a batch reply's tree gets the TDD's files as a live one's does.
+    content, notes = complete_trees(job.section, content, job.plan.files.get(job.section.id, []))
     record = call_record(provider, job.request, reply, attempt=1, latency_s=0.0)
     cost = batch_cost(provider, record.cost_usd)
     return SectionDraft(
@@ -115,6 +117,7 @@ def draft_from_reply(provider: Provider, job: SectionJob, reply: Reply) -> Secti
         tdd_refs=[str(r) for r in content.get("tdd_refs", [])],
         note_refs=[str(r) for r in content.get("note_refs", [])],
         calls=[record.model_copy(update={"ok": True, "cost_usd": cost})],
+        notes=notes,
     )
 
 
