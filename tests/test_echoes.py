@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.core.templates import Section
-from agent.document.echoes import drop_echoes, echoes, fragment, once_through
+from agent.document.echoes import drop_echoes, echoes, fragment, join_split_items, once_through
 
 GUIDANCE = (
     "Exactly four bullets, each starting with its label in bold: **Design Patterns** "
@@ -219,3 +219,29 @@ def test_a_long_run_given_twice_in_a_row_is_cut_after_its_first_copy() -> None:
     )
     assert once_through(whole) == whole  # the same words, not the same run in a row
     assert once_through("= " * 60) == "= " * 60  # a rule, not a loop of words
+
+
+def test_an_item_broken_in_two_is_joined_back_when_the_first_part_stops_open() -> None:
+    # The Spec recording of spec 1.5: each sentence of the TDD's given as two items.
+    items = [
+        "Coverage: 85% for `relay/delivery/`",
+        "Unit: `RetryPolicy`, `Signer` against fixed vectors, outcome ",
+        "classification.",
+        "Integration: testcontainers PostgreSQL 16 and Redis 7; a fake ",
+        "clock runs all 8 attempts in one test.",
+        "E2E: a stub receiver.",
+        "done once a day.",  # after a whole item: a piece, not joined
+    ]
+    out, notes = join_split_items(SECTION, {"patterns": list(items), "notes": "Fine."})
+    assert out["patterns"] == [
+        items[0],
+        "Unit: `RetryPolicy`, `Signer` against fixed vectors, outcome classification.",
+        "Integration: testcontainers PostgreSQL 16 and Redis 7; a fake clock runs all 8 "
+        "attempts in one test.",
+        items[5],
+        items[6],
+    ]
+    assert notes == [
+        "patterns item 3: the end of the item before it; joined to it",
+        "patterns item 5: the end of the item before it; joined to it",
+    ]

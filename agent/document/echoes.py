@@ -13,7 +13,7 @@ Imports `agent.core` only.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from agent.core.templates import Part, Section
 from agent.document.intact import ends_cleanly
@@ -69,6 +69,43 @@ def fragment(item: str, *, in_labelled: bool = False) -> bool:
     unopened = any(text.count(c) > text.count(o) for o, c in _PAIRS) or item.count("`") % 2 == 1
     unlabelled = in_labelled and not _LABEL.match(item)
     return bool(text) and text[0].islower() and (unopened or unlabelled)
+
+
+def join_split_items(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """List items the model broke in two put back together, with a note each.
+
+    An item that starts lower-case with no label, after an item that stops
+    open (a space or a joining word at its end, no full stop), is that item's
+    end: Qwen2.5-Coder-1.5B gave "Unit: ... `Signer` against fixed vectors,
+    outcome " and "classification." as two items, the TDD's one sentence.
+    Joined, it is whole; apart, both were left out as pieces of a sentence.
+    """
+    notes: list[str] = []
+    for part in section.parts:
+        value = content.get(part.id)
+        if part.kind != "list" or not isinstance(value, list):
+            continue
+        joined: list[Any] = []
+        for i, item in enumerate(cast("list[Any]", value)):
+            before = joined[-1] if joined else None
+            if isinstance(item, str) and isinstance(before, str) and _continues(before, item):
+                joined[-1] = f"{before.rstrip()} {item.strip()}"
+                notes.append(f"{part.id} item {i + 1}: the end of the item before it; joined to it")
+            else:
+                joined.append(item)
+        content[part.id] = joined
+    return content, notes
+
+
+# Words a sentence does not stop on: the item after one like it goes on with it.
+_OPEN_END = re.compile(r"(?:,|;|\b(?:and|or|the|a|an|of|to|with|for|by|in))\s*$", re.IGNORECASE)
+
+
+def _continues(before: str, item: str) -> bool:
+    text = item.strip()
+    if not text or not text[0].islower() or _LABEL.match(item) or ends_cleanly(before):
+        return False
+    return before != before.rstrip() or bool(_OPEN_END.search(before))
 
 
 def once(text: str, seen: set[str]) -> str:

@@ -25,7 +25,7 @@ from agent.document.blocks import (
     parsing_prefix,
     replace_code,
 )
-from agent.document.echoes import drop_echoes
+from agent.document.echoes import drop_echoes, join_split_items
 from agent.document.intact import (
     Cut,
     apply_trims,
@@ -158,7 +158,8 @@ async def uncut(
     is trimmed the same way, or left out with a note (`apply_trims`).
 
     Around that, no calls: code parts lose fence lines and repetition loops
-    first (`tidy_code`); last, items and paragraphs that repeat or copy the
+    first (`tidy_code`), and list items broken in two are joined
+    (`join_split_items`); last, items and paragraphs that repeat or copy the
     instructions (`drop_echoes`) are left out with notes; a line of bash or
     text that repeats itself is cut after its first copy (`cut_line_loops`).
     Code parts of only comments are `write_commented`'s, which comes after.
@@ -168,6 +169,8 @@ async def uncut(
     of 857 s, and 5 fields came back cut again.
     """
     content, looped = tidy_code(section, content)
+    content, joined = join_split_items(section, content)
+    looped += joined
     # The bounds the provider's grammar enforced, which is where a string stops.
     bounds = fitted_schema(provider, schema, max_tokens)
     cuts = find_cuts(section, content, bounds)
@@ -211,6 +214,7 @@ async def _code_call(
     provider: Provider,
     prompt: PromptFile,
     section: Section,
+    heading: str,
     part: Part,
     language: str,
     system: Message,
@@ -223,7 +227,8 @@ async def _code_call(
     """One call asking for a block of `language` again: the code it gave (unfenced,
     mechanical slips undone; "" for none), why there is none, and the calls.
 
-    The prompt gets `values`, the language, and the block's size as `limit` and `lines`.
+    The prompt gets `values`, the language, the part's title, the section's
+    heading, and the block's size as `limit` and `lines`.
     """
     model = repair_model(max_chars)
     schema = model.model_json_schema()
@@ -231,7 +236,13 @@ async def _code_call(
     ask = Message(
         role="user",
         content=fill(
-            prompt.user, language=language, limit=str(limit), lines=str(lines_for(limit)), **values
+            prompt.user,
+            language=language,
+            part_title=part.title,
+            section_heading=heading,
+            limit=str(limit),
+            lines=str(lines_for(limit)),
+            **values,
         ),
     )
     parsed, calls, why = await structured_call(
@@ -273,14 +284,13 @@ async def _repair_block(
         provider,
         prompt,
         section,
+        heading,
         part,
         block.language,
         system,
         2 * part.max_chars,
         max_tokens=max_tokens,
         on_event=on_event,
-        part_title=part.title,
-        section_heading=heading,
         error=block.error,
         code=block.code.strip("\n"),
         first_line=first_line(block.code),
@@ -324,14 +334,13 @@ async def write_commented(
             provider,
             prompt,
             section,
+            heading,
             part,
             part.language,
             system,
             part.max_chars,
             max_tokens=max_tokens,
             on_event=on_event,
-            part_title=part.title,
-            section_heading=heading,
             code=comments or "(empty)",
             guidance=" ".join(part.guidance.split()),
         )
