@@ -603,7 +603,9 @@ BASH = Section.model_validate(
         ],
     }
 )
-LOOPED = "import os\n" + "from api import Auth\nfrom api import Scope\n" * 4 + "from api import Sc"
+# A statement first: a block of imports alone is no code (`write_commented` asks for it).
+LOOP_RUN = "from api import Auth\nfrom api import Scope\n"
+LOOPED = "log = 'relay'\n" + LOOP_RUN * 3 + "from api import Sc"
 
 
 def test_a_repetition_loop_in_code_is_cut_back_to_its_first_copy_without_a_call() -> None:
@@ -611,7 +613,7 @@ def test_a_repetition_loop_in_code_is_cut_back_to_its_first_copy_without_a_call(
     result = draft(provider)
     assert len(provider.requests) == 1
     assert result.content["example"]["code"] == (
-        "import os\nfrom api import Auth\nfrom api import Scope\n" + LOOP_MARK
+        "log = 'relay'\nfrom api import Auth\nfrom api import Scope\n" + LOOP_MARK
     )
     assert any("repeated its python code from line 4" in n for n in result.notes)
 
@@ -652,16 +654,21 @@ def test_code_that_is_only_comments_is_asked_for_once_with_what_it_describes() -
     # Comments parse: not the code repair's "does not parse", its own ask.
     assert [r.prompt_id for r in provider.requests[1:]] == ["write_code"]
     ask = " ".join(provider.requests[1].messages[-1].content.split())
-    assert "written as comments only" in ask and "# RetryPolicy: backoff" in ask
+    assert "written as comments or imports only" in ask and "# RetryPolicy: backoff" in ask
     assert "What the block must show: An example." in ask
     assert provider.requests[1].messages[0] == provider.requests[0].messages[0]  # shared prefix
     assert result.content["example"]["code"] == GOOD_CODE
-    assert "example: the python block held only comments; written by one call" in result.notes
+    assert (
+        "example: the python block held only comments or imports; written by one call"
+        in result.notes
+    )
 
 
 def test_code_that_is_only_comments_twice_is_left_out_with_a_note() -> None:
+    # Imports alone show nothing either (what the same model wrote when asked again).
+    imports = "from relay.delivery import DeliveryService\nimport relay.signing\n"
     provider = FakeProvider(
-        [reply("Fine.", code="# purpose\n# purpose\n"), json.dumps({"code": "# still\n"})]
+        [reply("Fine.", code="# purpose\n# purpose\n"), json.dumps({"code": imports})]
     )
     result = draft(provider)
     assert len(provider.requests) == 2

@@ -148,26 +148,36 @@ def restore_code(language: str, code: str) -> str | None:
 
 
 def comment_only_parts(section: Section, content: dict[str, Any]) -> list[Part]:
-    """Code parts that hold nothing but comments (or nothing at all).
+    """Code parts that hold nothing but comments (or nothing at all, or in python imports).
 
     Told "each file followed by # purpose", Qwen2.5-Coder-1.5B has written
     `# purpose` and nothing else, line after line; with the loop cut, two
-    comment lines stood for a directory tree and for the key classes.
+    comment lines stood for a directory tree and for the key classes. Asked
+    for the key classes again, it has written three `from relay... import`
+    lines: they parse, and show nothing.
     """
     found: list[Part] = []
     for part in section.parts:
         value = content.get(part.id)
         if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
             continue
-        if part.language.lower() not in _MARKDOWN and only_comments(str(value.get("code", ""))):
+        code = str(value.get("code", ""))
+        if part.language.lower() not in _MARKDOWN and only_comments(code, part.language):
             found.append(part)
     return found
 
 
-def only_comments(code: str) -> bool:
-    """Whether every line of `code` is blank or a `#` comment."""
+# A python line that imports and does nothing else.
+_IMPORT = re.compile(r"^(?:import\s+[\w.]+|from\s+[\w.]+\s+import\s+.+)")
+
+
+def only_comments(code: str, language: str = "") -> bool:
+    """Whether every line of `code` is blank or a `#` comment (in python, or an import)."""
+    python = LANGUAGES.get(language.lower()) == "python"
     lines = [line.strip() for line in unfence(code).split("\n")]
-    return not any(line and not line.startswith("#") for line in lines)
+    return not any(
+        line and not line.startswith("#") and not (python and _IMPORT.match(line)) for line in lines
+    )
 
 
 def drop_comment_only(part: Part, content: dict[str, Any]) -> str:
@@ -175,10 +185,12 @@ def drop_comment_only(part: Part, content: dict[str, Any]) -> str:
     value = content[part.id]
     value["code"] = ""
     value["dropped"] = (
-        f"The model's {part.language} for {part.title} held no code, comments at most, "
-        "and was left out."
+        f"The model's {part.language} for {part.title} held no code, comments or imports at "
+        "most, and was left out."
     )
-    return f"{part.id}: the {part.language} block held no code, comments at most; left out"
+    return (
+        f"{part.id}: the {part.language} block held no code, comments or imports at most; left out"
+    )
 
 
 def cut_line_loops(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

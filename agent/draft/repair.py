@@ -311,11 +311,12 @@ async def write_commented(
     max_tokens: int,
     on_event: Progress = quiet,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
-    """Code parts that hold only comments get one call for the code they describe.
+    """Code parts that hold only comments (python: or imports) get one call for the
+    code they describe.
 
     Comments parse, so the code repair never sees them, and asked for key
     classes Qwen2.5-Coder-1.5B has written a comment per class and no class.
-    A reply that is again only comments is left out, with a note in the
+    A reply that is again only comments or imports is left out, with a note in the
     document in its place; code that does not parse goes on to `repair_code`.
     """
     parts = comment_only_parts(section, content)
@@ -329,7 +330,9 @@ async def write_commented(
     for part in parts:
         value = content[part.id]
         comments = unfence(str(value.get("code", ""))).strip("\n")
-        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: only comments"))
+        on_event(
+            Event(kind="retry", section=section.id, detail=f"{part.id}: no code, asking for it")
+        )
         code, _, more = await _code_call(
             provider,
             prompt,
@@ -345,12 +348,13 @@ async def write_commented(
             guidance=" ".join(part.guidance.split()),
         )
         calls += more
-        if only_comments(code):
+        if only_comments(code, part.language):
             notes.append(drop_comment_only(part, content) + ", after one call")
             continue
         value["code"] = code
         notes.append(
-            f"{part.id}: the {part.language} block held only comments; written by one call"
+            f"{part.id}: the {part.language} block held only comments or imports; written by "
+            "one call"
         )
     return content, notes, calls
 
