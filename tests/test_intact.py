@@ -837,3 +837,16 @@ def test_a_paragraph_ending_on_a_reference_is_whole() -> None:
     assert find_unfinished(section, content) == []
     content["pattern"] = "A pipeline, which fits the TDD's stages in ADR"
     assert [c.path for c in find_unfinished(section, content)] == [("pattern",)]
+
+
+def test_comments_that_say_something_stay_when_the_call_gives_no_code_either() -> None:
+    # A list of settings as comments is an answer of a kind; `# purpose` is not.
+    settings = (
+        "import os\n# HF_TOKEN: the Hugging Face access token\n# WS_PORT: the WebSocket port\n"
+    )
+    provider = FakeProvider([reply("Fine.", code=settings), json.dumps({"code": "import os\n"})])
+    result = draft(provider)
+    assert [r.prompt_id for r in provider.requests[1:]] == ["write_code"]
+    assert result.content["example"]["code"] == settings
+    assert not result.content["example"].get("dropped")
+    assert any("kept as written" in n for n in result.notes)

@@ -180,6 +180,18 @@ def only_comments(code: str, language: str = "") -> bool:
     )
 
 
+def says_something(code: str) -> bool:
+    """Whether `code`'s comments say something: two or more different ones of three
+    or more words ("# HF_TOKEN: the Hugging Face access token"), not `# purpose`
+    line after line."""
+    said = {
+        " ".join(line.strip().lstrip("#").split()).lower()
+        for line in unfence(code).split("\n")
+        if line.strip().startswith("#")
+    }
+    return sum(1 for comment in said if len(comment.split()) >= 3) >= 2
+
+
 def drop_comment_only(part: Part, content: dict[str, Any]) -> str:
     """Leave a comments-only code part out, with the note the document shows; the run's note."""
     value = content[part.id]

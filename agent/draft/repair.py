@@ -44,6 +44,7 @@ from agent.document.mend import (
     only_comments,
     restore_breaks,
     restore_code,
+    says_something,
     tidy_code,
 )
 from agent.draft.calls import structured_call
@@ -316,8 +317,10 @@ async def write_commented(
 
     Comments parse, so the code repair never sees them, and asked for key
     classes Qwen2.5-Coder-1.5B has written a comment per class and no class.
-    A reply that is again only comments or imports is left out, with a note in the
-    document in its place; code that does not parse goes on to `repair_code`.
+    A reply that is again only comments or imports leaves the block as it was
+    when its comments say something (`says_something`: a list of settings,
+    say), else out, with a note in the document in its place; code that does
+    not parse goes on to `repair_code`.
     """
     parts = comment_only_parts(section, content)
     if not parts:
@@ -349,7 +352,13 @@ async def write_commented(
         )
         calls += more
         if only_comments(code, part.language):
-            notes.append(drop_comment_only(part, content) + ", after one call")
+            if not says_something(comments):
+                notes.append(drop_comment_only(part, content) + ", after one call")
+            else:  # what the comments say is the model's answer, as in a .env file
+                notes.append(
+                    f"{part.id}: the {part.language} block held only comments or imports, and so "
+                    "did the call for its code; kept as written"
+                )
             continue
         value["code"] = code
         notes.append(
