@@ -22,7 +22,8 @@ from agent.chat.intent import IntentContext, ask_model
 from agent.core.settings import Settings
 from agent.core.templates import get_template, load_template_file
 from agent.document.intact import Cut
-from agent.draft.repair import repair_model, rewrite_model
+from agent.draft.code_repair import repair_model
+from agent.draft.repair import rewrite_model
 from agent.notes.condense import note_batch_model, query_plan_model
 from agent.pipeline.generate import run_generate
 from agent.providers.anthropic import AnthropicProvider

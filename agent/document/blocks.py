@@ -2,7 +2,7 @@
 
 Code parts, and fenced python/json/yaml/toml blocks inside text parts, are
 checked by parsing them (`agent.document.lints.code_error`); drafting repairs
-or drops what fails (`agent.draft.repair`) instead of shipping it broken.
+or drops what fails (`agent.draft.code_repair`) instead of shipping it broken.
 Pure code; imports `agent.core` and the document modules only.
 """
 

@@ -148,36 +148,26 @@ def restore_code(language: str, code: str) -> str | None:
 
 
 def comment_only_parts(section: Section, content: dict[str, Any]) -> list[Part]:
-    """Code parts that hold nothing but comments (or nothing at all, or in python imports).
+    """Code parts that hold nothing but comments (or nothing at all).
 
     Told "each file followed by # purpose", Qwen2.5-Coder-1.5B has written
     `# purpose` and nothing else, line after line; with the loop cut, two
-    comment lines stood for a directory tree and for the key classes. Asked
-    for the key classes again, it has written three `from relay... import`
-    lines: they parse, and show nothing.
+    comment lines stood for a directory tree and for the key classes.
     """
     found: list[Part] = []
     for part in section.parts:
         value = content.get(part.id)
         if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
             continue
-        code = str(value.get("code", ""))
-        if part.language.lower() not in _MARKDOWN and only_comments(code, part.language):
+        if part.language.lower() not in _MARKDOWN and only_comments(str(value.get("code", ""))):
             found.append(part)
     return found
 
 
-# A python line that imports and does nothing else.
-_IMPORT = re.compile(r"^(?:import\s+[\w.]+|from\s+[\w.]+\s+import\s+.+)")
-
-
-def only_comments(code: str, language: str = "") -> bool:
-    """Whether every line of `code` is blank or a `#` comment (in python, or an import)."""
-    python = LANGUAGES.get(language.lower()) == "python"
+def only_comments(code: str) -> bool:
+    """Whether every line of `code` is blank or a `#` comment."""
     lines = [line.strip() for line in unfence(code).split("\n")]
-    return not any(
-        line and not line.startswith("#") and not (python and _IMPORT.match(line)) for line in lines
-    )
+    return not any(line and not line.startswith("#") for line in lines)
 
 
 def says_something(code: str) -> bool:

@@ -4,8 +4,9 @@ The first call goes alone so the provider caches the shared prefix; the rest
 fan out under one concurrency limit. Every reply is validated against the
 section's pydantic model; an invalid reply is asked again once with the error,
 then the section fails loudly. The calls themselves are `agent.draft.calls`'s,
-the repairs after validation `agent.draft.repair`'s. Imports core, document,
-providers and the rest of the draft stage; never a later stage or a front end.
+the repairs after validation `agent.draft.repair`'s (text) and
+`agent.draft.code_repair`'s (code). Imports core, document, providers and the
+rest of the draft stage; never a later stage or a front end.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from agent.draft.calls import (
     structured_call,
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
+from agent.draft.code_repair import repair_code, settle_code
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
-from agent.draft.repair import repair_code, settle_code, uncut
+from agent.draft.repair import uncut
 from agent.providers.base import Message, Provider
 
 

@@ -1,0 +1,343 @@
+"""Code in a validated section: code that does not parse, and code parts with no code.
+
+A block that does not parse gets one repair call (`repair_code`), then is
+kept up to where it parses or dropped with a note; a code part of only
+comments (in python, or imports) gets one call for the code they describe
+(`write_commented`). Imports core, document, providers and the draft stage's
+prompts and calls; never section drafting, a later stage or a front end.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from agent.core.records import CallRecord, Event, Progress, quiet
+from agent.core.templates import Part, Section, Template, section_heading
+from agent.document.assemble import unfence
+from agent.document.blocks import (
+    BrokenCode,
+    broken_code,
+    first_line,
+    parsing_prefix,
+    replace_code,
+)
+from agent.document.lints import code_error
+from agent.document.mend import (
+    comment_only_parts,
+    drop_comment_only,
+    holds_tree,
+    only_comments,
+    restore_breaks,
+    restore_code,
+    says_something,
+)
+from agent.draft.calls import structured_call
+from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt
+from agent.providers.base import Message, Provider, fitted_schema
+
+REPAIR_PROMPT_ID = "repair_code"
+WRITE_PROMPT_ID = "write_code"
+
+
+@functools.lru_cache(maxsize=64)
+def repair_model(max_chars: int) -> type[BaseModel]:
+    """The reply a code repair call must return: the block, at most `max_chars`."""
+    return create_model(
+        "RepairedCode",
+        __config__=ConfigDict(extra="forbid"),
+        code=(str, Field(description="the corrected code only", max_length=max_chars)),
+    )
+
+
+async def _code_call(
+    provider: Provider,
+    prompt: PromptFile,
+    section: Section,
+    heading: str,
+    part: Part,
+    language: str,
+    system: Message,
+    max_chars: int,
+    *,
+    max_tokens: int,
+    on_event: Progress,
+    **values: str,
+) -> tuple[str, str, list[CallRecord]]:
+    """One call asking for a block of `language` again: the code it gave (unfenced,
+    mechanical slips undone; "" for none), why there is none, and the calls.
+
+    The prompt gets `values`, the language, the part's title, the section's
+    heading, and the block's size as `limit` and `lines`.
+    """
+    model = repair_model(max_chars)
+    schema = model.model_json_schema()
+    limit = int(fitted_schema(provider, schema, max_tokens)["properties"]["code"]["maxLength"])
+    ask = Message(
+        role="user",
+        content=fill(
+            prompt.user,
+            language=language,
+            part_title=part.title,
+            section_heading=heading,
+            limit=str(limit),
+            lines=str(lines_for(limit)),
+            **values,
+        ),
+    )
+    parsed, calls, why = await structured_call(
+        provider,
+        prompt,
+        model,
+        [system, ask],
+        label=f"{section.id}.{part.id}",
+        schema_name="repaired_code",
+        max_tokens=max_tokens,
+        json_schema=schema,
+        on_event=on_event,
+    )
+    code = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
+    # A reply can make the same slips as the draft (one line, a path line).
+    code = restore_code(language, code) or code
+    return code, why or "no code", calls
+
+
+async def _repair_block(
+    provider: Provider,
+    prompt: PromptFile,
+    section: Section,
+    heading: str,
+    system: Message,
+    block: BrokenCode,
+    *,
+    max_tokens: int,
+    on_event: Progress,
+) -> tuple[str, str | None, list[CallRecord]]:
+    """One repair call for one block: the code it gave, what is still wrong (None: it
+    parses), and the calls."""
+    part = block.part
+    on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing"))
+    # Twice the part's bound: a block cut at its bound, asked to be whole in the
+    # same room, was cut again (Qwen2.5-Coder-1.5B: 6 of 8 repairs dropped).
+    # The fit still holds the reply within max_tokens.
+    fixed, why, calls = await _code_call(
+        provider,
+        prompt,
+        section,
+        heading,
+        part,
+        block.language,
+        system,
+        2 * part.max_chars,
+        max_tokens=max_tokens,
+        on_event=on_event,
+        error=block.error,
+        code=block.code.strip("\n"),
+        first_line=first_line(block.code),
+    )
+    still = code_error(block.language, fixed) if fixed.strip() else why
+    if still is None and not _stands_for(block.code, fixed):
+        still = "it wrote only a part of the block"
+    return fixed, still, calls
+
+
+async def write_commented(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code parts that hold only comments get one call for the code they describe.
+
+    Comments parse, so the code repair never sees them, and asked for key
+    classes Qwen2.5-Coder-1.5B has written a comment per class and no class.
+    Comments again: the block stays as it was if they say something
+    (`says_something`: a list of settings, say), else it is left out with a
+    note in its place. Code that does not parse goes on to `repair_code`.
+    """
+    notes: list[str] = []
+    calls: list[CallRecord] = []
+    parts = comment_only_parts(section, content)
+    content = copy.deepcopy(content) if parts else content
+    for part in parts:
+        value = content[part.id]
+        comments = unfence(str(value.get("code", ""))).strip("\n")
+        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: only comments"))
+        code, _, more = await _code_call(
+            provider,
+            load_prompt(WRITE_PROMPT_ID),
+            section,
+            section_heading(template, section),
+            part,
+            part.language,
+            system,
+            part.max_chars,
+            max_tokens=max_tokens,
+            on_event=on_event,
+            code=comments or "(empty)",
+            guidance=" ".join(part.guidance.split()),
+        )
+        calls += more
+        if not only_comments(code):
+            value["code"] = code
+            notes.append(f"{part.id}: the {part.language} block held only comments; written")
+        elif says_something(comments):  # the model's answer, as a .env file would give it
+            notes.append(f"{part.id}: only comments, and so was the call's reply; kept as written")
+        else:
+            notes.append(drop_comment_only(part, content) + ", after one call")
+    return content, notes, calls
+
+
+def _stands_for(original: str, fixed: str) -> bool:
+    """Whether a repair is the block, not a piece of it.
+
+    Asked to fix a block cut mid-statement, a small model often writes only
+    the missing tail (`'event_type': event_type, ...}`) or one line of it,
+    which may parse alone. A repair starts where the block started, or is at
+    least half its length.
+    """
+    return first_line(fixed) == first_line(original) or len(fixed) * 2 >= len(original)
+
+
+async def repair_code(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code that does not parse gets one repair call per block; still broken, it is dropped.
+
+    A block whose only faults are mechanical (line breaks lost, a file path as
+    its first line, a slip mid-block: `restore_code`) is mended without a call, and a directory
+    tree where code belongs is left out without one (`holds_tree`).
+
+    Code parts, and fenced python/json/yaml/toml blocks inside text parts. The
+    repair request starts with the section's system message, so the shared
+    prefix is reused. Still broken, a block keeps its longest start that
+    parses, marked where it stops, when that stands for it (`_kept_prefix`);
+    otherwise it is dropped. A dropped code part keeps its intro, loses its
+    code, and carries a `dropped` note the document shows in its place; a
+    dropped block in text becomes that note.
+    """
+    broken = broken_code(section, content)
+    if not broken:
+        return content, [], []
+    prompt = load_prompt(REPAIR_PROMPT_ID)
+    notes: list[str] = []
+    calls: list[CallRecord] = []
+    content = copy.deepcopy(content)
+    heading = section_heading(template, section)
+    for block in broken:
+        mended = _mend_without_call(content, block)
+        if mended is not None:
+            notes.append(mended)
+            continue
+        fixed, still, more = await _repair_block(
+            provider,
+            prompt,
+            section,
+            heading,
+            system,
+            block,
+            max_tokens=max_tokens,
+            on_event=on_event,
+        )
+        calls += more
+        notes.append(_settle(content, block, fixed, still))
+    return content, notes, calls
+
+
+def _mend_without_call(content: dict[str, Any], block: BrokenCode) -> str | None:
+    """A tree where code belongs left out, or mechanical slips undone; the note, or None."""
+    part, language = block.part, block.language
+    if holds_tree(language, block.code):
+        note = (
+            f"The {language} example for {part.title} was left out: the model drew a "
+            f"directory tree there instead of {language}."
+        )
+        replace_code(content, block, None, note)
+        return f"{part.id}: a directory tree, not {language}; dropped"
+    restored = restore_code(language, block.code)
+    if restored is None:
+        return None
+    replace_code(content, block, restored, "")
+    return (
+        f"{part.id}: the {language} code did not parse ({block.error}); "
+        "mended, no call (lost line breaks, a file-path line, or a slip mid-block)"
+    )
+
+
+def _settle(content: dict[str, Any], block: BrokenCode, fixed: str, still: str | None) -> str:
+    """Put the repair, the start that parses, or the left-out note in place; say which."""
+    part = block.part
+    if still is None:
+        replace_code(content, block, fixed, "")
+        return f"{part.id}: the {block.language} code did not parse ({block.error}); repaired"
+    kept = _kept_prefix(block, fixed)
+    if kept is not None:
+        replace_code(content, block, kept, "")
+        return (
+            f"{part.id}: the {block.language} code did not parse after a repair; kept its "
+            f"first {kept.count(chr(10))} lines, which parse, marked where they stop"
+        )
+    replace_code(
+        content,
+        block,
+        None,
+        f"The {block.language} example for {part.title} was left out: the model's code "
+        f"did not parse ({block.error}), nor did its repair ({still}).",
+    )
+    return f"{part.id}: the {block.language} code did not parse after a repair; dropped"
+
+
+def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
+    """The longer parsing prefix of the repair or the original, if either stands for the block.
+
+    Small models answer a repair with the missing tail or a shorter stub as
+    often as with the whole block; the block's own first line tells the two
+    apart (`parsing_prefix`). No extra call: what was written is all there is.
+    """
+    tries = [(code, first_line(block.code)) for code in (fixed, block.code)]
+    # Written on one line (lost line breaks) and cut at its end, as the repair
+    # wrote it again: its start, with the breaks put back.
+    first = first_line(restore_breaks(block.language, block.code))
+    tries += [(restore_breaks(block.language, code), first) for code in (fixed, block.code)]
+    # Without lost breaks a try is its own restored copy: each parsed once.
+    found = [
+        kept
+        for code, start in dict.fromkeys(tries)
+        if (kept := parsing_prefix(block.language, code, start)) is not None
+    ]
+    return max(found, key=len) if found else None
+
+
+async def settle_code(
+    provider: Provider,
+    template: Template,
+    section: Section,
+    system: Message,
+    content: dict[str, Any],
+    *,
+    max_tokens: int,
+    on_event: Progress = quiet,
+) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+    """Code parts of only comments written (`write_commented`), then code that does
+    not parse repaired or dropped (`repair_code`): the content, notes and calls."""
+    content, written, calls = await write_commented(
+        provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
+    )
+    content, repaired, more = await repair_code(
+        provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
+    )
+    return content, [*written, *repaired], [*calls, *more]
