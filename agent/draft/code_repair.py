@@ -2,9 +2,9 @@
 
 A block that does not parse gets one repair call (`repair_code`), then is
 kept up to where it parses or dropped with a note; a code part of only
-comments (in python, or imports) gets one call for the code they describe
-(`write_commented`). Imports core, document, providers and the draft stage's
-prompts and calls; never section drafting, a later stage or a front end.
+comments gets one call for the code they describe (`write_commented`).
+Imports core, document, providers and the draft stage's prompts and calls;
+never section drafting, a later stage or a front end.
 """
 
 from __future__ import annotations
