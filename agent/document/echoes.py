@@ -16,7 +16,7 @@ import re
 from typing import Any, cast
 
 from agent.core.templates import Part, Section
-from agent.document.intact import ends_cleanly
+from agent.document.intact import JOINING_WORDS, ends_cleanly
 
 # A run of this many words shared with the guidance is copied, not written.
 _ECHO_RUN = 8
@@ -97,8 +97,8 @@ def join_split_items(section: Section, content: dict[str, Any]) -> tuple[dict[st
     return content, notes
 
 
-# Words a sentence does not stop on: the item after one like it goes on with it.
-_OPEN_END = re.compile(r"(?:,|;|\b(?:and|or|the|a|an|of|to|with|for|by|in))\s*$", re.IGNORECASE)
+# Words a sentence does not stop on (intact's): the item after one like it goes on with it.
+_OPEN_END = re.compile(rf"(?:,|;|\b(?:{'|'.join(JOINING_WORDS)}))\s*$", re.IGNORECASE)
 
 
 def _continues(before: str, item: str) -> bool:

@@ -147,7 +147,7 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
 
 
 # Words a clause does not end on (a cut cell drops them too: `_whole_clause`).
-_JOINING_WORDS = ("and", "or", "the", "a", "an", "of", "to", "with", "for", "by", "in")
+JOINING_WORDS = ("and", "or", "the", "a", "an", "of", "to", "with", "for", "by", "in")
 # Text that stops where a clause goes on: a comma, a semicolon, an open
 # bracket, a word broken at a hyphen, or a word that joins ("…, FastAPI's
 # retrying, arq),", a repetition loop Qwen2.5-Coder ended itself; "… to handle
@@ -155,7 +155,7 @@ _JOINING_WORDS = ("and", "or", "the", "a", "an", "of", "to", "with", "for", "by"
 # ("The build and packaging steps are as follows:"); a paragraph may lead into
 # what follows it that way. An item may end on a name, so a letter alone is
 # not enough, as it is for a paragraph.
-_OPEN_CLAUSE = re.compile(rf"(?:[,;(\[{{]|\w[-\u2013\u2014]|\b(?:{'|'.join(_JOINING_WORDS)}))\s*$")
+_OPEN_CLAUSE = re.compile(rf"(?:[,;(\[{{]|\w[-\u2013\u2014]|\b(?:{'|'.join(JOINING_WORDS)}))\s*$")
 # An item also on a modal, alone or with a verb that needs an object: "The team
 # will use" (Qwen2.5-Coder-1.5B, 2026-12-03); "The worker can retry" is whole.
 _OPEN_ITEM = re.compile(
@@ -294,7 +294,7 @@ def trim(cut: Cut, value: str) -> str | None:
     return _last_sentence(value)
 
 
-_JOINING = frozenset({*_JOINING_WORDS, "but"})
+_JOINING = frozenset({*JOINING_WORDS, "but"})
 _CLAUSE_BREAK = re.compile(r",\s|;\s|\s(?:or|and|but)\s")
 
 
