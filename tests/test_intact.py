@@ -603,7 +603,7 @@ BASH = Section.model_validate(
         ],
     }
 )
-# A statement first: a block of imports alone is no code (`write_commented` asks for it).
+# A statement first: a block of imports alone is no code (`write_hollow` asks for it).
 LOOP_RUN = "from api import Auth\nfrom api import Scope\n"
 LOOPED = "log = 'relay'\n" + LOOP_RUN * 3 + "from api import Sc"
 

@@ -147,23 +147,6 @@ def restore_code(language: str, code: str) -> str | None:
     return None
 
 
-def comment_only_parts(section: Section, content: dict[str, Any]) -> list[Part]:
-    """Code parts that hold nothing but comments (or nothing at all).
-
-    Told "each file followed by # purpose", Qwen2.5-Coder-1.5B has written
-    `# purpose` and nothing else, line after line; with the loop cut, two
-    comment lines stood for a directory tree and for the key classes.
-    """
-    found: list[Part] = []
-    for part in section.parts:
-        value = content.get(part.id)
-        if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
-            continue
-        if part.language.lower() not in _MARKDOWN and only_comments(str(value.get("code", ""))):
-            found.append(part)
-    return found
-
-
 def only_comments(code: str) -> bool:
     """Whether every line of `code` is blank or a `#` comment."""
     lines = [line.strip() for line in unfence(code).split("\n")]

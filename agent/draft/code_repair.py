@@ -1,8 +1,9 @@
 """Code in a validated section: code that does not parse, and code parts with no code.
 
 A block that does not parse gets one repair call (`repair_code`), then is
-kept up to where it parses or dropped with a note; a code part of only
-comments gets one call for the code they describe (`write_commented`).
+kept up to where it parses or dropped with a note; a code part with no code
+of its own (comments or imports only, a repeat of an earlier block) gets one
+call for the code it should show (`write_hollow`).
 Imports core, document, providers and the draft stage's prompts and calls;
 never section drafting, a later stage or a front end.
 """
@@ -25,12 +26,11 @@ from agent.document.blocks import (
     parsing_prefix,
     replace_code,
 )
+from agent.document.hollow import Hollow, hollow_parts, what_is_hollow
 from agent.document.lints import code_error
 from agent.document.mend import (
-    comment_only_parts,
     drop_comment_only,
     holds_tree,
-    only_comments,
     restore_breaks,
     restore_code,
     says_something,
@@ -144,7 +144,7 @@ async def _repair_block(
     return fixed, still, calls
 
 
-async def write_commented(
+async def write_hollow(
     provider: Provider,
     template: Template,
     section: Section,
@@ -154,25 +154,28 @@ async def write_commented(
     max_tokens: int,
     on_event: Progress = quiet,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
-    """Code parts that hold only comments get one call for the code they describe.
+    """Code parts with no code of their own get one call for the code they should show.
 
-    Comments parse, so the code repair never sees them, and asked for key
-    classes Qwen2.5-Coder-1.5B has written a comment per class and no class.
-    Comments again: the block stays as it was if they say something
-    (`says_something`: a list of settings, say), else it is left out with a
-    note in its place. Code that does not parse goes on to `repair_code`.
+    Comments only, imports only, or a repeat of an earlier block of the
+    section (`hollow_parts`): all parse, so the code repair never sees them.
+    The reply is checked the same way; hollow again, the part is left out
+    with a note in its place, except comments that say something
+    (`says_something`: a list of settings, say), which stay as written. Code
+    that does not parse goes on to `repair_code`.
     """
     notes: list[str] = []
     calls: list[CallRecord] = []
-    parts = comment_only_parts(section, content)
-    content = copy.deepcopy(content) if parts else content
-    for part in parts:
-        value = content[part.id]
-        comments = unfence(str(value.get("code", ""))).strip("\n")
-        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: only comments"))
+    hollow = hollow_parts(section, content)
+    content = copy.deepcopy(content) if hollow else content
+    prompt = load_prompt(WRITE_PROMPT_ID)
+    for found in hollow:
+        part = found.part
+        shown = unfence(str(content[part.id].get("code", ""))).strip("\n") or "(empty)"
+        what = _FOUND[found.found]
+        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {what}"))
         code, _, more = await _code_call(
             provider,
-            load_prompt(WRITE_PROMPT_ID),
+            prompt,
             section,
             section_heading(template, section),
             part,
@@ -181,18 +184,64 @@ async def write_commented(
             part.max_chars,
             max_tokens=max_tokens,
             on_event=on_event,
-            code=comments or "(empty)",
+            found=fill(
+                prompt.cases[found.found],
+                language=part.language,
+                code=shown,
+                earlier=found.earlier.title if found.earlier else "",
+            ),
             guidance=" ".join(part.guidance.split()),
         )
         calls += more
-        if not only_comments(code):
-            value["code"] = code
-            notes.append(f"{part.id}: the {part.language} block held only comments; written")
-        elif says_something(comments):  # the model's answer, as a .env file would give it
-            notes.append(f"{part.id}: only comments, and so was the call's reply; kept as written")
-        else:
-            notes.append(drop_comment_only(part, content) + ", after one call")
+        notes.append(_settle_hollow(section, content, found, code, shown))
     return content, notes, calls
+
+
+def _settle_hollow(
+    section: Section, content: dict[str, Any], found: Hollow, code: str, shown: str
+) -> str:
+    """Put the written code in place, keep comments that say something, or leave the
+    part out; the run's note."""
+    part = found.part
+    index = section.parts.index(part)
+    before = [
+        (p, str(content[p.id].get("code", "")))
+        for p in section.parts[:index]
+        if p.kind == "code" and isinstance(content.get(p.id), dict)
+    ]
+    again = what_is_hollow(part.language, code, before)
+    if again is None:
+        content[part.id]["code"] = code
+        return f"{part.id}: the {part.language} block {_FOUND[found.found]}; written"
+    if found.found == "comments" and again[0] == "comments" and says_something(shown):
+        return f"{part.id}: only comments, and so was the call's reply; kept as written"
+    return _leave_out(part, content, found) + ", after one call"
+
+
+# What a hollow part was found to hold, as the run's notes say it.
+_FOUND = {
+    "comments": "held only comments",
+    "imports": "held only import lines",
+    "repeat": "repeated an earlier block",
+}
+
+
+def _leave_out(part: Part, content: dict[str, Any], found: Hollow) -> str:
+    """Leave a hollow part out, with the note the document shows; the run's note."""
+    if found.found == "comments":
+        return drop_comment_only(part, content)
+    value = content[part.id]
+    value["code"] = ""
+    if found.found == "repeat" and found.earlier is not None:
+        value["dropped"] = (
+            f"The model's {part.language} for {part.title} repeated the code of "
+            f"{found.earlier.title}, and was left out."
+        )
+        return f"{part.id}: repeated {found.earlier.id}; left out"
+    value["dropped"] = (
+        f"The model's {part.language} for {part.title} held only import lines, and was left out."
+    )
+    return f"{part.id}: the {part.language} block held only import lines; left out"
 
 
 def _stands_for(original: str, fixed: str) -> bool:
@@ -332,9 +381,9 @@ async def settle_code(
     max_tokens: int,
     on_event: Progress = quiet,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
-    """Code parts of only comments written (`write_commented`), then code that does
-    not parse repaired or dropped (`repair_code`): the content, notes and calls."""
-    content, written, calls = await write_commented(
+    """Code parts with no code of their own written (`write_hollow`), then code that
+    does not parse repaired or dropped (`repair_code`): the content, notes and calls."""
+    content, written, calls = await write_hollow(
         provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
     )
     content, repaired, more = await repair_code(

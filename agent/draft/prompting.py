@@ -66,6 +66,8 @@ class PromptFile(BaseModel):
     block: str = ""
     # draft_section: the line that lists the TDD names a section is likely to need.
     names: str = ""
+    # Named texts the caller picks one of and fills in (write_code: what was found).
+    cases: dict[str, str] = Field(default_factory=dict)
 
 
 @cache

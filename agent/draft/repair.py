@@ -145,7 +145,7 @@ async def uncut(
     (`join_split_items`); last, items and paragraphs that repeat or copy the
     instructions (`drop_echoes`) are left out with notes; a line of bash or
     text that repeats itself is cut after its first copy (`cut_line_loops`).
-    Code parts of only comments are `write_commented`'s, which comes after.
+    Code parts with no code of their own are `write_hollow`'s, which comes after.
 
     Trimming first, because asking cost more than it gave: on the example TDD,
     asking Qwen2.5-Coder-1.5B again for every cut field took 8 calls and 249
