@@ -159,3 +159,31 @@ def test_imports_alone_are_shown_and_asked_for_once_then_left_out_if_again() -> 
     assert "pipeline: the python block held only import lines; left out, after one call" in (
         result.notes
     )
+
+
+def test_the_marks_tidsmith_cut_at_are_not_shown_to_the_model() -> None:
+    provider = FakeProvider([reply(CORE, IMPORTS), json.dumps({"code": PIPELINE})])
+    draft(provider)
+    ask = provider.requests[1].messages[-1].content
+    assert "from relay.models import Endpoint, Delivery" in ask
+    assert "cut off here" not in ask  # copied into the reply, it was (2026-12-03)
+
+
+def test_a_written_block_its_bound_stopped_loses_the_piece_of_a_line() -> None:
+    # The Spec's Core Entities, 2026-12-03: the reply stopped at its bound on
+    # "    is_act", which parses as a name.
+    fields = "class Endpoint(BaseModel):\n    url: str\n    rate_limit_burst: int\n"
+    stopped = (fields + "    is_act" + " " * 600)[:600].rstrip()
+    stopped += "x" * (600 - len(stopped))  # at the bound, still one name
+    provider = FakeProvider([reply(CORE, IMPORTS), json.dumps({"code": stopped})])
+    result = draft(provider)
+    assert result.content["pipeline"]["code"] == fields.rstrip("\n")
+
+
+def test_without_last_line_takes_only_what_a_bound_may_have_cut() -> None:
+    from agent.document.blocks import without_last_line
+
+    assert without_last_line("python", "x = 1\ny = 2\nis_act") == "x = 1\ny = 2"
+    assert without_last_line("python", "def f(:\n  retu") == "def f(:\n  retu"  # repair's
+    assert without_last_line("python", "is_act") == "is_act"
+    assert without_last_line("bash", "echo a\nech") == "echo a\nech"

@@ -214,9 +214,12 @@ def test_the_fitted_bound_is_the_one_that_counts() -> None:
     bound = fitted["properties"]["summary"]["maxLength"]
     assert bound < 80
     cut = CUT[:bound]
-    content = json.loads(reply(cut))
+    # Code inside its own fitted bound (GOOD_CODE is not: a grammar never lets it).
+    content = json.loads(reply(cut, code="sent = True"))
     assert [c.name for c in find_cuts(SECTION, content, fitted)] == ["summary"]
-    provider = FittingProvider([reply(cut), json.dumps({"summary": "Redis queues events."})])
+    provider = FittingProvider(
+        [reply(cut, code="sent = True"), json.dumps({"summary": "Redis queues events."})]
+    )
     assert draft(provider).content["summary"] == "Redis queues events."
     assert provider.requests[1].json_schema["properties"]["summary"]["maxLength"] == bound
     assert f"at most {words_for(bound)} words" in provider.requests[1].messages[-1].content
@@ -843,3 +846,14 @@ def test_comments_that_say_something_stay_when_the_call_gives_no_code_either() -
     assert result.content["example"]["code"] == settings
     assert not result.content["example"].get("dropped")
     assert any("kept as written" in n for n in result.notes)
+
+
+def test_python_its_bound_stopped_on_a_name_loses_that_line_without_a_call() -> None:
+    lines = "class Endpoint:\n    url: str = ''\n    burst: int = 20\n"
+    stopped = lines + "    is_act" + "x" * (200 - len(lines) - len("    is_act"))
+    assert len(stopped) == 200 and code_error("python", stopped) is None  # a name parses
+    provider = FakeProvider([reply("Fine.", code=stopped)])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["example"]["code"] == lines.rstrip("\n")
+    assert any(n.startswith("example.code: cut off at its limit of 200") for n in result.notes)

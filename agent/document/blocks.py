@@ -110,6 +110,22 @@ _MIN_KEPT_SHARE = 1 / 3
 CUT_MARK = "# (cut off here: the rest of this example did not parse)"
 
 
+def without_last_line(language: str, code: str) -> str:
+    """Code a bound stopped that still parses, without its last line.
+
+    Stopped at its bound, python can end on a piece of a name that parses as
+    one (`    is_act`, Qwen2.5-Coder-1.5B's class of settings, 2026-12-03).
+    What is left may not parse (`def f():` without its body): then the code
+    repair gets it, cut where its last whole line ended. Code that does not
+    parse, of one line, or in a language we do not parse is left as it is.
+    """
+    if not parsed(language) or "\n" not in code.strip("\n") or unfence(code) != code:
+        return code
+    if code_error(language, code) is not None:
+        return code
+    return code.rstrip("\n")[: code.rstrip("\n").rfind("\n")].rstrip()
+
+
 def first_line(code: str) -> str:
     """The first line of `code` that is not blank, stripped: where a block starts."""
     return next((line.strip() for line in code.split("\n") if line.strip()), "")

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from agent.core.templates import Section
 from agent.document.assemble import unfence
-from agent.document.blocks import parsed
+from agent.document.blocks import parsed, without_last_line
 from agent.document.lints import code_error
 from agent.providers.fitting import resolve_ref
 
@@ -137,8 +137,10 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
         if len(value) < bound - (_prose_slack(bound) if what != "code" else 0):
             continue
         if what == "code":
-            unfenced = unfence(value)
-            if code_error(language, unfenced) is None and parsed(language):
+            # Code that parses at its bound may still end on a piece of a line
+            # (`without_last_line`), unless it is one line.
+            whole = parsed(language) and code_error(language, unfence(value)) is None
+            if whole and without_last_line(language, value) == value:
                 continue
         elif ends_cleanly(value):
             continue
@@ -269,12 +271,13 @@ def trim(cut: Cut, value: str) -> str | None:
     Prose goes back to its last complete sentence; a table cell too when it
     holds one ("Redis is down on publish. The system"), else to its last whole
     word outside any code span or bracket it opened; code in a language we
-    cannot parse to its last whole line. Code we can parse is left as it is:
-    the code repair handles it.
+    cannot parse to its last whole line. Code we can parse loses its last line
+    when it parses (a piece of a name parses), else is left as it is: the code
+    repair handles it.
     """
     if cut.kind == "code":
         if parsed(cut.language):
-            return value
+            return without_last_line(cut.language, value)
         head = value[: value.rfind("\n")].rstrip() if "\n" in value else ""
         return head or None
     if cut.kind == "cell":

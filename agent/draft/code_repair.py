@@ -20,15 +20,18 @@ from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.templates import Part, Section, Template, section_heading
 from agent.document.assemble import unfence
 from agent.document.blocks import (
+    CUT_MARK,
     BrokenCode,
     broken_code,
     first_line,
     parsing_prefix,
     replace_code,
+    without_last_line,
 )
 from agent.document.hollow import Hollow, hollow_parts, what_is_hollow
 from agent.document.lints import code_error
 from agent.document.mend import (
+    LOOP_MARK,
     drop_comment_only,
     holds_tree,
     restore_breaks,
@@ -99,10 +102,23 @@ async def _code_call(
         json_schema=schema,
         on_event=on_event,
     )
-    code = unfence(str(getattr(parsed, "code", ""))).strip("\n") if parsed else ""
+    raw = str(getattr(parsed, "code", "")) if parsed else ""
+    code = unfence(raw).strip("\n")
     # A reply can make the same slips as the draft (one line, a path line).
     code = restore_code(language, code) or code
+    if len(raw) >= limit - max(2, limit // 20):  # stopped by its bound: maybe mid-name
+        code = without_last_line(language, code)
     return code, why or "no code", calls
+
+
+# The marks tidsmith puts where it cut a block: shown to the model, they were
+# copied into its reply (Qwen2.5-Coder-1.5B, 2026-12-03).
+_MARKS = frozenset({CUT_MARK, LOOP_MARK})
+
+
+def _unmarked(code: str) -> str:
+    """`code` without the lines tidsmith added to mark where it was cut."""
+    return "\n".join(line for line in code.split("\n") if line.strip() not in _MARKS)
 
 
 async def _repair_block(
@@ -135,7 +151,7 @@ async def _repair_block(
         max_tokens=max_tokens,
         on_event=on_event,
         error=block.error,
-        code=block.code.strip("\n"),
+        code=_unmarked(block.code).strip("\n"),
         first_line=first_line(block.code),
     )
     still = code_error(block.language, fixed) if fixed.strip() else why
@@ -170,7 +186,7 @@ async def write_hollow(
     prompt = load_prompt(WRITE_PROMPT_ID)
     for found in hollow:
         part = found.part
-        shown = unfence(str(content[part.id].get("code", ""))).strip("\n") or "(empty)"
+        shown = _unmarked(unfence(str(content[part.id].get("code", "")))).strip("\n") or "(empty)"
         what = _FOUND[found.found]
         on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {what}"))
         code, _, more = await _code_call(
