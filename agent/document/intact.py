@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from agent.core.templates import Section
 from agent.document.assemble import unfence
-from agent.document.blocks import parsed, without_last_line
+from agent.document.blocks import parsed, stopped_at, without_last_line
 from agent.document.lints import code_error
 from agent.providers.fitting import resolve_ref
 
@@ -134,7 +134,9 @@ def find_cuts(section: Section, content: dict[str, Any], schema: dict[str, Any])
         if kind is None:
             continue
         what, language = kind
-        if len(value) < bound - (_prose_slack(bound) if what != "code" else 0):
+        if what == "code" and not stopped_at(len(value), bound):
+            continue
+        if what != "code" and len(value) < bound - _prose_slack(bound):
             continue
         if what == "code":
             # Code that parses at its bound may still end on a piece of a line

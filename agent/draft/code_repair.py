@@ -26,6 +26,7 @@ from agent.document.blocks import (
     first_line,
     parsing_prefix,
     replace_code,
+    stopped_at,
     without_last_line,
 )
 from agent.document.hollow import Hollow, hollow_parts, what_is_hollow
@@ -106,7 +107,7 @@ async def _code_call(
     code = unfence(raw).strip("\n")
     # A reply can make the same slips as the draft (one line, a path line).
     code = restore_code(language, code) or code
-    if len(raw) >= limit - max(2, limit // 20):  # stopped by its bound: maybe mid-name
+    if stopped_at(len(raw), limit):  # maybe on a piece of a name, which parses
         code = without_last_line(language, code)
     return code, why or "no code", calls
 
