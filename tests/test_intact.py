@@ -866,3 +866,15 @@ def test_python_that_ended_itself_short_of_its_bound_keeps_its_last_line() -> No
     code = "class Endpoint:\n    url: str = ''\n    is_active: bool = True"
     provider = FakeProvider([reply("Fine.", code=code)])
     assert draft(provider).content["example"]["code"] == code
+
+
+def test_an_intro_that_trails_off_after_a_sentence_keeps_the_sentence() -> None:
+    # anthropic-tid, 2026-12-03: far from its bound, ending on a closed code span.
+    intro = "Build the service with its settings first. Then, you can call the `enq`"
+    lead_in = "It does two things. The stages are:"
+    for text, kept in ((intro, "Build the service with its settings first."), (lead_in, lead_in)):
+        content = json.loads(reply("Fine."))
+        content["example"]["intro"] = text
+        provider = FakeProvider([json.dumps(content)])
+        assert draft(provider).content["example"]["intro"] == kept
+        assert len(provider.requests) == 1

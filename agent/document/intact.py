@@ -182,7 +182,7 @@ _ABBREVIATION = re.compile(r"(?:\b\w\.\w|\betc|\bvs|\bcf|\bapprox)\.$", re.I)
 
 
 def _trails_off(item: str) -> bool:
-    """A list item that holds a whole sentence, then stops without ending the next.
+    """A list item (or paragraph) that holds a whole sentence, then stops without ending the next.
 
     "The system logs the error and retries the operation. If the retry fails,
     it" (Qwen2.5-Coder-1.5B, 75 of its 80 characters). An item may end on a
@@ -203,7 +203,9 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
 
     Its last paragraph ends in a letter or digit, with no sentence mark,
     colon, bracket or quote ("... crucial for the webh接"), or ends open
-    (`_OPEN_CLAUSE`: "... the subsequent delivery of,"); or a list item ends
+    (`_OPEN_CLAUSE`: "... the subsequent delivery of,"), or trails off after
+    a whole sentence ("... settings. Then, you can call the `enq`": a code
+    span closed on a piece of a name); or a list item ends
     open (`_OPEN_ITEM`); or a table cell, a diagram's or a tree's string,
     ends open or trails off the same way ("PostgreSQL or Redis connection
     failed during a", "Retry the request after Redis is back up. If", 3 and 6
@@ -238,10 +240,12 @@ def find_unfinished(section: Section, content: dict[str, Any]) -> list[Cut]:
         if not isinstance(value, str) or not value.strip():
             continue
         last = re.split(r"\n\s*\n", value.strip())[-1]
+        # A paragraph may lead into what follows it on a colon, not trail off there.
+        trails = _trails_off(last) and not last.rstrip().endswith(":")
         if (
             _NOT_PARAGRAPH.match(last)
             or _REFERENCE.search(last)
-            or not (last[-1].isalnum() or _OPEN_CLAUSE.search(last) or _open_span(last))
+            or not (last[-1].isalnum() or _OPEN_CLAUSE.search(last) or _open_span(last) or trails)
         ):
             continue
         found.append(Cut(path=path, bound=len(value), kind="prose", at_bound=False))
