@@ -123,7 +123,8 @@ def event_line(event: Event) -> str:
     if event.kind == "start":
         return f"drafting {section}"
     if event.kind == "retry":
-        return f"{section}: invalid reply, asking again ({event.detail})"
+        # The detail says why: an invalid reply, a cut, code that does not parse.
+        return f"{section}: asking again ({event.detail})"
     if event.kind == "failed":
         return f"{section}: {event.detail or 'failed'}" if section else event.detail
     if event.kind == "done":

@@ -115,7 +115,7 @@ def _next_request(
             )
         )
         return request.model_copy(update={"max_tokens": bigger})
-    on_event(Event(kind="retry", section=request.label, detail=error))
+    on_event(Event(kind="retry", section=request.label, detail=f"invalid reply: {error}"))
     return request.model_copy(update={"messages": reask(prompt, messages, reply, error)})
 
 
