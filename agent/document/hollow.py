@@ -18,10 +18,8 @@ from typing import Any, Literal
 
 from agent.core.templates import Part, Section
 from agent.document.assemble import unfence
-from agent.document.mend import only_comments
+from agent.document.mend import MARKDOWN, only_comments
 
-# The markdown of a part that holds a document, not a program: never hollow.
-_MARKDOWN = frozenset({"markdown", "md"})
 _IMPORT = re.compile(r"^(?:from\s+[\w.]+\s+)?import\b")
 # Lines that count when one block is compared with another: `return None`,
 # `try:` and `self.session = session` are in any two blocks of one feature.
@@ -98,7 +96,7 @@ def hollow_parts(section: Section, content: dict[str, Any]) -> list[Hollow]:
         value = content.get(part.id)
         if part.kind != "code" or not isinstance(value, dict) or value.get("dropped"):
             continue
-        if part.language.lower() in _MARKDOWN:
+        if part.language.lower() in MARKDOWN:  # a document, not a program
             continue
         code = str(value.get("code", ""))
         what = what_is_hollow(part.language, code, before)

@@ -28,7 +28,7 @@ LOOP_MARK = "# (cut off here: the model repeated itself from this point)"
 # Languages where the mark above is a comment (or, in a tree, plain text).
 _HASH_MARKED = frozenset({"python", "yaml", "toml", "bash", "sh", "shell", "text", "dockerfile"})
 # Parts whose fences and `#` lines are content (headings), not slips or comments.
-_MARKDOWN = frozenset({"markdown", "md"})
+MARKDOWN = frozenset({"markdown", "md"})
 
 
 def loop_start(code: str) -> int | None:
@@ -75,7 +75,7 @@ def tidy_code(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any]
         if part.kind != "code" or not isinstance(value, dict):
             continue
         code = unfence(str(value.get("code", "")))
-        if part.language.lower() not in _MARKDOWN:
+        if part.language.lower() not in MARKDOWN:
             code = _FENCE_LINE.sub("", code)
         start = loop_start(code)
         if start is not None:
