@@ -148,12 +148,14 @@ def test_a_block_repeated_again_is_left_out_with_a_note_naming_the_block() -> No
     assert markdown.count("claim_delivery") == 1
 
 
-def test_imports_alone_are_shown_and_asked_for_once_then_left_out_if_again() -> None:
+def test_imports_alone_are_asked_for_once_unshown_then_left_out_if_again() -> None:
     provider = FakeProvider([reply(CORE, IMPORTS), json.dumps({"code": IMPORTS})])
     result = draft(provider)
     ask = " ".join(provider.requests[1].messages[-1].content.split())
     assert "holds only import lines, and no code that uses them" in ask
-    assert "from relay.retry import RetryPolicy" in ask
+    assert "write only that, with no import line" in ask
+    # Shown, they came back alone (4 of 6 calls, Qwen2.5-Coder-1.5B, 2026-12-03).
+    assert "from relay.retry import RetryPolicy" not in ask
     assert result.content["pipeline"]["code"] == ""
     assert "held only import lines" in result.content["pipeline"]["dropped"]
     assert "pipeline: the python block held only import lines; left out, after one call" in (
@@ -161,11 +163,42 @@ def test_imports_alone_are_shown_and_asked_for_once_then_left_out_if_again() -> 
     )
 
 
+def test_the_code_written_after_imports_alone_goes_under_them() -> None:
+    repeated = IMPORTS + "from relay.models import Endpoint, Delivery\nfrom fastapi import\n"
+    written = "from relay.retry import RetryPolicy\n" + PIPELINE
+    provider = FakeProvider([reply(CORE, repeated), json.dumps({"code": written})])
+    result = draft(provider)
+    # Each whole import once, the one its bound cut and tidsmith's mark gone,
+    # the import the reply wrote again not twice.
+    assert result.content["pipeline"]["code"] == (
+        "from relay.models import Endpoint, Delivery\n"
+        "from relay.retry import RetryPolicy\n\n" + PIPELINE.strip("\n")
+    )
+    assert "pipeline: the python block held only import lines; written" in result.notes
+
+
+def test_import_statements_keeps_whole_ones_across_lines() -> None:
+    from agent.document.hollow import import_statements
+
+    code = (
+        "import os\nfrom relay.models import (\n    Endpoint,\n    Delivery,\n)\n"
+        "x = 1\nimport os\nfrom relay.retry import (\n    RetryPol"
+    )
+    assert import_statements(code) == [
+        "import os",
+        "from relay.models import (\n    Endpoint,\n    Delivery,\n)",
+    ]
+
+
 def test_the_marks_tidsmith_cut_at_are_not_shown_to_the_model() -> None:
-    provider = FakeProvider([reply(CORE, IMPORTS), json.dumps({"code": PIPELINE})])
+    comments = (
+        "# Endpoint model with its URL\n"
+        "# (cut off here: the model repeated itself from this point)\n"
+    )
+    provider = FakeProvider([reply(CORE, comments), json.dumps({"code": PIPELINE})])
     draft(provider)
     ask = provider.requests[1].messages[-1].content
-    assert "from relay.models import Endpoint, Delivery" in ask
+    assert "# Endpoint model with its URL" in ask
     assert "cut off here" not in ask  # copied into the reply, it was (2026-12-03)
 
 
@@ -177,7 +210,8 @@ def test_a_written_block_its_bound_stopped_loses_the_piece_of_a_line() -> None:
     stopped += "x" * (600 - len(stopped))  # at the bound, still one name
     provider = FakeProvider([reply(CORE, IMPORTS), json.dumps({"code": stopped})])
     result = draft(provider)
-    assert result.content["pipeline"]["code"] == fields.rstrip("\n")
+    kept = "from relay.models import Endpoint, Delivery\nfrom relay.retry import RetryPolicy\n\n"
+    assert result.content["pipeline"]["code"] == kept + fields.rstrip("\n")
 
 
 def test_without_last_line_takes_only_what_a_bound_may_have_cut() -> None:

@@ -29,7 +29,13 @@ from agent.document.blocks import (
     stopped_at,
     without_last_line,
 )
-from agent.document.hollow import Hollow, hollow_parts, what_is_hollow
+from agent.document.hollow import (
+    Hollow,
+    hollow_parts,
+    import_statements,
+    under_imports,
+    what_is_hollow,
+)
 from agent.document.lints import code_error
 from agent.document.mend import (
     LOOP_MARK,
@@ -228,6 +234,8 @@ def _settle_hollow(
     ]
     again = what_is_hollow(part.language, code, before)
     if again is None:
+        if found.found == "imports":  # asked for the code after them, not shown
+            code = under_imports(import_statements(shown), code)
         content[part.id]["code"] = code
         return f"{part.id}: the {part.language} block {_FOUND[found.found]}; written"
     if found.found == "comments" and again[0] == "comments" and says_something(shown):
