@@ -113,3 +113,18 @@ def test_review_fails_a_document_that_says_not_applicable_against_the_routes(
     assert not [
         f for f in run_lints(document, SPEC, tdd=bare).findings if f.id == "section.not-applicable"
     ]
+
+
+def test_not_applicable_is_read_the_same_way_everywhere() -> None:
+    # One reading for the draft's check, the renderer, the echo filter and the lint.
+    from agent.core.templates import opens_not_applicable
+
+    for text in (
+        "Not applicable: no CLI.",
+        "**Not applicable**: none",
+        "- `not applicable`",
+        "> Not applicable",
+    ):
+        assert opens_not_applicable(text), text
+    for text in ("The API is not applicable to admins.", "Not applicableness", "N/A"):
+        assert not opens_not_applicable(text), text

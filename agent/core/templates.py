@@ -369,6 +369,16 @@ def section_model(section: Section, cites: bool = False) -> type[BaseModel]:
     return create_model(f"Section_{section.id}", __config__=ConfigDict(extra="forbid"), **fields)
 
 
+# How a template lets a section answer that it does not apply ("Not applicable:
+# <reason>", spec.yaml's API and CLI sections), in markdown or not.
+_NOT_APPLICABLE = re.compile(r"[\s>*_`-]*not applicable\b", re.IGNORECASE)
+
+
+def opens_not_applicable(text: str) -> bool:
+    """Whether `text` opens with "Not applicable", bold, quoted or listed as it may be."""
+    return bool(_NOT_APPLICABLE.match(text))
+
+
 def section_heading(template: Template, section: Section) -> str:
     """The heading a section has in the document: `3. Title`, numbered by the template."""
     number = template.number(section.id)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from agent.core.diagram import Diagram, render_markdown
 from agent.core.filetree import draw_tree
 from agent.core.markup import safe_prose
-from agent.core.templates import Part, Section, Template, column_keys
+from agent.core.templates import Part, Section, Template, column_keys, opens_not_applicable
 
 
 class DocumentHeader(BaseModel):
@@ -61,7 +61,7 @@ def render_part(part: Part, value: Any) -> str:
     if part.kind == "list":
         items = [safe_prose(" ".join(str(item).split())) for item in value]
         # "Not applicable: <reason>" alone is the section's answer, not an item of it.
-        if len(items) == 1 and items[0].lower().startswith("not applicable"):
+        if len(items) == 1 and opens_not_applicable(items[0]):
             return items[0]
         return "\n".join(f"- {item}" for item in items)
     if part.kind == "code":

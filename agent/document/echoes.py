@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from agent.core.templates import Part, Section
+from agent.core.templates import Part, Section, opens_not_applicable
 from agent.document.intact import JOINING_WORDS, ends_cleanly
 
 # A run of this many words shared with the guidance is copied, not written.
@@ -172,7 +172,6 @@ def looped(text: str) -> bool:
 # Something concrete: a code span, a number, a CamelCase or dotted name.
 _CONCRETE = re.compile(r"`|\d|\b[A-Za-z]+[a-z][A-Z]\w*|\b[A-Z]{2,}[a-z]\w*|\w\.\w")
 _ABOUT_THE_TDD = re.compile(r"\bthe TDD\b", re.IGNORECASE)
-_NOT_APPLICABLE = re.compile(r"[\s*_`]*not applicable\b", re.IGNORECASE)
 
 
 def vacuous(item: str) -> bool:
@@ -184,7 +183,7 @@ def vacuous(item: str) -> bool:
     """
     # "Not applicable: No CLI defined in the TDD." is a whole answer, which the
     # template asks for in those words.
-    if _NOT_APPLICABLE.match(item):
+    if opens_not_applicable(item):
         return False
     return bool(_ABOUT_THE_TDD.search(item)) and not _CONCRETE.search(item)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from agent.core.errors import OutputValidationError
 from agent.core.filetree import add_missing
 from agent.core.records import CallRecord, Event, Progress, quiet
-from agent.core.templates import Section, Template, section_heading
+from agent.core.templates import Section, Template, opens_not_applicable, section_heading
 from agent.draft.calls import (
     FINAL_FINISH_REASONS,
     parse_reply,
@@ -50,7 +50,7 @@ def says_not_applicable(content: dict[str, Any]) -> bool:
     """Whether a section reply's text, or a list's first item, opens with "Not applicable"."""
     for value in content.values():
         first = value[0] if isinstance(value, list) and value else value
-        if isinstance(first, str) and first.strip(" -*_`").lower().startswith("not applicable"):
+        if isinstance(first, str) and opens_not_applicable(first):
             return True
     return False
 

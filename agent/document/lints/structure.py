@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from agent.core.tdd import Tdd, applies
-from agent.core.templates import Template, section_heading
+from agent.core.templates import Template, opens_not_applicable, section_heading
 from agent.document.lints.reading import (
     DocSection,
     Finding,
@@ -132,9 +132,6 @@ def _links_to(markdown: str, target: str) -> bool:
     return bool(name) and f"{name})" in markdown
 
 
-_NOT_APPLICABLE = re.compile(r"^[\s>*_-]*not applicable\b", re.I | re.M)
-
-
 def lint_not_applicable(
     template: Template, sections: list[DocSection], tdd: Tdd | None
 ) -> list[Finding]:
@@ -147,7 +144,7 @@ def lint_not_applicable(
         evidence = applies(section, tdd)
         found = by_id.get(section.id)
         body = found.text.split("\n", 1)[-1] if found else ""
-        if evidence and _NOT_APPLICABLE.search(body):
+        if evidence and any(opens_not_applicable(line) for line in body.split("\n")):
             shown = ", ".join(evidence[:4]) + (", ..." if len(evidence) > 4 else "")
             findings.append(
                 finding(
