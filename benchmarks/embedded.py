@@ -157,7 +157,11 @@ def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
         if not stripped:
             flush()
             continue
-        if stripped.startswith(("#", "|", ">", "---")):
+        if stripped.startswith(("|", ">")):
+            # A table, or the note where a block was left out, after "…:".
+            lead_in()
+            continue
+        if stripped.startswith(("#", "---")):
             flush()
             last_open = False
             continue
@@ -169,15 +173,49 @@ def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
     return [(p, leads) for p, leads in out if p]
 
 
+# A list item that opens with a route ("- POST /api/v1/events: Publish event;
+# returns delivery IDs (202)") or a label ("- **Unit**:", "- Coverage:") is an
+# entry. A route's entry, and a label's with no comma after the label, is whole
+# without a full stop unless it ends open; a label's with a comma may be a
+# sentence cut after a whole word ("- Integration: Test `Signer` against fixed
+# vectors, outcome") and still counts as cut.
+_ROUTE = re.compile(r"^(?:[-*+]|\d+\.)\s+`?(?:GET|POST|PUT|PATCH|DELETE)\s+/\S*`?\s*:")
+_LABEL = re.compile(
+    r"^(?:[-*+]|\d+\.)\s+(?:\*\*[^*]{1,60}\*\*|`[^`]{1,60}`|[A-Z][\w ./{}-]{0,60})"
+    r"(?:\s*\([^)]{1,40}\))?\s*:"
+)
+# An entry of a list of sources, ending on its link or its citation ("[R1]").
+_REFERENCE = re.compile(r"(?:\]\([^)]*\)|\[R\d+\])\s*$")
+# Where a sentence cannot end: on a comma, an open bracket, a dash or a joining
+# word ("… processing incoming events and,").
+_ENDS_OPEN = re.compile(
+    r"(?:[,;(\[{\u2013\u2014-]|\b(?:and|or|the|a|an|of|to|with|for|by|in|that|which))\s*$",
+    re.IGNORECASE,
+)
+
+
+def _whole_entry(item: str) -> bool:
+    """A route's, a source's or a short label's entry that does not end open."""
+    if _ENDS_OPEN.search(item):
+        return False
+    if _ROUTE.match(item) or _REFERENCE.search(item):
+        return True
+    label = _LABEL.match(item)
+    return label is not None and "," not in item[label.end() :]
+
+
 def stops_mid_sentence(paragraph: str, leads_code: bool) -> bool:
     """Prose of six or more words that does not end a sentence.
 
     A short list item is a label ("- Test-first"), not a sentence that stops;
-    an intro that ends in a colon before its code block ("… as follows:") ends.
+    an intro that ends in a colon before its code block, table or note ("… as
+    follows:") ends; so does an entry (`_whole_entry`).
     """
     if len(paragraph.split()) < 6 or ends_cleanly(paragraph):
         return False
-    return not (leads_code and paragraph.rstrip().endswith(":"))
+    if leads_code and paragraph.rstrip().endswith(":"):
+        return False
+    return not _whole_entry(paragraph)
 
 
 def quality(markdown: str, tdd_text: str) -> dict[str, Any]:

@@ -299,5 +299,5 @@ def references_markdown(
     if not lines:
         return ""
     if pins:
-        lines += ["", f"Pinned in the codebase: {pins}"]
+        lines += ["", f"Pinned in the codebase: {pins}."]
     return "## References\n\n" + "\n".join(lines).strip("\n")
