@@ -97,6 +97,9 @@ def test_replay_reproduces_the_recorded_document_byte_for_byte(
     assert meta["review"] == "llm"
     assert meta["prompts"]["draft_section"]
     assert meta["prompts"]["review_checklist"]
+    # Only the prompts its calls used: no code was written, nothing researched.
+    assert "write_code" not in meta["prompts"]
+    assert "research_queries" not in meta["prompts"]
 
     # No key, and the base URL now points nowhere: the cassette answers.
     out = tdd.parent.parent / "replayed"

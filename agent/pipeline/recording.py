@@ -53,6 +53,8 @@ class CassetteMeta(BaseModel):
     model: str
     template: str
     template_version: str
+    # The prompts the recorded calls were made with: a change to another one
+    # leaves every request this cassette holds as it was.
     prompts: dict[str, str]
     tdd_sha256: str
     date: str

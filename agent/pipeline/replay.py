@@ -175,7 +175,10 @@ def cassette_meta(
         model=record.model,
         template=run.template.name,
         template_version=run.template.version,
-        prompts=record.prompts,
+        # Only the prompts its calls used: a prompt the run did not call (no code
+        # to write, no research) can change without the cassette going stale. A
+        # replay that now makes a call the cassette lacks fails on that request.
+        prompts={c.prompt_id: c.prompt_version for c in record.calls if c.prompt_id},
         tdd_sha256=run.tdd.sha256,
         date=run.today,
         base_url=redact(run.settings.base_url or ""),
