@@ -878,3 +878,26 @@ def test_an_intro_that_trails_off_after_a_sentence_keeps_the_sentence() -> None:
         provider = FakeProvider([json.dumps(content)])
         assert draft(provider).content["example"]["intro"] == kept
         assert len(provider.requests) == 1
+
+
+def test_items_each_stopped_at_its_bound_and_going_on_in_the_next_are_joined() -> None:
+    # Qwen2.5-Coder-1.5B, the TID recording of 2026-12-03: Development Approach
+    # as one text in four items, each stopped at its bound, the next going on
+    # ("… to ensure it can be", "used correctly. …"). Items are bounded at 60.
+    first = "The worker claims a delivery. It signs its payload so it can"
+    assert len(first) == 60  # stopped at the bound on a whole word, no space after
+    second = "be checked by the receiver. Then it posts."
+    provider = FakeProvider([reply("Short and whole.", steps=[first, second, "Record it."])])
+    result = draft(provider)
+    assert len(provider.requests) == 1
+    assert result.content["steps"] == [f"{first} {second}", "Record it."]
+    assert any(
+        "steps item 2: the end of the item before it; joined to it" in n for n in result.notes
+    )
+
+
+def test_a_lower_case_item_after_a_whole_or_short_item_is_not_joined() -> None:
+    steps = ["Queue the event.", "redis holds it until a worker takes it.", "Record it"]
+    provider = FakeProvider([reply("Short and whole.", steps=steps)])
+    result = draft(provider)
+    assert result.content["steps"][:2] == steps[:2]

@@ -71,14 +71,23 @@ def fragment(item: str, *, in_labelled: bool = False) -> bool:
     return bool(text) and text[0].islower() and (unopened or unlabelled)
 
 
-def join_split_items(section: Section, content: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def join_split_items(
+    section: Section,
+    content: dict[str, Any],
+    stopped: frozenset[tuple[str | int, ...]] = frozenset(),
+) -> tuple[dict[str, Any], list[str]]:
     """List items the model broke in two put back together, with a note each.
 
     An item that starts lower-case with no label, after an item that stops
-    open (a space or a joining word at its end, no full stop), is that item's
-    end: Qwen2.5-Coder-1.5B gave "Unit: ... `Signer` against fixed vectors,
-    outcome " and "classification." as two items, the TDD's one sentence.
-    Joined, it is whole; apart, both were left out as pieces of a sentence.
+    open (a space or a joining word at its end, no full stop) or that its
+    bound stopped mid-sentence (its path in `stopped`), is that item's end:
+    Qwen2.5-Coder-1.5B gave "Unit: ... `Signer` against fixed vectors,
+    outcome " and "classification." as two items, the TDD's one sentence;
+    under a bound of 300 characters an item, it wrote its Development
+    Approach as one text in four items, each stopped at the bound and the
+    next going on with the sentence ("… to ensure it can be", "used
+    correctly. …"). Joined, it is whole (what the last piece leaves open is
+    trimmed as any cut); apart, the pieces read as nonsense.
     """
     notes: list[str] = []
     for part in section.parts:
@@ -88,7 +97,12 @@ def join_split_items(section: Section, content: dict[str, Any]) -> tuple[dict[st
         joined: list[Any] = []
         for i, item in enumerate(cast("list[Any]", value)):
             before = joined[-1] if joined else None
-            if isinstance(item, str) and isinstance(before, str) and _continues(before, item):
+            at_bound = (part.id, i - 1) in stopped
+            if (
+                isinstance(item, str)
+                and isinstance(before, str)
+                and _continues(before, item, at_bound=at_bound)
+            ):
                 joined[-1] = f"{before.rstrip()} {item.strip()}"
                 notes.append(f"{part.id} item {i + 1}: the end of the item before it; joined to it")
             else:
@@ -101,11 +115,11 @@ def join_split_items(section: Section, content: dict[str, Any]) -> tuple[dict[st
 _OPEN_END = re.compile(rf"(?:,|;|\b(?:{'|'.join(JOINING_WORDS)}))\s*$", re.IGNORECASE)
 
 
-def _continues(before: str, item: str) -> bool:
+def _continues(before: str, item: str, *, at_bound: bool = False) -> bool:
     text = item.strip()
     if not text or not text[0].islower() or _LABEL.match(item) or ends_cleanly(before):
         return False
-    return before != before.rstrip() or bool(_OPEN_END.search(before))
+    return at_bound or before != before.rstrip() or bool(_OPEN_END.search(before))
 
 
 def once(text: str, seen: set[str]) -> str:

@@ -152,9 +152,10 @@ async def uncut(
     of 857 s, and 5 fields came back cut again.
     """
     content, looped = tidy_code(section, content)
-    content, joined = join_split_items(section, content)
     # The bounds the provider's grammar enforced, which is where a string stops.
     bounds = fitted_schema(provider, schema, max_tokens)
+    at_bound = frozenset(c.path for c in find_cuts(section, content, bounds))
+    content, joined = join_split_items(section, content, at_bound)
     cuts = find_cuts(section, content, bounds)
     calls: list[CallRecord] = []
     empty = [c for c in cuts if trim(c, str(get_path(content, c.path))) is None]
