@@ -281,6 +281,21 @@ def test_a_failed_repair_keeps_the_longest_start_that_parses_marked_where_it_sto
     assert CUT_MARK in markdown and "return bool(ok and payl" not in markdown
 
 
+def test_a_failed_repair_whose_parsing_start_is_imports_alone_is_dropped() -> None:
+    # The Spec's Core Entities, recorded 2026-12-03: imports, then code cut and
+    # not repaired; the start that parses was the imports, shipped as the example.
+    imports = "".join(f"import m{n}\n" for n in range(4))
+    cut = imports + "class Event(Base):\n    id = Column(Intege"
+    provider = FakeProvider([reply("Fine.", code=cut), json.dumps({"code": cut})])
+    result = draft(provider)
+    assert len(provider.requests) == 2  # the one repair, nothing more
+    assert result.content["example"].get("dropped")
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "import m0" not in markdown
+    assert "> **Note:** The python example for Example was left out" in markdown
+    assert any("dropped" in n for n in result.notes)
+
+
 def test_code_on_one_line_cut_at_its_end_keeps_its_start_with_the_breaks_put_back() -> None:
     # The 2026-12-03 recording: a class on one line, cut off; the repair wrote it so again.
     one_line = LONG_CUT.replace("\n", "")

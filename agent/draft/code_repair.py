@@ -381,6 +381,9 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
     Small models answer a repair with the missing tail or a shorter stub as
     often as with the whole block; the block's own first line tells the two
     apart (`parsing_prefix`). No extra call: what was written is all there is.
+    A prefix of imports or comments alone stands for nothing: the Spec's Core
+    Entities, recorded 2026-12-03, kept 36 import lines (the same 17 twice)
+    of a block whose code came after them.
     """
     tries = [(code, first_line(block.code)) for code in (fixed, block.code)]
     # Written on one line (lost line breaks) and cut at its end, as the repair
@@ -392,6 +395,7 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
         kept
         for code, start in dict.fromkeys(tries)
         if (kept := parsing_prefix(block.language, code, start)) is not None
+        and what_is_hollow(block.language, kept, []) is None
     ]
     return max(found, key=len) if found else None
 
