@@ -206,7 +206,7 @@ async def revise(state: ChatState, ref: str, instruction: str) -> None:
             max_tokens=max_tokens,
             on_event=progress,
             cites=plan.cites,
-            files=plan.files.get(section.id),
+            facts=plan.facts(section.id),
         )
     state.session_calls.extend(draft.calls)
     revised = Version(doc=replace_section(doc, template, tdd, draft), template=template)

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 
 from agent.core.records import CallRecord
 from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files
-from agent.core.templates import Section, Template, section_model
+from agent.core.templates import Section, Template, column_keys, section_model
 from agent.core.tokens import count_tokens
+from agent.document.versions import given_versions
 from agent.draft.prompting import section_message, system_message
 from agent.providers.base import Message, Provider, fitted_schema
 
@@ -76,6 +77,19 @@ class DraftPlan(BaseModel):
     # Per section with a file tree, the files the TDD gives a path for and what
     # each holds: a tree that leaves one out gets it added (`tdd_files`).
     files: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
+    # With a Version column in some table, each name the TDD and notes write a
+    # version after, and those versions: a cell none gives is marked (`check_versions`).
+    versions: dict[str, list[str]] = Field(default_factory=dict)
+
+    def facts(self, section_id: str) -> SectionFacts:
+        return SectionFacts(files=self.files.get(section_id, []), versions=self.versions)
+
+
+class SectionFacts(BaseModel):
+    """What the TDD gives that one section's draft is completed or checked against, by code."""
+
+    files: list[tuple[str, str]] = Field(default_factory=list)
+    versions: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def plan_messages(
@@ -87,6 +101,7 @@ def plan_messages(
     schema_in_text: bool,
     sections: list[Section] | None = None,
     notes: str = "",
+    pins: dict[str, str] | None = None,
 ) -> DraftPlan:
     """Build each section's messages, fitting the TDD into the context window.
 
@@ -97,21 +112,10 @@ def plan_messages(
     sections = sections if sections is not None else template.sections
     tdd_tokens = count_tokens(tdd.text)
     cites = bool(notes)
-    users: dict[str, Message] = {}
-    for s in sections:
-        schema = section_schema(s, cites)[1]
-        query = f"{s.title} {s.guidance} " + " ".join(f"{p.title} {p.guidance}" for p in s.parts)
-        users[s.id] = section_message(
-            template,
-            s,
-            tdd.feature,
-            schema,
-            schema_in_text=schema_in_text,
-            cites=cites,
-            # The bounds the provider's grammar will enforce on this section.
-            fitted=fitted_schema(provider, schema, max_tokens),
-            names=names_for(tdd, query, NAMES_PER_SECTION),
-        )
+    users = {
+        s.id: _user_message(template, s, tdd, provider, max_tokens, schema_in_text, cites)
+        for s in sections
+    }
     # The file name, not the path: prompts (and cassettes) must not depend on
     # where the TDD sits on this machine.
     source = Path(tdd.path).name
@@ -137,7 +141,47 @@ def plan_messages(
         cites=cites,
         applies={s.id: found for s in sections if (found := applies(s, tdd))},
         files=_tree_files(sections, tdd),
+        versions=_given_versions(sections, tdd, notes, pins or {}),
     )
+
+
+def _user_message(
+    template: Template,
+    section: Section,
+    tdd: Tdd,
+    provider: Provider,
+    max_tokens: int,
+    schema_in_text: bool,
+    cites: bool,
+) -> Message:
+    """The section's own ask: its schema, the TDD names that fit it, its bounds."""
+    schema = section_schema(section, cites)[1]
+    query = f"{section.title} {section.guidance} " + " ".join(
+        f"{p.title} {p.guidance}" for p in section.parts
+    )
+    return section_message(
+        template,
+        section,
+        tdd.feature,
+        schema,
+        schema_in_text=schema_in_text,
+        cites=cites,
+        # The bounds the provider's grammar will enforce on this section.
+        fitted=fitted_schema(provider, schema, max_tokens),
+        names=names_for(tdd, query, NAMES_PER_SECTION),
+    )
+
+
+def _given_versions(
+    sections: list[Section], tdd: Tdd, notes: str, pins: dict[str, str]
+) -> dict[str, list[str]]:
+    """The versions the TDD, the notes and the codebase's `pins` give (`given_versions`),
+    when a table has a Version column."""
+    tables = [p for s in sections for p in s.parts if p.kind == "table"]
+    if not any("version" in column_keys(p) for p in tables):
+        return {}
+    pinned = " ".join(f"{name}=={version}" for name, version in pins.items())
+    return given_versions(f"{tdd.text}\n{notes}\n{pinned}")
 
 
 def _tree_files(sections: list[Section], tdd: Tdd) -> dict[str, list[tuple[str, str]]]:

@@ -21,6 +21,7 @@ from agent.core.errors import OutputValidationError
 from agent.core.filetree import add_missing
 from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.templates import Section, Template, opens_not_applicable, section_heading
+from agent.document.versions import check_versions
 from agent.draft.calls import (
     FINAL_FINISH_REASONS,
     parse_reply,
@@ -28,7 +29,7 @@ from agent.draft.calls import (
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.code_repair import repair_code, settle_code
-from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
+from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, SectionFacts, section_schema
 from agent.draft.prompting import load_prompt
 from agent.draft.repair import uncut
 from agent.providers.base import Message, Provider
@@ -111,12 +112,12 @@ async def draft_section(
     on_event: Progress = quiet,
     cites: bool = False,
     applies: list[str] | None = None,
-    files: list[tuple[str, str]] | None = None,
+    facts: SectionFacts | None = None,
 ) -> SectionDraft:
     """One section: call, validate, ask again once with the error, or fail.
 
     "Not applicable" against `applies` (`_applies_check`): asked again once.
-    A file tree gets the TDD's `files` it leaves out (`complete_trees`).
+    What the TDD gives completes and checks the reply (`with_facts`).
     """
     prompt = load_prompt(PROMPT_ID)
     model, schema = section_schema(section, cites)
@@ -146,7 +147,7 @@ async def draft_section(
         messages,
         parsed.model_dump(),
         schema,
-        files or [],
+        facts or SectionFacts(),
         max_tokens=max_tokens,
         on_event=on_event,
     )
@@ -169,13 +170,14 @@ async def _made_whole(
     messages: list[Message],
     content: dict[str, Any],
     schema: dict[str, Any],
-    files: list[tuple[str, str]],
+    facts: SectionFacts,
     *,
     max_tokens: int,
     on_event: Progress,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """A validated reply with no cut text (`uncut`), no code that is only comments or
-    does not parse (`settle_code`), and its trees completed: content, notes, calls."""
+    does not parse (`settle_code`), completed and checked (`with_facts`): content,
+    notes, calls."""
     content, notes, calls = await uncut(
         provider,
         section,
@@ -188,8 +190,18 @@ async def _made_whole(
     content, code_notes, more = await settle_code(
         provider, template, section, messages[0], content, max_tokens=max_tokens, on_event=on_event
     )
-    content, tree_notes = complete_trees(section, content, files)
-    return content, [*notes, *code_notes, *tree_notes], [*calls, *more]
+    content, fact_notes = with_facts(section, content, facts)
+    return content, [*notes, *code_notes, *fact_notes], [*calls, *more]
+
+
+def with_facts(
+    section: Section, content: dict[str, Any], facts: SectionFacts
+) -> tuple[dict[str, Any], list[str]]:
+    """The TDD's files added to a tree (`complete_trees`), Version cells checked
+    (`check_versions`): content and notes. Code, no call: a batch reply gets it too."""
+    content, notes = complete_trees(section, content, facts.files)
+    content, more = check_versions(section, content, facts.versions)
+    return content, [*notes, *more]
 
 
 def complete_trees(
@@ -264,7 +276,7 @@ async def draft_all(
                     on_event=on_event,
                     cites=plan.cites,
                     applies=plan.applies.get(section.id),
-                    files=plan.files.get(section.id),
+                    facts=plan.facts(section.id),
                 )
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))
@@ -295,4 +307,5 @@ __all__ = [
     "repair_code",
     "section_schema",
     "structured_call",
+    "with_facts",
 ]

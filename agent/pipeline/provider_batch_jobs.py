@@ -21,7 +21,7 @@ from agent.core.templates import Section, Template
 from agent.draft.checkpoint import SectionCheckpoint, checkpoint_folder, draft_key
 from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, section_schema
 from agent.draft.prompting import load_prompt
-from agent.draft.sections import complete_trees, parse_reply
+from agent.draft.sections import parse_reply, with_facts
 from agent.pipeline.batch_plan import plan_documents
 from agent.pipeline.stages import draft_plan, research_stage
 from agent.providers.base import Provider, Reply, Request, call_record
@@ -107,8 +107,8 @@ def draft_from_reply(provider: Provider, job: SectionJob, reply: Reply) -> Secti
     """A batch reply validated as `draft_section` validates a live one (ValueError if not)."""
     model, _ = section_schema(job.section, job.plan.cites)
     content = parse_reply(model, reply).model_dump()
-    # Code, not a call: a batch reply's tree gets the TDD's files as a live one's does.
-    content, notes = complete_trees(job.section, content, job.plan.files.get(job.section.id, []))
+    # Code, not a call: a batch reply is completed and checked as a live one is.
+    content, notes = with_facts(job.section, content, job.plan.facts(job.section.id))
     record = call_record(provider, job.request, reply, attempt=1, latency_s=0.0)
     cost = batch_cost(provider, record.cost_usd)
     return SectionDraft(

@@ -205,6 +205,7 @@ def draft_plan(
         schema_in_text=provider.schema_in_text,
         sections=sections,
         notes=notes,
+        pins=pinned_versions(research) if research is not None else None,
     )
 
 

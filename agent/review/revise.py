@@ -146,7 +146,7 @@ class Reviser:
                 max_tokens=self.max_tokens,
                 on_event=self.on_event,
                 cites=self.plan.cites,
-                files=self.plan.files.get(section_id),
+                facts=self.plan.facts(section_id),
             )
 
     def apply(
