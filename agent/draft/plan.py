@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.core.records import CallRecord
-from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files
+from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files, tdd_routes
 from agent.core.templates import Section, Template, column_keys, section_model
 from agent.core.tokens import count_tokens
 from agent.document.versions import given_versions
@@ -80,9 +80,13 @@ class DraftPlan(BaseModel):
     # With a Version column in some table, each name the TDD and notes write a
     # version after, and those versions: a cell none gives is marked (`check_versions`).
     versions: dict[str, list[str]] = Field(default_factory=dict)
+    # The TDD's HTTP routes: a draft naming a path with another method gets the
+    # TDD's (`check_routes`).
+    routes: list[str] = Field(default_factory=list)
 
     def facts(self, section_id: str) -> SectionFacts:
-        return SectionFacts(files=self.files.get(section_id, []), versions=self.versions)
+        files = self.files.get(section_id, [])
+        return SectionFacts(files=files, versions=self.versions, routes=self.routes)
 
 
 class SectionFacts(BaseModel):
@@ -90,6 +94,7 @@ class SectionFacts(BaseModel):
 
     files: list[tuple[str, str]] = Field(default_factory=list)
     versions: dict[str, list[str]] = Field(default_factory=dict)
+    routes: list[str] = Field(default_factory=list)
 
 
 def plan_messages(
@@ -142,6 +147,7 @@ def plan_messages(
         applies={s.id: found for s in sections if (found := applies(s, tdd))},
         files=_tree_files(sections, tdd),
         versions=_given_versions(sections, tdd, notes, pins or {}),
+        routes=tdd_routes(tdd.text),
     )
 
 
