@@ -281,19 +281,73 @@ def test_a_failed_repair_keeps_the_longest_start_that_parses_marked_where_it_sto
     assert CUT_MARK in markdown and "return bool(ok and payl" not in markdown
 
 
-def test_a_failed_repair_whose_parsing_start_is_imports_alone_is_dropped() -> None:
-    # The Spec's Core Entities, recorded 2026-12-03: imports, then code cut and
-    # not repaired; the start that parses was the imports, shipped as the example.
-    imports = "".join(f"import m{n}\n" for n in range(4))
-    cut = imports + "class Event(Base):\n    id = Column(Intege"
-    provider = FakeProvider([reply("Fine.", code=cut), json.dumps({"code": cut})])
+# The Spec's Core Entities, recorded 2026-12-03: imports, then code cut and
+# not repaired; the start that parses was the imports, shipped as the example.
+IMPORTS = "".join(f"import m{n}\n" for n in range(4))
+IMPORTS_THEN_CUT = IMPORTS + "class Event(Base):\n    id = Column(Intege"
+
+
+def test_a_failed_repair_whose_start_is_imports_alone_gets_one_call_for_the_code() -> None:
+    written = "class Event:\n    id: int = 0"
+    provider = FakeProvider(
+        [
+            reply("Fine.", code=IMPORTS_THEN_CUT),
+            json.dumps({"code": IMPORTS_THEN_CUT}),  # the repair, cut the same way
+            json.dumps({"code": written}),
+        ]
+    )
     result = draft(provider)
-    assert len(provider.requests) == 2  # the one repair, nothing more
-    assert result.content["example"].get("dropped")
+    assert [r.prompt_id for r in provider.requests] == [
+        "draft_section",
+        "repair_code",
+        "write_code",
+    ]
+    # The imports are not shown (the model would write them again): only asked after.
+    assert "import m0" not in provider.requests[2].messages[-1].content
+    assert result.content["example"]["code"] == IMPORTS + "\n" + written
+    assert any("held only import lines; written" in n for n in result.notes)
+
+
+def test_imports_alone_again_after_that_call_are_left_out_with_a_note() -> None:
+    provider = FakeProvider(
+        [
+            reply("Fine.", code=IMPORTS_THEN_CUT),
+            json.dumps({"code": IMPORTS_THEN_CUT}),
+            json.dumps({"code": IMPORTS}),
+        ]
+    )
+    result = draft(provider)
+    assert len(provider.requests) == 3  # no round beyond the second
     markdown = render_section(TEMPLATE, SECTION, result.content)
     assert "import m0" not in markdown
-    assert "> **Note:** The python example for Example was left out" in markdown
-    assert any("dropped" in n for n in result.notes)
+    assert "held only import lines, and was left out" in markdown
+
+
+def test_code_written_for_comments_that_ends_as_imports_alone_is_left_out() -> None:
+    provider = FakeProvider(
+        [
+            reply("Fine.", code="# send the event\n# then record it"),
+            json.dumps({"code": IMPORTS_THEN_CUT}),  # written: imports, then cut
+            json.dumps({"code": IMPORTS_THEN_CUT}),  # its repair
+        ]
+    )
+    result = draft(provider)
+    assert [r.prompt_id for r in provider.requests] == [
+        "draft_section",
+        "write_code",
+        "repair_code",
+    ]
+    markdown = render_section(TEMPLATE, SECTION, result.content)
+    assert "import m0" not in markdown
+    assert "held only import lines, and was left out" in markdown
+
+
+def test_a_fence_in_text_whose_parsing_start_is_imports_alone_is_dropped() -> None:
+    fence = f"Models:\n\n```python\n{IMPORTS_THEN_CUT}\n```"
+    provider = FakeProvider([reply("Fine.", details=fence), json.dumps({"code": IMPORTS_THEN_CUT})])
+    result = draft(provider)
+    assert len(provider.requests) == 2  # the repair; a text part has no code to ask for
+    assert "import m0" not in result.content["details"]
 
 
 def test_code_on_one_line_cut_at_its_end_keeps_its_start_with_the_breaks_put_back() -> None:

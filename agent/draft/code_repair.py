@@ -176,6 +176,7 @@ async def write_hollow(
     *,
     max_tokens: int,
     on_event: Progress = quiet,
+    only: set[str] | None = None,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code parts with no code of their own get one call for the code they should show.
 
@@ -184,11 +185,11 @@ async def write_hollow(
     The reply is checked the same way; hollow again, the part is left out
     with a note in its place, except comments that say something
     (`says_something`: a list of settings, say), which stay as written. Code
-    that does not parse goes on to `repair_code`.
+    that does not parse goes on to `repair_code`. `only`: those parts alone.
     """
     notes: list[str] = []
     calls: list[CallRecord] = []
-    hollow = hollow_parts(section, content)
+    hollow = [h for h in hollow_parts(section, content) if only is None or h.part.id in only]
     content = copy.deepcopy(content) if hollow else content
     prompt = load_prompt(WRITE_PROMPT_ID)
     for found in hollow:
@@ -381,9 +382,10 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
     Small models answer a repair with the missing tail or a shorter stub as
     often as with the whole block; the block's own first line tells the two
     apart (`parsing_prefix`). No extra call: what was written is all there is.
-    A prefix of imports or comments alone stands for nothing: the Spec's Core
-    Entities, recorded 2026-12-03, kept 36 import lines (the same 17 twice)
-    of a block whose code came after them.
+    A prefix of imports or comments alone stands for nothing in a text part's
+    fence: the Spec's Core Entities, recorded 2026-12-03, kept 36 import
+    lines (the same 17 twice) of a block whose code came after them. A code
+    part keeps it, for `settle_code` to ask for the code after the imports.
     """
     tries = [(code, first_line(block.code)) for code in (fixed, block.code)]
     # Written on one line (lost line breaks) and cut at its end, as the repair
@@ -395,7 +397,7 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
         kept
         for code, start in dict.fromkeys(tries)
         if (kept := parsing_prefix(block.language, code, start)) is not None
-        and what_is_hollow(block.language, kept, []) is None
+        and (block.span is None or what_is_hollow(block.language, kept, []) is None)
     ]
     return max(found, key=len) if found else None
 
@@ -411,11 +413,39 @@ async def settle_code(
     on_event: Progress = quiet,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code parts with no code of their own written (`write_hollow`), then code that
-    does not parse repaired or dropped (`repair_code`): the content, notes and calls."""
-    content, written, calls = await write_hollow(
-        provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
-    )
-    content, repaired, more = await repair_code(
-        provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
-    )
-    return content, [*written, *repaired], [*calls, *more]
+    does not parse repaired or dropped (`repair_code`): the content, notes and calls.
+
+    Twice, when the first round leaves a part with no code of its own that had
+    some before it: a failed repair whose start that parses is the imports
+    alone (`_kept_prefix`; three parts of the 2026-12-03 recordings). The
+    second round asks only for those parts' code, and repairs what it writes.
+    """
+    asked = {h.part.id for h in hollow_parts(section, content)}
+    notes: list[str] = []
+    calls: list[CallRecord] = []
+    only: set[str] | None = None
+    while only is None or only:
+        content, written, more = await write_hollow(
+            provider,
+            template,
+            section,
+            system,
+            content,
+            max_tokens=max_tokens,
+            on_event=on_event,
+            only=only,
+        )
+        content, repaired, most = await repair_code(
+            provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
+        )
+        notes += [*written, *repaired]
+        calls += [*more, *most]
+        # The second round's parts were asked for: it is the last.
+        now = {h.part.id for h in hollow_parts(section, content)}
+        only = set() if only is not None else now - asked
+    # Imports alone still (asked for once already): nothing the part asks for.
+    for found in hollow_parts(section, content):
+        if found.found == "imports":
+            content = copy.deepcopy(content)
+            notes.append(_leave_out(found.part, content, found))
+    return content, notes, calls
