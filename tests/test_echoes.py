@@ -109,6 +109,32 @@ def test_a_sentence_given_twice_is_kept_once_across_the_items_of_a_list() -> Non
     ]
 
 
+def test_a_labelled_items_text_given_under_another_label_before_is_left_out() -> None:
+    # The Spec's Security, recorded 2026-12-03: one answer under three labels.
+    said = "Secrets are derived and never stored in the database."
+    content = {
+        "patterns": [
+            f"**At Rest**: {said}",
+            f"**In Transit**: {said}",
+            f"Sensitive Data: {said} Tokens are never logged.",
+            "Unit: pytest.",
+            "Integration: pytest.",  # short: another label's answer too
+        ],
+        "notes": "Fine.",
+    }
+    out, notes = drop_echoes(SECTION, content)
+    assert out["patterns"] == [
+        f"**At Rest**: {said}",
+        "Sensitive Data: Tokens are never logged.",
+        "Unit: pytest.",
+        "Integration: pytest.",
+    ]
+    assert notes == [
+        "patterns item 2: only sentences given before; left out",
+        "patterns item 3: a sentence given twice; kept once",
+    ]
+
+
 def test_a_sentence_given_twice_in_prose_is_kept_once_but_code_is_not_touched() -> None:
     prose = "It retries. It retries. It gives up after 8 attempts."
     out, notes = drop_echoes(SECTION, {"patterns": [GOOD], "notes": f"{prose}\n\nIt retries."})

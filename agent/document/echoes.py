@@ -52,6 +52,21 @@ def echoes(text: str, guidance: str) -> bool:
 _LABEL = re.compile(r"^\s*(\*\*[^*\n]{1,40}\*\*|[A-Z][\w /&-]{0,30}:)")
 
 
+# Words a labelled item's text needs before it counts as said already when
+# another label's gave it.
+_SAID_WORDS = 6
+
+
+def split_label(item: str) -> tuple[str, str]:
+    """An item's label with what follows it ("**At Rest**: "), and the rest."""
+    match = _LABEL.match(item)
+    if match is None:
+        return "", item
+    rest = item[match.end() :]
+    gap = len(rest) - len(rest.lstrip(": "))
+    return item[: match.end() + gap], rest[gap:]
+
+
 def labelled(items: list[str]) -> bool:
     """Whether most items of a list open with a label."""
     return sum(bool(_LABEL.match(i)) for i in items) * 2 > len(items)
@@ -245,12 +260,17 @@ def _list_answers(
         why = _why(item, key, guidance, seen, in_labelled, keys)
         seen.add(key)
         if not why:
-            whole = once(item, sentences)
+            # After its label: "At Rest: Secrets are derived and never stored in
+            # the database." came again as In Transit and as Sensitive Data.
+            # A short answer may well be another label's too ("Unit: pytest.").
+            label, body = split_label(item)
+            short = bool(label) and len(body.split()) < _SAID_WORDS
+            whole = body if short or opens_not_applicable(body) else once(body, sentences)
             if not whole:
                 why = "only sentences given before"
-            elif whole != item:
+            elif whole != body:
                 notes.append(f"{part.id} item {i + 1}: a sentence given twice; kept once")
-                item = whole
+                item = label + whole
         if why:
             notes.append(f"{part.id} item {i + 1}: {why}; left out")
         else:
