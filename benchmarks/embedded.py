@@ -178,7 +178,8 @@ def prose_paragraphs(markdown: str) -> list[tuple[str, bool]]:
 # entry. A route's entry, and a label's with no comma after the label, is whole
 # without a full stop unless it ends open; a label's with a comma may be a
 # sentence cut after a whole word ("- Integration: Test `Signer` against fixed
-# vectors, outcome") and still counts as cut.
+# vectors, outcome") and still counts as cut, unless every piece between its
+# commas is a name or two ("- Levels: DEBUG, INFO, WARNING, ERROR, CRITICAL").
 _ROUTE = re.compile(r"^(?:[-*+]|\d+\.)\s+`?(?:GET|POST|PUT|PATCH|DELETE)\s+/\S*`?\s*:")
 _LABEL = re.compile(
     r"^(?:[-*+]|\d+\.)\s+(?:\*\*[^*]{1,60}\*\*|`[^`]{1,60}`|[A-Z][\w ./{}-]{0,60})"
@@ -201,7 +202,14 @@ def _whole_entry(item: str) -> bool:
     if _ROUTE.match(item) or _REFERENCE.search(item):
         return True
     label = _LABEL.match(item)
-    return label is not None and "," not in item[label.end() :]
+    if label is None:
+        return False
+    pieces = item[label.end() :].split(",")
+    return len(pieces) == 1 or all(len(p.split()) <= _NAME_WORDS for p in pieces)
+
+
+# The words of one name in an enumeration ("Redis Streams", "GitHub Actions CI").
+_NAME_WORDS = 3
 
 
 def stops_mid_sentence(paragraph: str, leads_code: bool) -> bool:

@@ -34,6 +34,7 @@ DOC = """# Webhook Delivery TID
 - POST /api/v1/events: Publish event; returns delivery IDs (202)
 - **Unit**: Test `RetryPolicy` with a seeded random and table 3.1 bounds
 - Integration: Test `Signer` against fixed vectors, outcome
+- Levels: DEBUG, INFO, WARNING, ERROR, CRITICAL
 - [Relay ADR](../adrs/000_PADR|Relay.md) (adr): its decisions, cited as [R1]
 
 The feature uses Redis for queueing, which is optimized for high throughput and low l
@@ -53,7 +54,7 @@ def test_whole_entries_are_not_cut_and_cut_ones_are() -> None:
         "- Integration: Test `Signer` against fixed vectors, outcome",
         "The feature uses Redis for queueing, which is optimized for high throughput and low l",
     ]
-    assert len(found) == 7
+    assert len(found) == 8
 
 
 def test_an_unlabelled_item_with_no_full_stop_is_cut() -> None:
