@@ -17,6 +17,7 @@ from agent.core.records import CallRecord
 from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files, tdd_routes
 from agent.core.templates import Section, Template, column_keys, section_model
 from agent.core.tokens import count_tokens
+from agent.document.error_codes import code_lines
 from agent.document.versions import given_versions
 from agent.draft.prompting import section_message, system_message
 from agent.providers.base import Message, Provider, fitted_schema
@@ -83,10 +84,17 @@ class DraftPlan(BaseModel):
     # The TDD's HTTP routes: a draft naming a path with another method gets the
     # TDD's (`check_routes`).
     routes: list[str] = Field(default_factory=list)
+    # With a Code column in some table, the TDD's lines that name error codes:
+    # a cell that names none is looked up in them (`check_error_codes`).
+    code_lines: list[str] = Field(default_factory=list)
 
     def facts(self, section_id: str) -> SectionFacts:
-        files = self.files.get(section_id, [])
-        return SectionFacts(files=files, versions=self.versions, routes=self.routes)
+        return SectionFacts(
+            files=self.files.get(section_id, []),
+            versions=self.versions,
+            routes=self.routes,
+            code_lines=self.code_lines,
+        )
 
 
 class SectionFacts(BaseModel):
@@ -95,6 +103,7 @@ class SectionFacts(BaseModel):
     files: list[tuple[str, str]] = Field(default_factory=list)
     versions: dict[str, list[str]] = Field(default_factory=dict)
     routes: list[str] = Field(default_factory=list)
+    code_lines: list[str] = Field(default_factory=list)
 
 
 def plan_messages(
@@ -148,6 +157,7 @@ def plan_messages(
         files=_tree_files(sections, tdd),
         versions=_given_versions(sections, tdd, notes, pins or {}),
         routes=tdd_routes(tdd.text),
+        code_lines=code_lines(tdd.text) if _has_column(sections, "code") else [],
     )
 
 
@@ -178,13 +188,17 @@ def _user_message(
     )
 
 
+def _has_column(sections: list[Section], key: str) -> bool:
+    """Whether a table of `sections` has a column `key` (as `column_keys` spells it)."""
+    return any(key in column_keys(p) for s in sections for p in s.parts if p.kind == "table")
+
+
 def _given_versions(
     sections: list[Section], tdd: Tdd, notes: str, pins: dict[str, str]
 ) -> dict[str, list[str]]:
     """The versions the TDD, the notes and the codebase's `pins` give (`given_versions`),
     when a table has a Version column."""
-    tables = [p for s in sections for p in s.parts if p.kind == "table"]
-    if not any("version" in column_keys(p) for p in tables):
+    if not _has_column(sections, "version"):
         return {}
     pinned = " ".join(f"{name}=={version}" for name, version in pins.items())
     return given_versions(f"{tdd.text}\n{notes}\n{pinned}")

@@ -21,6 +21,7 @@ from agent.core.errors import OutputValidationError
 from agent.core.filetree import add_missing
 from agent.core.records import CallRecord, Event, Progress, quiet
 from agent.core.templates import Section, Template, opens_not_applicable, section_heading
+from agent.document.error_codes import check_error_codes
 from agent.document.routes import check_routes
 from agent.document.versions import check_versions
 from agent.draft.calls import (
@@ -198,13 +199,14 @@ async def _made_whole(
 def with_facts(
     section: Section, content: dict[str, Any], facts: SectionFacts
 ) -> tuple[dict[str, Any], list[str]]:
-    """The TDD's files added to a tree (`complete_trees`), Version cells and route
-    methods checked (`check_versions`, `check_routes`): content and notes. Code, no
-    call: a batch reply gets it too."""
+    """The TDD's files added to a tree (`complete_trees`); Version cells, route
+    methods and error codes checked (`check_versions`, `check_routes`,
+    `check_error_codes`): content and notes. Code, no call: a batch reply gets it too."""
     content, notes = complete_trees(section, content, facts.files)
     content, versions = check_versions(section, content, facts.versions)
     content, routes = check_routes(section, content, facts.routes)
-    return content, [*notes, *versions, *routes]
+    content, codes = check_error_codes(section, content, facts.code_lines)
+    return content, [*notes, *versions, *routes, *codes]
 
 
 def complete_trees(
