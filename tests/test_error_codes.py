@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
-from agent.core.tdd import load_tdd
 from agent.core.templates import get_template
 from agent.document.error_codes import BLANK, check_error_codes, code_lines, names_an_error
-from agent.draft.plan import plan_messages
-from agent.draft.sections import draft_section
-from agent.providers.fake import FakeProvider
+from tests.drafting import draft_from_tdd
 
 # The example TDD's error table, and a line of its worker section.
 TDD = """# Relay
@@ -65,27 +60,11 @@ def test_a_tdd_naming_no_error_code_leaves_the_models_labels() -> None:
 
 
 def test_a_drafted_error_table_is_checked(tmp_path: Path) -> None:
-    path = tmp_path / "001_FTDD|Relay.md"
-    path.write_text(TDD, encoding="utf-8")
-    spec = get_template("spec")
-    plan = plan_messages(
-        spec, load_tdd(path), FakeProvider([]), max_tokens=1000, schema_in_text=False
-    )
-    section = spec.section("error_handling")
     reply = {
         "strategy": "Fail fast on bad input, retry deliveries, and report the rest.",
         "error_codes": [row("KiB")],
         "logging": ["Format: JSON lines with the delivery id."],
         "tdd_refs": [],
     }
-    draft = asyncio.run(
-        draft_section(
-            FakeProvider([json.dumps(reply)]),
-            spec,
-            section,
-            plan.requests[section.id],
-            max_tokens=1000,
-            facts=plan.facts(section.id),
-        )
-    )
+    draft = draft_from_tdd(tmp_path, TDD, "spec", "error_handling", reply)
     assert draft.content["error_codes"][0]["code"] == "413"

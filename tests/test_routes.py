@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
-from agent.core.tdd import load_tdd, tdd_routes
-from agent.core.templates import Part, Section, get_template
+from agent.core.tdd import tdd_routes
+from agent.core.templates import Part, Section
 from agent.document.routes import check_routes, one_method
-from agent.draft.plan import plan_messages
-from agent.draft.sections import draft_section
-from agent.providers.fake import FakeProvider
+from tests.drafting import draft_from_tdd
 
 # As the example TDD's API table writes them.
 TDD = """# Relay
@@ -89,22 +85,6 @@ def test_a_route_named_with_another_method_gets_the_tdds() -> None:
 
 
 def test_a_drafted_spec_names_the_tdds_methods(tmp_path: Path) -> None:
-    path = tmp_path / "001_FTDD|Relay.md"
-    path.write_text(TDD, encoding="utf-8")
-    spec = get_template("spec")
-    plan = plan_messages(
-        spec, load_tdd(path), FakeProvider([]), max_tokens=1000, schema_in_text=False
-    )
-    section = spec.section("api_specification")
     reply = {"endpoints": ["POST /api/v1/deliveries/{id}: Delivery with attempts"], "tdd_refs": []}
-    draft = asyncio.run(
-        draft_section(
-            FakeProvider([json.dumps(reply)]),
-            spec,
-            section,
-            plan.requests[section.id],
-            max_tokens=1000,
-            facts=plan.facts(section.id),
-        )
-    )
+    draft = draft_from_tdd(tmp_path, TDD, "spec", "api_specification", reply)
     assert draft.content["endpoints"] == ["GET /api/v1/deliveries/{id}: Delivery with attempts"]

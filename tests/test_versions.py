@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
 from agent.core.tdd import load_tdd
 from agent.core.templates import get_template
 from agent.document.versions import NOT_GIVEN, check_versions, given_versions
 from agent.draft.plan import plan_messages
-from agent.draft.sections import draft_section
 from agent.providers.fake import FakeProvider
+from tests.drafting import draft_from_tdd
 
 TDD = (
     "# Relay\n\n## Stack\n\n"
@@ -68,32 +66,12 @@ def test_a_version_the_tdd_gives_is_written_as_it_gives_it_and_any_other_is_mark
 def test_a_drafted_stack_is_checked_against_the_tdd_and_the_codebase_pins(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "001_FTDD|Relay.md"
-    path.write_text(TDD, encoding="utf-8")
-    spec = get_template("spec")
-    plan = plan_messages(
-        spec,
-        load_tdd(path),
-        FakeProvider([]),
-        max_tokens=1000,
-        schema_in_text=False,
-        pins={"fastapi": "0.115.0"},
-    )
     reply = {
         "stack": [row("Framework", "FastAPI", "==0.115.0"), row("ORM", "SQLAlchemy", "==2.0.1")],
         "tdd_refs": [],
     }
-    section = spec.section("technology_stack")
-    draft = asyncio.run(
-        draft_section(
-            FakeProvider([json.dumps(reply)]),
-            spec,
-            section,
-            plan.requests[section.id],
-            max_tokens=1000,
-            facts=plan.facts(section.id),
-        )
-    )
+    pins = {"fastapi": "0.115.0"}
+    draft = draft_from_tdd(tmp_path, TDD, "spec", "technology_stack", reply, pins=pins)
     assert [r["version"] for r in draft.content["stack"]] == ["==0.115.0", f"==2.0.1 {NOT_GIVEN}"]
     assert any("SQLAlchemy ==2.0.1" in n for n in draft.notes)
 
