@@ -182,3 +182,24 @@ def test_codebase_drift_redrafts_the_section_that_makes_the_claim(tmp_path: Path
     assert result.changed == []
     assert [r.label for r in fake.requests] == ["configuration"]
     assert "WEBHOOK_SECRET_KEY" in fake.requests[0].messages[-1].content
+
+
+def test_an_updated_section_is_checked_against_the_tdd_as_a_first_draft_is(
+    tmp_path: Path,
+) -> None:
+    tdd, doc = generate(tmp_path)
+    tdd.write_text(TDD.replace("registers an endpoint.", "registers an endpoint (`GET` lists)."))
+
+    def wrong_method(request: Request) -> str:
+        if request.prompt_id != "update_section":
+            return responder(request)
+        content = sample_instance(request.json_schema, request.label)
+        content["tdd_refs"] = REFS.get(request.label, ["API"])
+        if request.label == "integration_points":
+            content["integration_summary"][0]["mechanism"] = "GET /webhooks"
+        return json.dumps(content)
+
+    asyncio.run(aupdate_document(doc, provider=FakeProvider(responder=wrong_method)))
+    updated = sections_of(doc)["integration_points"]
+    # The TDD gives /webhooks one method, POST: the update's GET is put right.
+    assert "POST /webhooks" in updated and "GET /webhooks" not in updated

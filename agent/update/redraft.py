@@ -22,7 +22,7 @@ from agent.core.templates import Template, section_heading
 from agent.core.tokens import count_tokens
 from agent.draft.plan import DraftPlan, plan_messages, section_schema
 from agent.draft.prompting import PromptFile, fill
-from agent.draft.sections import structured_call
+from agent.draft.sections import structured_call, with_facts
 from agent.providers import (
     ProviderShape,
     default_max_tokens,
@@ -102,7 +102,9 @@ class SectionRedraft:
                 f"v{prompt.version}): the model's update was not usable: {error}; "
                 "nothing was written"
             )
-        return section_id, parsed.model_dump(), calls
+        # Checked as a first draft is, by code: the TDD's files, versions, routes, codes.
+        content, _ = with_facts(section, parsed.model_dump(), self.plan.facts(section_id))
+        return section_id, content, calls
 
 
 async def redraft_sections(
