@@ -68,3 +68,9 @@ def test_a_drafted_error_table_is_checked(tmp_path: Path) -> None:
     }
     draft = draft_from_tdd(tmp_path, TDD, "spec", "error_handling", reply)
     assert draft.content["error_codes"][0]["code"] == "413"
+
+
+def test_quantities_are_not_read_as_http_statuses() -> None:
+    text = "Throughput ≥ 500 deliveries/s\np95 < 450 ms\nrate 500/s\nAPI 503; sweep later\n"
+    assert code_lines(text) == ["API 503; sweep later"]
+    assert not names_an_error("500 ms")

@@ -20,10 +20,12 @@ from typing import Any
 
 from agent.core.templates import Section, column_keys
 
-# What names an error: an HTTP status, an exception class, a constant-style
-# code ("ENDPOINT_GONE"), an exit status ("exit 2"), a numbered code ("E1004").
+# What names an error: an HTTP status (not a quantity: "500 deliveries/s",
+# "450 ms"), an exception class, a constant-style code ("ENDPOINT_GONE"), a
+# numbered code ("E1004").
+_UNIT = r"(?!\s*(?:ms|s|sec|seconds|min|h|[KMG]i?B|bytes|%|/s|tokens|deliveries|requests|rps)\b)"
 _CODE = re.compile(
-    r"\b(?:[45]\d\d|[A-Z]\w*(?:Error|Exception)|[A-Z][A-Z0-9]*_[A-Z0-9_]+|E\d{2,5})\b"
+    rf"\b(?:[45]\d\d\b{_UNIT}|[A-Z]\w*(?:Error|Exception)\b|[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|E\d{{2,5}}\b)"
 )
 _EXIT = re.compile(r"^(?:exit(?: status| code)? )?\d{1,3}$", re.IGNORECASE)
 # A reason code as TDDs write one in backticks: `endpoint_gone`, `max_attempts`.
