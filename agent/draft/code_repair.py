@@ -420,12 +420,11 @@ async def settle_code(
     alone (`_kept_prefix`; three parts of the 2026-12-03 recordings). The
     second round asks only for those parts' code, and repairs what it writes.
     """
-    asked = {h.part.id for h in hollow_parts(section, content)}
-    notes: list[str] = []
-    calls: list[CallRecord] = []
-    only: set[str] | None = None
-    while only is None or only:
-        content, written, more = await write_hollow(
+
+    async def settle(
+        content: dict[str, Any], only: set[str] | None
+    ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
+        content, written, calls = await write_hollow(
             provider,
             template,
             section,
@@ -435,14 +434,18 @@ async def settle_code(
             on_event=on_event,
             only=only,
         )
-        content, repaired, most = await repair_code(
+        content, repaired, more = await repair_code(
             provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
         )
-        notes += [*written, *repaired]
-        calls += [*more, *most]
-        # The second round's parts were asked for: it is the last.
-        now = {h.part.id for h in hollow_parts(section, content)}
-        only = set() if only is not None else now - asked
+        return content, [*written, *repaired], [*calls, *more]
+
+    asked = {h.part.id for h in hollow_parts(section, content)}
+    content, notes, calls = await settle(content, None)
+    again = {h.part.id for h in hollow_parts(section, content)} - asked
+    if again:
+        content, more_notes, more_calls = await settle(content, again)
+        notes += more_notes
+        calls += more_calls
     # Imports alone still (asked for once already): nothing the part asks for.
     for found in hollow_parts(section, content):
         if found.found == "imports":
