@@ -9,6 +9,7 @@ and how `assemble` renders it. Templates never execute code.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -239,6 +240,16 @@ def _slug_key(column: str) -> str:
 
 def column_keys(part: Part) -> list[str]:
     return [_slug_key(c) for c in part.columns]
+
+
+def table_rows(
+    section: Section, content: dict[str, Any], key: str
+) -> Iterator[tuple[Part, list[dict[str, Any]]]]:
+    """Each table part of `section` with a column `key`, and its rows in `content`."""
+    for part in section.parts:
+        rows = content.get(part.id)
+        if part.kind == "table" and key in column_keys(part) and isinstance(rows, list):
+            yield part, [r for r in rows if isinstance(r, dict)]  # pyright: ignore[reportUnknownVariableType]
 
 
 def _part_type(section: Section, part: Part) -> tuple[Any, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.core.templates import Section, column_keys
+from agent.core.templates import Section, table_rows
 
 # What names an error: an HTTP status (not a quantity: "500 deliveries/s",
 # "450 ms"), an exception class, a constant-style code ("ENDPOINT_GONE"), a
@@ -62,13 +62,10 @@ def check_error_codes(
     notes: list[str] = []
     if not lines:
         return content, notes
-    for part in section.parts:
-        rows = content.get(part.id)
-        if part.kind != "table" or _CODE_KEY not in column_keys(part) or not isinstance(rows, list):
-            continue
+    for part, rows in table_rows(section, content, _CODE_KEY):
         changed: list[str] = []
         for row in rows:
-            if not isinstance(row, dict) or names_an_error(cell := str(row.get(_CODE_KEY, ""))):
+            if names_an_error(cell := str(row.get(_CODE_KEY, ""))):
                 continue
             row[_CODE_KEY] = _looked_up(cell, lines)
             changed.append(f"{cell} -> {row[_CODE_KEY]}")

@@ -15,16 +15,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.core.templates import Section, column_keys
+from agent.core.templates import Section, column_keys, table_rows
 
+# A product's name: "PostgreSQL", "Node.js", "C++", "scikit-learn".
+_NAME = r"[A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#]"
 # A name, then a version after a space or a specifier: "PostgreSQL 16",
 # "Python 3.12", "fastapi==0.115.2", "node:20", "redis@7.2".
 _GIVEN = re.compile(
-    r"(?<![\w.-])([A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#])"
+    rf"(?<![\w.-])({_NAME})"
     r"(?:\s+|\s*(?:===?|>=|~=|\^|@|:)\s*)v?(\d+(?:\.\d+){0,3})(?!\w|\.\d)"
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)*")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#]")
+_WORD = re.compile(_NAME)
 NOT_GIVEN = "(not in the TDD)"
 # Only a Version column is read; its key as `column_keys` spells it.
 _VERSION_KEY = "version"
@@ -78,22 +80,18 @@ def check_versions(
 ) -> tuple[dict[str, Any], list[str]]:
     """Each Version cell of the section's tables checked against `given`: content, notes."""
     notes: list[str] = []
-    for part in section.parts:
-        keys = column_keys(part) if part.kind == "table" else []
-        rows = content.get(part.id)
-        if _VERSION_KEY not in keys or not isinstance(rows, list):
-            continue
+    for part, rows in table_rows(section, content, _VERSION_KEY):
+        keys = column_keys(part)
         marked: list[str] = []
         written: list[str] = []
         for row in rows:
-            if not isinstance(row, dict):
-                continue
             cell = str(row.get(_VERSION_KEY, ""))
-            checked = _checked(cell, _name(row, keys), given)
+            name = _name(row, keys)
+            checked = _checked(cell, name, given)
             if checked == cell:
                 continue
             row[_VERSION_KEY] = checked
-            name = _name(row, keys).strip()
+            name = name.strip()
             (marked if checked.endswith(NOT_GIVEN) else written).append(f"{name} {cell}")
         if marked:
             notes.append(f"{part.id}: versions the TDD does not give, marked: {', '.join(marked)}")
