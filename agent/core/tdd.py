@@ -353,7 +353,8 @@ def tdd_names(text: str) -> list[str]:
 
 # An HTTP route as TDDs write it, in prose or in a table: `POST /api/v1/events`,
 # `| GET | `/api/v1/deliveries/{id}` |`.
-_ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b[\s|`]*(/[\w{}/.:-]*)")
+ROUTE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_ROUTE = re.compile(rf"\b({'|'.join(ROUTE_METHODS)})\b[\s|`]*(/[\w{{}}/.:-]*)")
 # A TDD's API table can hold a dozen routes; they would crowd out every other
 # name in the asks of sections its words match.
 _ROUTES_PER_ASK = 4

@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from agent.core.tdd import ROUTE_METHODS
 from agent.core.templates import Section
 
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # A route in prose, a list item or a diagram label: "POST /api/v1/events",
-# "`GET` `/api/v1/endpoints`".
-_ROUTE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b([\s`]+)(/[\w{}/.:-]*[\w}])")
+# "`GET` `/api/v1/endpoints`"; the methods `tdd_routes` reads.
+_ROUTE = re.compile(rf"\b({'|'.join(ROUTE_METHODS)})\b([\s`]+)(/[\w{{}}/.:-]*[\w}}])")
 _PATH = re.compile(r"`?(/[\w{}/.:-]*[\w}])`?")
 
 
@@ -50,7 +50,7 @@ def _in_row(row: dict[str, Any], known: dict[str, str], fixed: list[str]) -> Non
         return
     for key, value in row.items():
         cell = str(value).strip().strip("`")
-        if cell in _METHODS and cell != known[paths[0]]:
+        if cell in ROUTE_METHODS and cell != known[paths[0]]:
             fixed.append(f"{cell} {paths[0]} -> {known[paths[0]]}")
             row[key] = str(value).replace(cell, known[paths[0]])
 
