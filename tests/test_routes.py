@@ -31,6 +31,10 @@ def test_paths_the_tdd_gives_one_method() -> None:
         "/api/v1/deliveries/{id}": "GET",
         "/api/v1/deliveries/{id}/redeliver": "POST",
     }  # the endpoints path has two: neither is the one
+    # A path at the end of a TDD's sentence is the same path.
+    assert one_method(tdd_routes("Producers call POST /api/v1/events.")) == {
+        "/api/v1/events": "POST"
+    }
 
 
 SECTION = Section(

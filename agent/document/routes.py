@@ -25,11 +25,15 @@ _PATH = re.compile(r"`?(/[\w{}/.:-]*[\w}])`?")
 
 
 def one_method(routes: list[str]) -> dict[str, str]:
-    """Each path the TDD's `routes` give exactly one method, and that method."""
+    """Each path the TDD's `routes` give exactly one method, and that method.
+
+    `tdd_routes` keeps what ends a sentence after a path ("… call POST
+    /api/v1/events."); a draft's route is read without it.
+    """
     methods: dict[str, set[str]] = {}
     for route in routes:
         method, _, path = route.partition(" ")
-        methods.setdefault(path, set()).add(method)
+        methods.setdefault(path.rstrip(".:-"), set()).add(method)
     return {path: next(iter(found)) for path, found in methods.items() if len(found) == 1}
 
 
