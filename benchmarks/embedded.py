@@ -315,7 +315,9 @@ async def run(args: argparse.Namespace) -> int:
         for path in pick_documents(args.docs.split(","), Path(args.corpus), server.context_window):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "doc.md"
-                settings = Settings(template=args.template, review=args.review)
+                settings = Settings(
+                    template=args.template, review=args.review, draft_as=args.draft_as
+                )
                 doc = await run_generate(path, settings=settings, provider=provider, out=out)
                 if args.keep:
                     keep(Path(args.keep), path.stem, doc)
@@ -344,6 +346,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default="local")
     parser.add_argument("--template", default="tid")
     parser.add_argument("--review", default="auto", help="as tidsmith generate --review")
+    parser.add_argument(
+        "--draft-as",
+        default="auto",
+        choices=["auto", "json", "markdown"],
+        help="as tidsmith generate --draft-as",
+    )
     parser.add_argument("--corpus", default=str(CORPUS))
     parser.add_argument("--docs", default="example,002,largest")
     parser.add_argument("--engine-only", action="store_true")

@@ -98,3 +98,14 @@ def test_review_and_revision_defaults_follow_the_table() -> None:
     assert resolve_revisions(None, embedded) == 0
     assert resolve_review("off", embedded) == "off"
     assert resolve_revisions(2, embedded) == 2
+
+
+def test_sections_are_asked_as_markdown_on_the_embedded_model_only() -> None:
+    from agent.pipeline.stages import resolve_draft_as
+
+    embedded = FakeProvider()
+    embedded.name = "local"
+    assert resolve_draft_as("auto", embedded) == "markdown"
+    assert resolve_draft_as("auto", FakeProvider()) == "json"
+    assert resolve_draft_as("json", embedded) == "json"
+    assert resolve_draft_as("markdown", FakeProvider()) == "markdown"

@@ -33,6 +33,7 @@ SETTING_FLAGS = (
     "review",
     "max_revisions",
     "structured",
+    "draft_as",
     "reasoning_effort",
 )
 

@@ -329,6 +329,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "output, falling back where a server says it cannot; docs/providers.md)",
     )
     parser.add_argument(
+        "--draft-as",
+        choices=["auto", "json", "markdown"],
+        help="how each section is asked for: a JSON object, or markdown under its "
+        "sub-headings read back by code (default auto: markdown on the embedded model, "
+        "JSON elsewhere; docs/embedded.md)",
+    )
+    parser.add_argument(
         "--reasoning-effort",
         metavar="LEVEL",
         help="OpenAI reasoning models (gpt-5.x, o-series): minimal|none|low|medium|high, as "

@@ -87,6 +87,9 @@ class RunDefaults(BaseModel):
     billed: bool = Field(default=True, description="false: it runs on this machine, calls cost 0")
     review: Literal["llm", "lint"] = Field(default="llm", description="what `--review auto` means")
     max_revisions: int = Field(default=1, ge=0, description="revision rounds when not set")
+    draft_as: Literal["json", "markdown"] = Field(
+        default="json", description="what `--draft-as auto` means"
+    )
     batch_api: bool = Field(
         default=False, description="the vendor has a batch API (--provider-batch)"
     )

@@ -45,6 +45,7 @@ _ENV = {
     "TIDSMITH_TIMEOUT": "timeout",
     "TIDSMITH_REVIEW": "review",
     "TIDSMITH_STRUCTURED": "structured",
+    "TIDSMITH_DRAFT_AS": "draft_as",
     "TIDSMITH_REASONING_EFFORT": "reasoning_effort",
 }
 
@@ -68,6 +69,12 @@ class Settings(BaseModel):
         default="auto",
         description="how the model is asked for JSON; auto: the API's native structured "
         "output, falling back where a server says it cannot (docs/providers.md)",
+    )
+    draft_as: Literal["auto", "json", "markdown"] = Field(
+        default="auto",
+        description="how each section is asked for: a JSON object, or markdown under its "
+        "sub-headings that code reads into the same fields; auto: markdown on the embedded "
+        "model, JSON elsewhere (docs/embedded.md)",
     )
     reasoning_effort: str | None = Field(
         default=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
@@ -51,6 +52,26 @@ def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
         raise ValueError(f"field {loc}: {first['msg']} ({e.error_count()} problems)") from e
+
+
+def read_reply(model: type[BaseModel], reply: Reply, markdown: MarkdownReply) -> BaseModel:
+    """A markdown reply read into the model's fields and validated, or ValueError."""
+    if reply.refusal:
+        raise ValueError(f"the model refused: {reply.refusal[:200]}")
+    if not reply.text.strip():
+        raise ValueError(f"the reply was empty (finish_reason: {reply.finish_reason})")
+    try:
+        data = markdown.read(reply.text)
+    except ValueError as e:
+        if reply.finish_reason == "length":
+            raise ValueError(f"the reply was cut off at max_tokens: {e}") from e
+        raise
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise ValueError(f"part {loc}: {first['msg']} ({e.error_count()} problems)") from e
 
 
 # Finish reasons no re-ask can fix: the same request would be refused or filtered again.
@@ -127,6 +148,7 @@ def _first_request(
     json_schema: dict[str, Any],
     max_tokens: int,
     temperature: float | None,
+    markdown: MarkdownReply | None,
 ) -> Request:
     request = Request(
         prompt_id=prompt.id,
@@ -137,12 +159,29 @@ def _first_request(
         json_schema=json_schema,
         max_tokens=max_tokens,
     )
+    if markdown is not None:
+        request = request.model_copy(
+            update={"reply_format": "markdown", "grammar": markdown.grammar}
+        )
     if temperature is not None:
         request = request.model_copy(update={"temperature": temperature})
     return request
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _parsed(model: type[BaseModel], reply: Reply, markdown: MarkdownReply | None) -> BaseModel:
+    return parse_reply(model, reply) if markdown is None else read_reply(model, reply, markdown)
+
+
+@dataclass(frozen=True)
+class MarkdownReply:
+    """How a call asks for markdown instead of JSON: the grammar holding its shape
+    (llama.cpp servers) and the code that reads a reply into the model's fields."""
+
+    grammar: str
+    read: Callable[[str], dict[str, Any]]
 
 
 async def structured_call(
@@ -158,15 +197,20 @@ async def structured_call(
     temperature: float | None = None,
     check: Callable[[M], None] | None = None,
     on_event: Progress = quiet,
+    markdown: MarkdownReply | None = None,
 ) -> tuple[M | None, list[CallRecord], str]:
     """One structured call, validated, asked again once with the error if the prompt has a retry.
 
-    `check` adds validation beyond the schema (raise ValueError). Returns the
+    `check` adds validation beyond the schema (raise ValueError). With
+    `markdown`, the reply is markdown its `read` turns into the model's fields.
+    Returns the
     validated reply or None, a record per attempt, and the last error. What an
     unusable reply means (fail, fall back, read as unknown) is the caller's.
     """
     schema = json_schema if json_schema is not None else model.model_json_schema()
-    request = _first_request(prompt, messages, label, schema_name, schema, max_tokens, temperature)
+    request = _first_request(
+        prompt, messages, label, schema_name, schema, max_tokens, temperature, markdown
+    )
     # A prompt without retry text gets one attempt (chat intent: a wrong guess costs less).
     attempts = 2 if prompt.retry else 1
     calls: list[CallRecord] = []
@@ -183,7 +227,7 @@ async def structured_call(
             calls.append(record.model_copy(update={"error": final}))
             return None, calls, final
         try:
-            parsed = cast(M, parse_reply(model, reply))
+            parsed = cast(M, _parsed(model, reply, markdown))
             if check is not None:
                 check(parsed)
         except ValueError as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,10 +19,13 @@ from agent.core.templates import Section, Template, column_keys, section_model
 from agent.core.tokens import count_tokens
 from agent.document.error_codes import code_lines
 from agent.document.versions import given_versions
-from agent.draft.prompting import section_message, system_message
+from agent.draft.prompting import markdown_message, section_message, system_message
 from agent.providers.base import Message, Provider, fitted_schema
 
 PROMPT_ID = "draft_section"
+# The same section asked for as markdown under its sub-headings (`--draft-as markdown`).
+MARKDOWN_PROMPT_ID = "draft_markdown"
+DraftAs = Literal["json", "markdown"]
 # tiktoken counts are an estimate for other tokenizers (SmolLM2's and Qwen's
 # run up to ~25% longer on markdown), so leave headroom when fitting.
 _TOKENIZER_SLACK = 1.3
@@ -87,6 +90,9 @@ class DraftPlan(BaseModel):
     # With a Code column in some table, the TDD's lines that name error codes:
     # a cell that names none is looked up in them (`check_error_codes`).
     code_lines: list[str] = Field(default_factory=list)
+    # How each section's reply is asked for: a JSON object, or markdown that
+    # code reads into the same fields (`agent.draft.markdown_reply`).
+    draft_as: DraftAs = "json"
 
     def facts(self, section_id: str) -> SectionFacts:
         return SectionFacts(
@@ -116,6 +122,7 @@ def plan_messages(
     sections: list[Section] | None = None,
     notes: str = "",
     pins: dict[str, str] | None = None,
+    draft_as: DraftAs = "json",
 ) -> DraftPlan:
     """Build each section's messages, fitting the TDD into the context window.
 
@@ -127,7 +134,7 @@ def plan_messages(
     tdd_tokens = count_tokens(tdd.text)
     cites = bool(notes)
     users = {
-        s.id: _user_message(template, s, tdd, provider, max_tokens, schema_in_text, cites)
+        s.id: _user_message(template, s, tdd, provider, max_tokens, schema_in_text, cites, draft_as)
         for s in sections
     }
     # The file name, not the path: prompts (and cassettes) must not depend on
@@ -158,6 +165,7 @@ def plan_messages(
         versions=_given_versions(sections, tdd, notes, pins or {}),
         routes=tdd_routes(tdd.text),
         code_lines=code_lines(tdd.text) if _has_column(sections, "code") else [],
+        draft_as=draft_as,
     )
 
 
@@ -169,12 +177,16 @@ def _user_message(
     max_tokens: int,
     schema_in_text: bool,
     cites: bool,
+    draft_as: DraftAs = "json",
 ) -> Message:
     """The section's own ask: its schema, the TDD names that fit it, its bounds."""
-    schema = section_schema(section, cites)[1]
     query = f"{section.title} {section.guidance} " + " ".join(
         f"{p.title} {p.guidance}" for p in section.parts
     )
+    names = names_for(tdd, query, NAMES_PER_SECTION)
+    if draft_as == "markdown":
+        return markdown_message(template, section, tdd.feature, cites=cites, names=names)
+    schema = section_schema(section, cites)[1]
     return section_message(
         template,
         section,
@@ -184,7 +196,7 @@ def _user_message(
         cites=cites,
         # The bounds the provider's grammar will enforce on this section.
         fitted=fitted_schema(provider, schema, max_tokens),
-        names=names_for(tdd, query, NAMES_PER_SECTION),
+        names=names,
     )
 
 

@@ -231,6 +231,51 @@ def describe_fields(
     return "\n".join(lines)
 
 
+def describe_markdown(section: Section, cites: bool = False) -> str:
+    """The sub-headings a markdown reply must write, each with what goes under it.
+
+    The template's own bounds, stated as words and lines (`AIM`): no grammar
+    holds a markdown reply to them, and none needs fitting to a reply limit.
+    """
+    cases = load_prompt("draft_markdown").cases
+    blocks: list[str] = []
+    for part in section.parts:
+        each = part.max_chars // part.max_items if part.kind in ("list", "table", "tree") else 0
+        how = fill(
+            cases[part.kind],
+            words=str(words_for(each or (300 if part.kind == "code" else part.max_chars))),
+            lines=str(lines_for(part.max_chars)),
+            count=_count(part.min_items, part.max_items),
+            columns=", ".join(part.columns),
+            language=part.language,
+        )
+        blocks.append(f"### {part.title}\n{how} {part.guidance}")
+    blocks.append(fill(cases["refs"], notes=cases["notes"] if cites else "").strip())
+    return "\n\n".join(blocks)
+
+
+def markdown_message(
+    template: Template,
+    section: Section,
+    feature: str,
+    *,
+    cites: bool = False,
+    names: list[str] | None = None,
+) -> Message:
+    """The section's ask as markdown under its parts' sub-headings (`draft_markdown`)."""
+    listed = ", ".join(f"`{n}`" for n in names or [])
+    text = fill(
+        load_prompt("draft_markdown").user,
+        names_note=fill(load_prompt("draft_section").names.strip(), names=listed) if listed else "",
+        section_heading=section_heading(template, section),
+        doc_name=template.title,
+        feature=feature,
+        section_guidance=section.guidance.strip(),
+        fields=describe_markdown(section, cites),
+    )
+    return Message(role="user", content=text)
+
+
 def system_message(
     template: Template, tdd_source: str, tdd_title: str, tdd_text: str, notes: str = ""
 ) -> Message:

@@ -129,6 +129,7 @@ async def uncut(
     schema: dict[str, Any],
     max_tokens: int,
     on_event: Progress,
+    fitted: bool = True,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """`content` with no string stopped at its bound mid-sentence: trimmed, or asked again once.
 
@@ -152,8 +153,9 @@ async def uncut(
     of 857 s, and 5 fields came back cut again.
     """
     content, looped = tidy_code(section, content)
-    # The bounds the provider's grammar enforced, which is where a string stops.
-    bounds = fitted_schema(provider, schema, max_tokens)
+    # The bounds the provider's grammar enforced, which is where a string stops
+    # (`fitted` False: `schema`'s own, as a markdown reply's grammar holds them).
+    bounds = fitted_schema(provider, schema, max_tokens) if fitted else schema
     at_bound = frozenset(c.path for c in find_cuts(section, content, bounds))
     content, joined = join_split_items(section, content, at_bound)
     cuts = find_cuts(section, content, bounds)

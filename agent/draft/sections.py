@@ -20,19 +20,34 @@ from pydantic import BaseModel
 from agent.core.errors import OutputValidationError
 from agent.core.filetree import add_missing
 from agent.core.records import CallRecord, Event, Progress, quiet
-from agent.core.templates import Section, Template, opens_not_applicable, section_heading
+from agent.core.templates import (
+    Section,
+    Template,
+    opens_not_applicable,
+    section_heading,
+    section_model,
+)
 from agent.document.error_codes import check_error_codes
 from agent.document.routes import check_routes
 from agent.document.versions import check_versions
 from agent.draft.calls import (
     FINAL_FINISH_REASONS,
+    MarkdownReply,
     parse_reply,
     structured_call,
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.code_repair import repair_code, settle_code
-from agent.draft.plan import PROMPT_ID, DraftPlan, SectionDraft, SectionFacts, section_schema
-from agent.draft.prompting import load_prompt
+from agent.draft.markdown_reply import loose_section, markdown_grammar, read_markdown
+from agent.draft.plan import (
+    MARKDOWN_PROMPT_ID,
+    PROMPT_ID,
+    DraftPlan,
+    SectionDraft,
+    SectionFacts,
+    section_schema,
+)
+from agent.draft.prompting import PromptFile, load_prompt
 from agent.draft.repair import uncut
 from agent.providers.base import Message, Provider
 
@@ -115,14 +130,17 @@ async def draft_section(
     cites: bool = False,
     applies: list[str] | None = None,
     facts: SectionFacts | None = None,
+    markdown: bool = False,
 ) -> SectionDraft:
     """One section: call, validate, ask again once with the error, or fail.
 
     "Not applicable" against `applies` (`_applies_check`): asked again once.
     What the TDD gives completes and checks the reply (`with_facts`).
+    `markdown`: `messages` ask for markdown (`draft_markdown`), read back by code
+    into the section's fields, held to `loose_section`'s bounds (not fitted).
     """
-    prompt = load_prompt(PROMPT_ID)
-    model, schema = section_schema(section, cites)
+    shortened: list[str] = []
+    prompt, model, schema, reading = _asking(section, cites, shortened if markdown else None)
     check, seen = _applies_check(applies or [])
     parsed, calls, error = await structured_call(
         provider,
@@ -135,13 +153,12 @@ async def draft_section(
         json_schema=schema,
         check=check,
         on_event=on_event,
+        markdown=reading,
     )
     if parsed is None and seen:
         parsed = seen[-1]  # turned down only by the check: it stands (review reports it)
     if parsed is None:
-        heading = section_heading(template, section)
-        where = f"section {heading!r} (prompt {PROMPT_ID} v{prompt.version})"
-        raise _failure(where, calls, error)
+        raise _failure(_where(template, section, prompt), calls, error)
     content, notes, more = await _made_whole(
         provider,
         template,
@@ -152,17 +169,64 @@ async def draft_section(
         facts or SectionFacts(),
         max_tokens=max_tokens,
         on_event=on_event,
+        fitted=not markdown,
     )
+    return _drafted(section.id, content, [*shortened, *notes], [*calls, *more], on_event)
+
+
+def _drafted(
+    section_id: str,
+    content: dict[str, Any],
+    notes: list[str],
+    calls: list[CallRecord],
+    on_event: Progress,
+) -> SectionDraft:
+    """The section's draft, its notes said as they are kept."""
     for note in notes:
-        on_event(Event(kind="info", section=section.id, detail=note))
+        on_event(Event(kind="info", section=section_id, detail=note))
     return SectionDraft(
-        section_id=section.id,
+        section_id=section_id,
         content=content,
         tdd_refs=[str(r) for r in content.get("tdd_refs", [])],
         note_refs=[str(r) for r in content.get("note_refs", [])],
-        calls=[*calls, *more],
+        calls=calls,
         notes=notes,
     )
+
+
+def _where(template: Template, section: Section, prompt: PromptFile) -> str:
+    return f"section {section_heading(template, section)!r} (prompt {prompt.id} v{prompt.version})"
+
+
+def _asking(
+    section: Section, cites: bool, shortened: list[str] | None
+) -> tuple[PromptFile, type[BaseModel], dict[str, Any], MarkdownReply | None]:
+    """The prompt, model and schema a section's reply is held to, and how a markdown
+    reply is read (`shortened` given: the section is asked for as markdown)."""
+    if shortened is None:
+        return load_prompt(PROMPT_ID), *section_schema(section, cites), None
+    model = section_model(loose_section(section), cites)
+    schema = model.model_json_schema()
+    return (
+        load_prompt(MARKDOWN_PROMPT_ID),
+        model,
+        schema,
+        _markdown_reading(section, schema, shortened),
+    )
+
+
+def _markdown_reading(
+    section: Section, schema: dict[str, Any], shortened: list[str]
+) -> MarkdownReply:
+    """Markdown asked for under `section`'s sub-headings, read into `schema`'s shape;
+    what reading shortened to fit goes into `shortened` (the last reply read's)."""
+
+    def read(text: str) -> dict[str, Any]:
+        content, notes = read_markdown(section, text, schema)
+        shortened[:] = notes
+        return content
+
+    return MarkdownReply(grammar=markdown_grammar(section, schema), read=read)
 
 
 async def _made_whole(
@@ -176,6 +240,7 @@ async def _made_whole(
     *,
     max_tokens: int,
     on_event: Progress,
+    fitted: bool = True,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """A validated reply with no cut text (`uncut`), no code that is only comments or
     does not parse (`settle_code`), completed and checked (`with_facts`): content,
@@ -188,6 +253,7 @@ async def _made_whole(
         schema=schema,
         max_tokens=max_tokens,
         on_event=on_event,
+        fitted=fitted,
     )
     content, code_notes, more = await settle_code(
         provider, template, section, messages[0], content, max_tokens=max_tokens, on_event=on_event
@@ -261,11 +327,7 @@ async def draft_all(
     limit = asyncio.Semaphore(max(1, min(concurrency, provider.max_concurrency)))
 
     async def draft_or_resume(section: Section) -> SectionDraft:
-        key = (
-            draft_key(provider, template, section, plan, max_tokens)
-            if checkpoint is not None
-            else ""
-        )
+        key = draft_key(provider, template, section, plan, max_tokens) if checkpoint else ""
         if checkpoint is not None and (saved := checkpoint.load(section.id, key)) is not None:
             on_event(Event(kind="done", section=section.id, detail="from checkpoint", resumed=True))
             return saved
@@ -282,6 +344,7 @@ async def draft_all(
                     cites=plan.cites,
                     applies=plan.applies.get(section.id),
                     facts=plan.facts(section.id),
+                    markdown=plan.draft_as == "markdown",
                 )
             except OutputValidationError as e:
                 on_event(Event(kind="failed", section=section.id, detail=str(e)))

@@ -69,6 +69,8 @@ class CassetteMeta(BaseModel):
     research: bool = False
     review: Literal["llm", "lint", "off"] = "off"
     max_revisions: int = 1
+    # How sections were asked for (cassettes from before it: JSON).
+    draft_as: Literal["json", "markdown"] = "json"
     extra: dict[str, str] = Field(default_factory=dict)
 
 

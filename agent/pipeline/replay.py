@@ -66,6 +66,7 @@ def replay_settings(
             # Review calls are part of the recording (or absent from it).
             "review": meta.review,
             "max_revisions": meta.max_revisions,
+            "draft_as": meta.draft_as,
         }
     )
     return replayed, meta.date
@@ -189,6 +190,7 @@ def cassette_meta(
         research=record.research is not None,
         review=stage.review,
         max_revisions=stage.revisions,
+        draft_as=stage.draft_as,
     )
 
 

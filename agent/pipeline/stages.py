@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from agent.core.models import run_defaults
 from agent.core.records import Event, Progress
@@ -19,7 +19,7 @@ from agent.core.tdd import Tdd
 from agent.core.templates import Section, Template
 from agent.document.assemble import DocumentHeader
 from agent.draft.checkpoint import SectionCheckpoint
-from agent.draft.plan import DraftPlan, SectionDraft, plan_messages
+from agent.draft.plan import DraftAs, DraftPlan, SectionDraft, plan_messages
 from agent.draft.prompting import load_prompt
 from agent.draft.sections import draft_all
 from agent.notes.condense import prompt_versions as research_prompt_versions
@@ -50,7 +50,7 @@ def prompt_versions(*, research: bool = True, review: bool = True) -> dict[str, 
     """The versions of the prompts a run uses (all of them by default)."""
     versions = {
         p: load_prompt(p).version
-        for p in ("draft_section", "rewrite_cut", "repair_code", "write_code")
+        for p in ("draft_section", "draft_markdown", "rewrite_cut", "repair_code", "write_code")
     }
     if research:
         versions.update(research_prompt_versions())
@@ -79,6 +79,13 @@ def resolve_review(mode: str, provider: Provider) -> ReviewMode:
     return run_defaults(provider.name).review
 
 
+def resolve_draft_as(mode: str, provider: Provider) -> DraftAs:
+    """`auto` is what the model table says for the provider (markdown on the embedded model)."""
+    if mode in ("json", "markdown"):
+        return cast(DraftAs, mode)
+    return run_defaults(provider.name).draft_as
+
+
 @dataclass(frozen=True)
 class StageSettings:
     """The settings the stages run with, resolved for the provider."""
@@ -86,6 +93,7 @@ class StageSettings:
     max_tokens: int
     review: ReviewMode
     revisions: int
+    draft_as: DraftAs = "json"
 
     @classmethod
     def resolve(cls, settings: Settings, provider: Provider) -> StageSettings:
@@ -93,6 +101,7 @@ class StageSettings:
             max_tokens=settings.max_tokens or provider_default_max_tokens(provider),
             review=resolve_review(settings.review, provider),
             revisions=resolve_revisions(settings.max_revisions, provider),
+            draft_as=resolve_draft_as(settings.draft_as, provider),
         )
 
 
@@ -187,6 +196,7 @@ def draft_plan(
     max_tokens: int,
     research: ResearchResult | None = None,
     sections: list[Section] | None = None,
+    draft_as: DraftAs = "json",
 ) -> DraftPlan:
     """Each section's messages, with the research notes in the shared prefix when there are any.
 
@@ -206,6 +216,7 @@ def draft_plan(
         sections=sections,
         notes=notes,
         pins=pinned_versions(research) if research is not None else None,
+        draft_as=draft_as,
     )
 
 
@@ -219,7 +230,12 @@ async def draft_stage(
 ) -> tuple[DraftPlan, list[SectionDraft]]:
     """Plan every section's messages, then draft the sections concurrently."""
     plan = draft_plan(
-        run.template, run.tdd, provider, max_tokens=stage.max_tokens, research=research
+        run.template,
+        run.tdd,
+        provider,
+        max_tokens=stage.max_tokens,
+        research=research,
+        draft_as=stage.draft_as,
     )
     if not plan.shared_prefix:
         emit(

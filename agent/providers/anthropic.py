@@ -198,7 +198,7 @@ class AnthropicProvider:
             kwargs["system"] = [
                 {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
             ]
-        if self.structured == "native":
+        if self.structured == "native" and request.reply_format == "json":
             kwargs["output_config"] = {
                 "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}
             }

@@ -56,6 +56,13 @@ class Request(BaseModel):
     json_schema: dict[str, Any]
     max_tokens: int = Field(default_factory=request_max_tokens, gt=0)
     temperature: float = 0.2
+    # markdown: the reply is markdown that code reads into `json_schema`'s shape
+    # (agent.draft.markdown_reply); the request carries no structured-output
+    # field and no schema in the prompt, which asks for markdown itself.
+    reply_format: Literal["json", "markdown"] = "json"
+    # For a markdown reply, a GBNF grammar holding its shape, which llama.cpp
+    # servers take under `--structured grammar`; other providers ignore it.
+    grammar: str = ""
 
     @field_validator("messages")
     @classmethod
@@ -138,7 +145,10 @@ _SCHEMA_NOTE = "Reply with one JSON object that matches this JSON schema, and no
 
 
 def with_schema_in_text(request: Request) -> Request:
-    """`request` with its schema stated in the last user message, unless a message states it."""
+    """`request` with its schema stated in the last user message, unless a message states it
+    or the request asks for markdown."""
+    if request.reply_format == "markdown":
+        return request
     compact = json.dumps(request.json_schema, separators=(",", ":"))
     if any(compact in m.content for m in request.messages):
         return request

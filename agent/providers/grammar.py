@@ -89,7 +89,7 @@ def schema_fingerprint(schema: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _literal(text: str) -> str:
+def gbnf_literal(text: str) -> str:
     """`text` as a GBNF string literal."""
     out = []
     for ch in text:
@@ -111,7 +111,7 @@ def _literal(text: str) -> str:
 def _json_literal(value: Any, where: str) -> str:
     if value is not None and not isinstance(value, str | int | float | bool):
         raise ValueError(f"enum/const values must be scalars, got {value!r} at {where}")
-    return _literal(json.dumps(value, ensure_ascii=False))
+    return gbnf_literal(json.dumps(value, ensure_ascii=False))
 
 
 # The regex subset ids need (`^R[0-9]{1,2}$`): literals, [classes], quantifiers.
@@ -354,7 +354,7 @@ class _Builder:
         pairs = [
             (
                 _seq(
-                    _literal(json.dumps(key, ensure_ascii=False)),
+                    gbnf_literal(json.dumps(key, ensure_ascii=False)),
                     ws,
                     '":"',
                     ws,

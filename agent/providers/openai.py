@@ -240,7 +240,8 @@ class OpenAIProvider(OpenAIBatchAPI):
             body["temperature"] = request.temperature
         if self.reasoning_effort is not None:
             body["reasoning_effort"] = self.reasoning_effort
-        mode = self.structured
+        # A markdown reply has no structured-output field: code reads it.
+        mode = self.structured if request.reply_format == "json" else None
         if mode == "native":
             body["response_format"] = {
                 "type": "json_schema",
@@ -265,6 +266,8 @@ class OpenAIProvider(OpenAIBatchAPI):
             body["grammar"] = json_schema_to_gbnf(fit_schema(request.json_schema, budget))
         elif mode == "json-object":
             body["response_format"] = {"type": "json_object"}
+        elif self.structured == "grammar" and request.grammar:
+            body["grammar"] = request.grammar
         return body
 
     def schema_budget(self, max_tokens: int) -> int | None:

@@ -1,0 +1,289 @@
+"""Sections written as markdown: the grammar that holds their shape, the code that
+reads them back into the section's fields, and a draft that goes through both."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agent.core.templates import Part, Section, get_template, section_model
+from agent.draft.calls import MarkdownReply, read_reply
+from agent.draft.markdown_reply import (
+    code_lines_bound,
+    loose_section,
+    markdown_grammar,
+    read_markdown,
+    shorten,
+)
+from agent.draft.plan import SectionFacts
+from agent.draft.sections import draft_section
+from agent.providers.anthropic import AnthropicProvider
+from agent.providers.base import Message, Reply, Request, with_schema_in_text
+from agent.providers.fake import FakeProvider
+from agent.providers.openai import OpenAIProvider
+from tests.test_grammar import HAS_LLAMA, Recognizer, _llama_parses
+
+SECTION = Section(
+    id="integration",
+    title="Integration Points",
+    guidance="How the feature meets the systems around it.",
+    parts=[
+        Part(
+            id="summary", title="Summary", kind="text", guidance="What it touches.", max_chars=300
+        ),
+        Part(id="steps", title="Steps", kind="list", guidance="In order.", max_items=3),
+        Part(
+            id="systems",
+            title="Integration Summary",
+            kind="table",
+            guidance="One row per system.",
+            columns=["System", "Mechanism"],
+            max_items=3,
+        ),
+        Part(id="worker", title="Worker", kind="code", language="python", guidance="The loop."),
+        Part(id="files", title="Files", kind="tree", guidance="The files.", max_items=4),
+        Part(id="flow", title="Flow", kind="diagram", guidance="Who calls whom.", max_items=3),
+    ],
+)
+
+REPLY = """### Summary
+
+The relay posts each event to its endpoints and records every attempt.
+
+### Steps
+
+- Store the event in `deliveries`.
+- Claim it with `FOR UPDATE SKIP LOCKED`, then post it.
+- Record the attempt.
+
+### Integration Summary
+
+| System | Mechanism |
+|---|---|
+| PostgreSQL | SQL over asyncpg |
+| Redis | arq jobs |
+
+### Worker
+
+The worker claims one delivery and posts it.
+
+```python
+# relay/delivery/worker.py
+async def deliver(ctx: dict, delivery_id: int) -> None:
+    await ctx["service"].deliver(delivery_id)
+```
+
+### Files
+
+- `relay/delivery/worker.py` - the arq worker
+- `relay/delivery/service.py` - DeliveryService
+
+### Flow
+
+Components:
+- `API`: takes events
+- `Worker`: posts them
+
+Flows:
+- `API` -> `Worker`: delivery id
+
+### Based on
+
+- Delivery Flow
+- Data Model
+"""
+
+
+def _schema(section: Section = SECTION) -> dict[str, Any]:
+    return section_model(loose_section(section)).model_json_schema()
+
+
+def test_a_reply_is_read_into_every_part() -> None:
+    content, notes = read_markdown(SECTION, REPLY, _schema())
+    section_model(loose_section(SECTION)).model_validate(content)
+    assert notes == []
+    assert content["summary"].startswith("The relay posts")
+    assert content["steps"][1] == "Claim it with `FOR UPDATE SKIP LOCKED`, then post it."
+    assert content["systems"] == [
+        {"system": "PostgreSQL", "mechanism": "SQL over asyncpg"},
+        {"system": "Redis", "mechanism": "arq jobs"},
+    ]
+    # The file the first line names is the block's path, not a line of its code.
+    assert content["worker"]["path"] == "relay/delivery/worker.py"
+    assert content["worker"]["code"].startswith("async def deliver(")
+    assert content["worker"]["intro"] == "The worker claims one delivery and posts it."
+    assert content["files"][1] == {"path": "relay/delivery/service.py", "holds": "DeliveryService"}
+    assert content["flow"]["components"][1] == {"name": "Worker", "responsibility": "posts them"}
+    assert content["flow"]["edges"] == [
+        {"source": "API", "target": "Worker", "label": "delivery id"}
+    ]
+    assert content["tdd_refs"] == ["Delivery Flow", "Data Model"]
+
+
+def test_the_grammar_accepts_the_shape_it_asks_for_and_nothing_else() -> None:
+    recognizer = Recognizer(markdown_grammar(SECTION, _schema()))
+    assert recognizer.accepts(REPLY)
+    # A missing sub-heading, a table with another header, code with no fence.
+    assert not recognizer.accepts(REPLY.replace("### Steps\n", "### Stages\n"))
+    assert not recognizer.accepts(REPLY.replace("| System | Mechanism |", "| Name | How |"))
+    assert not recognizer.accepts(REPLY.replace("```python\n", ""))
+    # Four steps where three at most are asked for.
+    assert not recognizer.accepts(
+        REPLY.replace("- Record the attempt.\n", "- Record it.\n- Again.\n" * 2)
+    )
+
+
+def test_the_grammar_bounds_code_by_lines() -> None:
+    worker = SECTION.parts[3]
+    lines = code_lines_bound(worker)
+    recognizer = Recognizer(markdown_grammar(SECTION, _schema()))
+    body = "\n".join(f"    x{i} = {i}" for i in range(lines - 2))
+    fits = REPLY.replace('    await ctx["service"].deliver(delivery_id)', body)
+    assert recognizer.accepts(fits)
+    over = REPLY.replace(
+        '    await ctx["service"].deliver(delivery_id)', body + "\n    y = 1\n    z = 2"
+    )
+    assert not recognizer.accepts(over)
+
+
+def test_a_list_item_goes_on_over_its_indented_lines() -> None:
+    reply = REPLY.replace("`FOR UPDATE SKIP LOCKED`, then", "`FOR UPDATE SKIP LOCKED`,\n  then")
+    content, _ = read_markdown(SECTION, reply, _schema())
+    assert content["steps"][1] == "Claim it with `FOR UPDATE SKIP LOCKED`, then post it."
+
+
+def test_an_intro_that_only_names_the_file_is_its_path() -> None:
+    reply = REPLY.replace(
+        "The worker claims one delivery and posts it.\n\n```python\n# relay/delivery/worker.py\n",
+        "**`relay/delivery/worker.py`**\n\n```python\n",
+    )
+    content, _ = read_markdown(SECTION, reply, _schema())
+    assert content["worker"]["intro"] == ""
+    assert content["worker"]["path"] == "relay/delivery/worker.py"
+
+
+def test_a_missing_sub_heading_is_an_error_that_names_it() -> None:
+    with pytest.raises(ValueError, match='no sub-heading "### Steps"'):
+        read_markdown(SECTION, REPLY.replace("### Steps", "### Stages"), _schema())
+
+
+def test_headings_are_matched_without_numbering_marks_or_case() -> None:
+    reply = REPLY.replace("### Summary", "## 1. **summary**").replace("### Files", "**Files:**")
+    content, _ = read_markdown(SECTION, reply, _schema())
+    assert content["summary"].startswith("The relay posts")
+    assert len(content["files"]) == 2
+
+
+def test_a_heading_inside_code_is_not_a_part() -> None:
+    reply = REPLY.replace("# relay/delivery/worker.py", "### Steps")
+    content, _ = read_markdown(SECTION, reply, _schema())
+    assert content["steps"][0] == "Store the event in `deliveries`."
+    assert content["worker"]["code"].startswith("### Steps")
+
+
+def test_strings_and_lists_over_their_bounds_are_shortened_with_a_note() -> None:
+    schema = _schema()
+    long = "The relay posts events. " * 40
+    reply = REPLY.replace(
+        "The relay posts each event to its endpoints and records every attempt.", long
+    )
+    content, notes = read_markdown(
+        SECTION, reply.replace("- Record the attempt.", "- A.\n- B."), schema
+    )
+    bound = schema["properties"]["summary"]["maxLength"]
+    assert len(content["summary"]) <= bound and content["summary"].endswith("events.")
+    assert len(content["steps"]) == 3
+    assert any("summary" in n for n in notes) and any("first 3 of 4" in n for n in notes)
+
+
+def test_shorten_ends_at_a_sentence_or_else_a_whole_word() -> None:
+    assert shorten("One two three. Four five six seven", 30) == "One two three."
+    assert shorten("alpha beta gamma delta", 14) == "alpha beta"
+
+
+def test_research_note_ids_go_to_note_refs() -> None:
+    schema = section_model(loose_section(SECTION), cites=True).model_json_schema()
+    content, _ = read_markdown(SECTION, REPLY.replace("- Data Model", "- Data Model\n- R2"), schema)
+    assert content["note_refs"] == ["R2"]
+    assert content["tdd_refs"] == ["Delivery Flow", "Data Model"]
+
+
+def test_a_cut_reply_says_it_was_cut() -> None:
+    model = section_model(loose_section(SECTION))
+    reading = MarkdownReply(
+        grammar="", read=lambda text: read_markdown(SECTION, text, _schema())[0]
+    )
+    cut = Reply(text=REPLY.split("### Files")[0], finish_reason="length")
+    with pytest.raises(ValueError, match="cut off at max_tokens"):
+        read_reply(model, cut, reading)
+
+
+def test_every_built_in_section_reads_its_own_shape() -> None:
+    for name in ("tid", "spec"):
+        for section in get_template(name).sections:
+            schema = _schema(section)
+            grammar = markdown_grammar(section, schema)
+            assert grammar.startswith("root ::= ")
+            assert all(f"### {p.title}" in grammar for p in section.parts)
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAS_LLAMA, reason="needs xllamacpp")
+def test_llama_cpp_parses_markdown_grammars() -> None:
+    grammars = [
+        markdown_grammar(s, _schema(s))
+        for name in ("tid", "spec")
+        for s in get_template(name).sections
+    ]
+    assert _llama_parses([*grammars, "root ::= missing-rule\n"]) == [True] * len(grammars) + [False]
+
+
+def test_a_markdown_draft_asks_with_its_grammar_and_no_schema() -> None:
+    provider = FakeProvider(replies=[REPLY])
+    messages = [Message(role="system", content="TDD"), Message(role="user", content="Write it.")]
+    draft = asyncio.run(
+        draft_section(
+            provider,
+            get_template("tid"),
+            SECTION,
+            messages,
+            max_tokens=1600,
+            facts=SectionFacts(),
+            markdown=True,
+        )
+    )
+    [request] = provider.requests
+    assert request.reply_format == "markdown" and request.grammar.startswith("root ::= ")
+    assert request.prompt_id == "draft_markdown"
+    assert draft.content["systems"][0]["system"] == "PostgreSQL"
+    assert draft.tdd_refs == ["Delivery Flow", "Data Model"]
+
+
+def _markdown_request() -> Request:
+    schema = _schema()
+    return Request(
+        prompt_id="draft_markdown",
+        prompt_version="1",
+        label="integration",
+        messages=[Message(role="user", content="Write it.")],
+        schema_name="section_integration",
+        json_schema=schema,
+        reply_format="markdown",
+        grammar=markdown_grammar(SECTION, schema),
+    )
+
+
+def test_providers_send_a_markdown_request_without_a_schema() -> None:
+    request = _markdown_request()
+    native = OpenAIProvider("gpt-5-mini", api_key="test").chat_body(request)
+    assert "response_format" not in native and "grammar" not in native
+    assert "json" not in native["messages"][-1]["content"].lower()
+    grammar = OpenAIProvider(
+        "qwen-1.5b", api_key="local", base_url="http://127.0.0.1:9/v1", structured="grammar"
+    ).chat_body(request)
+    assert grammar["grammar"] == request.grammar and "response_format" not in grammar
+    anthropic = AnthropicProvider("claude-sonnet-4-6", api_key="test").message_kwargs(request)
+    assert "output_config" not in anthropic
+    assert with_schema_in_text(request) == request
