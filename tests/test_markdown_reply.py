@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from agent.core.templates import Part, Section, get_template, section_model
+from agent.core.templates import Part, Section, get_template
 from agent.draft.calls import MarkdownReply, read_reply
 from agent.draft.markdown_reply import (
     code_lines_bound,
-    loose_section,
     markdown_grammar,
+    markdown_shape,
     read_markdown,
     shorten,
 )
@@ -96,13 +96,13 @@ Flows:
 """
 
 
-def _schema(section: Section = SECTION) -> dict[str, Any]:
-    return section_model(loose_section(section)).model_json_schema()
+def _schema(section: Section = SECTION, budget: int | None = None) -> dict[str, Any]:
+    return markdown_shape(section, False, budget)[1]
 
 
 def test_a_reply_is_read_into_every_part() -> None:
     content, notes = read_markdown(SECTION, REPLY, _schema())
-    section_model(loose_section(SECTION)).model_validate(content)
+    markdown_shape(SECTION, False, None)[0].model_validate(content)
     assert notes == []
     assert content["summary"].startswith("The relay posts")
     assert content["steps"][1] == "Claim it with `FOR UPDATE SKIP LOCKED`, then post it."
@@ -204,14 +204,14 @@ def test_shorten_ends_at_a_sentence_or_else_a_whole_word() -> None:
 
 
 def test_research_note_ids_go_to_note_refs() -> None:
-    schema = section_model(loose_section(SECTION), cites=True).model_json_schema()
+    schema = markdown_shape(SECTION, True, None)[1]
     content, _ = read_markdown(SECTION, REPLY.replace("- Data Model", "- Data Model\n- R2"), schema)
     assert content["note_refs"] == ["R2"]
     assert content["tdd_refs"] == ["Delivery Flow", "Data Model"]
 
 
 def test_a_cut_reply_says_it_was_cut() -> None:
-    model = section_model(loose_section(SECTION))
+    model = markdown_shape(SECTION, False, None)[0]
     reading = MarkdownReply(
         grammar="", read=lambda text: read_markdown(SECTION, text, _schema())[0]
     )
@@ -287,3 +287,19 @@ def test_providers_send_a_markdown_request_without_a_schema() -> None:
     anthropic = AnthropicProvider("claude-sonnet-4-6", api_key="test").message_kwargs(request)
     assert "output_config" not in anthropic
     assert with_schema_in_text(request) == request
+
+
+def test_a_small_reply_limit_fits_the_grammar_as_a_json_reply_is_fitted() -> None:
+    """SmolLM2 at 500 tokens fills what it is given: the shape must close within it."""
+    roomy, tight = _schema(), _schema(budget=750)
+    worker = SECTION.parts[3]
+    lines = {
+        name: int(s["$defs"]["integration_worker_code"]["properties"]["code"]["maxLength"]) // 101
+        for name, s in (("roomy", roomy), ("tight", tight))
+    }
+    assert lines["roomy"] == code_lines_bound(worker)
+    assert 4 <= lines["tight"] < lines["roomy"]
+    assert tight["properties"]["summary"]["maxLength"] < roomy["properties"]["summary"]["maxLength"]
+    # A reply within the fitted bounds still validates against the model.
+    content, _ = read_markdown(SECTION, REPLY, tight)
+    markdown_shape(SECTION, False, 750)[0].model_validate(content)

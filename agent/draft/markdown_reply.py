@@ -15,13 +15,16 @@ Imports core, providers and the draft stage's prompting.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
+from pydantic import BaseModel
+
 from agent.core.markdown import parse
-from agent.core.templates import Part, Section, column_keys
+from agent.core.templates import Part, Section, column_keys, section_model
 from agent.draft.prompting import lines_for
-from agent.providers.fitting import resolve_ref
+from agent.providers.fitting import fit_schema, resolve_ref
 from agent.providers.grammar import gbnf_literal
 
 # A bullet or numbered item at the start of a line (its indentation kept).
@@ -65,9 +68,11 @@ def read_markdown(
     for part in section.parts:
         content[part.id] = _read_part(part, bodies[part.id])
         code = content[part.id].get("code", "") if part.kind == "code" else ""
-        if code.count("\n") + 1 >= code_lines_bound(part):
+        if part.kind == "code" and code.count("\n") + 1 >= _code_lines(schema, part):
             # The grammar ended it there: whole lines, but maybe not the whole example.
-            notes.append(f"{part.id}: the code reached its bound of {code_lines_bound(part)} lines")
+            notes.append(
+                f"{part.id}: the code reached its bound of {_code_lines(schema, part)} lines"
+            )
     refs = [r.strip("`*\"' ") for r in _items(bodies.get(_REFS, ""))]
     content["tdd_refs"] = [r for r in refs if r and not _NOTE_ID.match(r)]
     if "note_refs" in schema.get("properties", {}):
@@ -274,22 +279,19 @@ def shorten(text: str, bound: int) -> str:
 # many. Qwen2.5-Coder-1.5B wrote 22-line SQLAlchemy models where 11 lines were
 # asked, stopped by a bound of twice that mid-class.
 _MIN_CODE_LINES = 12
-_CODE_LINE_CHARS = 160
+_CODE_LINE_CHARS = 100
+# What a line of code costs a reply's budget on average (40 characters and its
+# end, `agent.draft.prompting.CHARS_PER_LINE`): fitting counts lines at this.
+_TYPICAL_LINE = 41
 _INTRO_CHARS = 300
 _REF_CHARS = 80
 
 
-def loose_section(section: Section) -> Section:
-    """`section` with twice each part's characters: the bounds a markdown reply is read to.
-
-    Only the prompt states a markdown part's size; the grammar that holds the
-    reply's shape holds it to these, so text the model ends itself is not stopped
-    at the template's bound, where a JSON string under a grammar would be.
-    """
+def _loose(section: Section, line_chars: int) -> Section:
+    """`section` with twice each part's characters, and code at `line_chars` a line."""
     parts = [
         p.model_copy(
-            # Code is held by its lines (`code_lines_bound`), never cut by characters.
-            update={"max_chars": code_lines_bound(p) * (_CODE_LINE_CHARS + 1)}
+            update={"max_chars": code_lines_bound(p) * line_chars}
             if p.kind == "code"
             else {"max_chars": p.max_chars * 2}
         )
@@ -299,8 +301,41 @@ def loose_section(section: Section) -> Section:
 
 
 def code_lines_bound(part: Part) -> int:
-    """The most lines the grammar lets a markdown reply's code block run to."""
+    """The most lines a markdown reply's code block may run to, before any fitting."""
     return max(_MIN_CODE_LINES, 3 * lines_for(part.max_chars))
+
+
+def markdown_shape(
+    section: Section, cites: bool, budget: int | None
+) -> tuple[type[BaseModel], dict[str, Any]]:
+    """The model a markdown reply is validated against, and the bounds its grammar holds.
+
+    Only the prompt states a part's size; the grammar holds strings to twice the
+    template's bounds and code to `code_lines_bound` lines of at most 100
+    characters, so text the model ends itself is not stopped at the template's
+    bound, where a JSON string under a grammar would be. With `budget` (a
+    provider that fits replies to max_tokens, `schema_budget`), the bounds are
+    fitted as a JSON reply's are (`fit_schema`), lines counted at 41 characters,
+    so that a reply ends within max_tokens (SmolLM2 at 500 tokens fills what it
+    is given). The bounds' code is then its lines' most characters: code is
+    held by its lines, never cut by characters.
+    """
+    model = section_model(_loose(section, _CODE_LINE_CHARS + 1), cites)
+    estimate = section_model(_loose(section, _TYPICAL_LINE), cites).model_json_schema()
+    bounds = copy.deepcopy(fit_schema(estimate, budget) if budget is not None else estimate)
+    defs = bounds.get("$defs", {})
+    for part in section.parts:
+        if part.kind == "code":
+            node = resolve_ref(bounds["properties"][part.id], defs)["properties"]["code"]
+            lines = max(4, int(node["maxLength"]) // _TYPICAL_LINE)
+            node["maxLength"] = lines * (_CODE_LINE_CHARS + 1)
+    return model, bounds
+
+
+def _code_lines(schema: dict[str, Any], part: Part) -> int:
+    """The lines the bounds let `part`'s code run to."""
+    node = resolve_ref(schema["properties"][part.id], schema.get("$defs", {}))
+    return int(node["properties"]["code"]["maxLength"]) // (_CODE_LINE_CHARS + 1)
 
 
 def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = False) -> str:
@@ -308,7 +343,7 @@ def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = Fal
 
     Holds the shape (each sub-heading once, in order; a part's kind under it:
     a table's own header, a fence around code, counted items) and every string
-    to `schema`'s bounds (`loose_section`'s model), and leaves code as lines of
+    to `schema`'s bounds (`markdown_shape`'s), and leaves code as lines of
     plain text: nothing JSON-escaped. For llama.cpp servers (`--structured grammar`).
     """
     g = _Grammar()
@@ -349,9 +384,9 @@ def _part_rule(g: _Grammar, part: Part, node: dict[str, Any], defs: dict[str, An
             ),
         )
         fence = gbnf_literal(f"```{part.language}\n")
-        return g.seq(
-            intro, '"\\n\\n"', fence, g.repeat(line, 1, code_lines_bound(part)), '"```\\n"'
-        )
+        lines = int(resolve_ref(node.get("properties", {}).get("code", {}), defs)["maxLength"])
+        lines //= _CODE_LINE_CHARS + 1
+        return g.seq(intro, '"\\n\\n"', fence, g.repeat(line, 1, lines), '"```\\n"')
     if part.kind == "table":
         row_node = resolve_ref(node.get("items", {}), defs)
         cells = [

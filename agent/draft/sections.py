@@ -25,7 +25,6 @@ from agent.core.templates import (
     Template,
     opens_not_applicable,
     section_heading,
-    section_model,
 )
 from agent.document.error_codes import check_error_codes
 from agent.document.routes import check_routes
@@ -38,7 +37,7 @@ from agent.draft.calls import (
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.code_repair import repair_code, settle_code
-from agent.draft.markdown_reply import loose_section, markdown_grammar, read_markdown
+from agent.draft.markdown_reply import markdown_grammar, markdown_shape, read_markdown
 from agent.draft.plan import (
     MARKDOWN_PROMPT_ID,
     PROMPT_ID,
@@ -49,7 +48,7 @@ from agent.draft.plan import (
 )
 from agent.draft.prompting import PromptFile, load_prompt
 from agent.draft.repair import uncut
-from agent.providers.base import Message, Provider
+from agent.providers.base import Message, Provider, schema_budget
 
 
 class SectionFailed(OutputValidationError):
@@ -137,10 +136,13 @@ async def draft_section(
     "Not applicable" against `applies` (`_applies_check`): asked again once.
     What the TDD gives completes and checks the reply (`with_facts`).
     `markdown`: `messages` ask for markdown (`draft_markdown`), read back by code
-    into the section's fields, held to `loose_section`'s bounds (not fitted).
+    into the section's fields, held to `markdown_shape`'s bounds (fitted there).
     """
     shortened: list[str] = []
-    prompt, model, schema, reading = _asking(section, cites, shortened if markdown else None)
+    budget = schema_budget(provider, max_tokens)
+    prompt, model, schema, reading = _asking(
+        section, cites, shortened if markdown else None, budget
+    )
     check, seen = _applies_check(applies or [])
     parsed, calls, error = await structured_call(
         provider,
@@ -199,14 +201,14 @@ def _where(template: Template, section: Section, prompt: PromptFile) -> str:
 
 
 def _asking(
-    section: Section, cites: bool, shortened: list[str] | None
+    section: Section, cites: bool, shortened: list[str] | None, budget: int | None
 ) -> tuple[PromptFile, type[BaseModel], dict[str, Any], MarkdownReply | None]:
     """The prompt, model and schema a section's reply is held to, and how a markdown
-    reply is read (`shortened` given: the section is asked for as markdown)."""
+    reply is read (`shortened` given: the section is asked for as markdown; its
+    schema holds the bounds its grammar enforces, fitted to `budget`)."""
     if shortened is None:
         return load_prompt(PROMPT_ID), *section_schema(section, cites), None
-    model = section_model(loose_section(section), cites)
-    schema = model.model_json_schema()
+    model, schema = markdown_shape(section, cites, budget)
     return (
         load_prompt(MARKDOWN_PROMPT_ID),
         model,
