@@ -21,13 +21,29 @@ from agent.draft.prompting import PromptFile, fill
 from agent.providers.base import Message, Provider, Reply, Request, call_record
 
 
-def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
-    """The reply as a validated model, or ValueError saying what is wrong."""
+def _answer(reply: Reply) -> str:
+    """The reply's text, stripped; ValueError for a refusal or an empty reply."""
     if reply.refusal:
         raise ValueError(f"the model refused: {reply.refusal[:200]}")
     text = reply.text.strip()
     if not text:
         raise ValueError(f"the reply was empty (finish_reason: {reply.finish_reason})")
+    return text
+
+
+def _validated(model: type[BaseModel], data: Any, what: str) -> BaseModel:
+    """`data` as `model`, or ValueError naming the first `what` (field, part) that is wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise ValueError(f"{what} {loc}: {first['msg']} ({e.error_count()} problems)") from e
+
+
+def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
+    """The reply as a validated model, or ValueError saying what is wrong."""
+    text = _answer(reply)
     if text.endswith(("```", "~~~")):
         inner = unfence(text).strip()
         if not inner.endswith(("```", "~~~")):
@@ -46,32 +62,19 @@ def parse_reply(model: type[BaseModel], reply: Reply) -> BaseModel:
         if reply.finish_reason == "length":
             raise ValueError("the reply was cut off at max_tokens before the JSON ended") from e
         raise ValueError(f"the reply is not valid JSON ({e.msg} at char {e.pos})") from e
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise ValueError(f"field {loc}: {first['msg']} ({e.error_count()} problems)") from e
+    return _validated(model, data, "field")
 
 
 def read_reply(model: type[BaseModel], reply: Reply, markdown: MarkdownReply) -> BaseModel:
     """A markdown reply read into the model's fields and validated, or ValueError."""
-    if reply.refusal:
-        raise ValueError(f"the model refused: {reply.refusal[:200]}")
-    if not reply.text.strip():
-        raise ValueError(f"the reply was empty (finish_reason: {reply.finish_reason})")
+    _answer(reply)
     try:
         data = markdown.read(reply.text)
     except ValueError as e:
         if reply.finish_reason == "length":
             raise ValueError(f"the reply was cut off at max_tokens: {e}") from e
         raise
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise ValueError(f"part {loc}: {first['msg']} ({e.error_count()} problems)") from e
+    return _validated(model, data, "part")
 
 
 # Finish reasons no re-ask can fix: the same request would be refused or filtered again.

@@ -59,8 +59,8 @@ def read_markdown(
     """The section's fields from a markdown reply, and what was shortened to fit `schema`.
 
     Raises:
-        ValueError: a part's sub-heading is missing, or under it is nothing
-            of the part's kind; the message says which, for the retry.
+        ValueError: a part's sub-heading is missing; the message names it, for
+            the retry (what is missing under a heading, validation reports).
     """
     bodies = _bodies(section, text)
     content: dict[str, Any] = {}
@@ -127,7 +127,7 @@ def _read_part(part: Part, body: str) -> Any:
     if part.kind == "text":
         return body.strip()
     if part.kind == "list":
-        return _items(body) or [p for p in _paragraphs(body)]
+        return _items(body) or _paragraphs(body)
     if part.kind == "code":
         return _code(part, body)
     if part.kind == "table":
