@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from agent.core.markdown import parse
 from agent.core.templates import Part, Section, column_keys, section_model
-from agent.draft.prompting import lines_for
+from agent.draft.prompting import CHARS_PER_LINE, lines_for
 from agent.providers.fitting import fit_schema, resolve_ref
 from agent.providers.grammar import gbnf_literal
 
@@ -280,9 +280,9 @@ def shorten(text: str, bound: int) -> str:
 # asked, stopped by a bound of twice that mid-class.
 _MIN_CODE_LINES = 12
 _CODE_LINE_CHARS = 100
-# What a line of code costs a reply's budget on average (40 characters and its
-# end, `agent.draft.prompting.CHARS_PER_LINE`): fitting counts lines at this.
-_TYPICAL_LINE = 41
+# What a line of code costs a reply's budget on average (its characters and its
+# end): fitting counts lines at this.
+_TYPICAL_LINE = CHARS_PER_LINE + 1
 _INTRO_CHARS = 300
 _REF_CHARS = 80
 
