@@ -11,6 +11,7 @@ import pytest
 from agent.core.templates import Part, Section, get_template
 from agent.draft.calls import MarkdownReply, read_reply
 from agent.draft.markdown_reply import (
+    based_on,
     code_lines_bound,
     markdown_grammar,
     markdown_shape,
@@ -250,7 +251,7 @@ def test_a_markdown_draft_asks_with_its_grammar_and_no_schema() -> None:
             SECTION,
             messages,
             max_tokens=1600,
-            facts=SectionFacts(),
+            facts=SectionFacts(headings={"2. Delivery Flow": [], "4. Data Model": []}),
             markdown=True,
         )
     )
@@ -258,7 +259,8 @@ def test_a_markdown_draft_asks_with_its_grammar_and_no_schema() -> None:
     assert request.reply_format == "markdown" and request.grammar.startswith("root ::= ")
     assert request.prompt_id == "draft_markdown"
     assert draft.content["systems"][0]["system"] == "PostgreSQL"
-    assert draft.tdd_refs == ["Delivery Flow", "Data Model"]
+    # "Based on" read against the TDD's headings: spelled as the TDD spells them.
+    assert draft.tdd_refs == ["2. Delivery Flow", "4. Data Model"]
 
 
 def _markdown_request() -> Request:
@@ -303,3 +305,22 @@ def test_a_small_reply_limit_fits_the_grammar_as_a_json_reply_is_fitted() -> Non
     # A reply within the fitted bounds still validates against the model.
     content, _ = read_markdown(SECTION, REPLY, tight)
     markdown_shape(SECTION, False, 750)[0].model_validate(content)
+
+
+HEADINGS = {
+    "1.2 Delivery Flow": ["DeliveryService", "RateLimiter", "Signer"],
+    "3.1 Retry Schedule": ["RetryPolicy"],
+    "5.2 Publish Request": ["EventIn", "POST"],
+}
+
+
+def test_based_on_names_the_tdd_headings_as_the_tdd_spells_them() -> None:
+    refs = ["**Delivery flow**", "TDD: 3.1 retry schedule, table", "PRD:** [001_FPRD](x.md)"]
+    assert based_on(refs, HEADINGS, "") == ["1.2 Delivery Flow", "3.1 Retry Schedule"]
+
+
+def test_based_on_falls_back_to_the_headings_whose_names_the_section_uses() -> None:
+    junk = ["TDD:** The TDD provides the necessary information about"]
+    content = "DeliveryService claims it; the Signer signs; RetryPolicy waits."
+    assert based_on(junk, HEADINGS, content) == ["1.2 Delivery Flow"]
+    assert based_on(junk, HEADINGS, "nothing named") == []

@@ -1,16 +1,11 @@
-"""A section reply written as markdown, read by code into the section's fields.
+"""A section reply written as markdown: the grammar holding its shape, and the code
+reading it into the section's fields (docs/embedded.md, "Sections as markdown").
 
-Asked for one JSON object under a grammar, a small model writes code as one
-escaped string the grammar stops at its bound (Qwen2.5-Coder-1.5B's Key
-Algorithms on the example TDD: two python blocks of repeated import lines,
-neither parsing); asked for the same section as markdown under the parts'
-sub-headings, it wrote whole functions that parse (docs/embedded.md). This
-module turns such a reply into the dict the section model validates: one
-sub-heading per part, and under it the part's kind read back (prose, list
-items, a fenced block after its intro, a pipe table, files, boxes and
-arrows). Strings longer than the schema allows end at their last whole
-sentence inside it, lists at their last allowed item, each with a note.
-Imports core, providers and the draft stage's prompting.
+One sub-heading per part, and under it the part's kind (prose, list items, a
+fenced block after its intro, a pipe table, files, boxes and arrows). Strings
+longer than the schema allows end at their last whole sentence inside it,
+lists at their last allowed item, each with a note. Imports core, providers
+and the draft stage's prompting.
 """
 
 from __future__ import annotations
@@ -79,6 +74,30 @@ def read_markdown(
         content["note_refs"] = list(dict.fromkeys(r for r in refs if _NOTE_ID.match(r)))
     fitted = _fit(content, schema, schema.get("$defs", {}), "", notes)
     return fitted, notes
+
+
+def based_on(refs: list[str], headings: dict[str, list[str]], content: str) -> list[str]:
+    """The TDD headings a markdown reply drew on, spelled as the TDD spells them.
+
+    Its "Based on" list, read against the TDD's `headings` (each with the names
+    it holds): Qwen2.5-Coder-1.5B filled it with "TDD:** The TDD provides the
+    necessary information about" and links to the PRD, and `tidsmith update`
+    and the coverage lint need real headings. A ref naming a heading is that
+    heading; none naming one, the headings two or more of whose names
+    `content` uses, most first, up to three.
+    """
+    keyed = {_key(title): title for title in headings}
+    named = [
+        title
+        for ref in refs
+        for key, title in keyed.items()
+        if len(key) >= 4 and (key == _key(ref) or f" {key} " in f" {_key(ref)} ")
+    ]
+    if named:
+        return list(dict.fromkeys(named))[:6]
+    used = {title: sum(name in content for name in names) for title, names in headings.items()}
+    ranked = sorted((t for t, n in used.items() if n >= 2), key=lambda t: -used[t])
+    return ranked[:3]
 
 
 def _bodies(section: Section, text: str) -> dict[str, str]:

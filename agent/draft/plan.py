@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.core.records import CallRecord
-from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files, tdd_routes
+from agent.core.tdd import Tdd, applies, excerpt, names_for, tdd_files, tdd_names, tdd_routes
 from agent.core.templates import Section, Template, column_keys, section_model
 from agent.core.tokens import count_tokens
 from agent.document.error_codes import code_lines
@@ -90,6 +90,9 @@ class DraftPlan(BaseModel):
     # With a Code column in some table, the TDD's lines that name error codes:
     # a cell that names none is looked up in them (`check_error_codes`).
     code_lines: list[str] = Field(default_factory=list)
+    # The TDD's headings below its title, each with the names it holds: what a
+    # markdown reply's "Based on" is read against (`based_on`).
+    headings: dict[str, list[str]] = Field(default_factory=dict)
     # How each section's reply is asked for: a JSON object, or markdown that
     # code reads into the same fields (`agent.draft.markdown_reply`).
     draft_as: DraftAs = "json"
@@ -100,6 +103,7 @@ class DraftPlan(BaseModel):
             versions=self.versions,
             routes=self.routes,
             code_lines=self.code_lines,
+            headings=self.headings,
         )
 
 
@@ -110,6 +114,7 @@ class SectionFacts(BaseModel):
     versions: dict[str, list[str]] = Field(default_factory=dict)
     routes: list[str] = Field(default_factory=list)
     code_lines: list[str] = Field(default_factory=list)
+    headings: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def plan_messages(
@@ -165,6 +170,7 @@ def plan_messages(
         versions=_given_versions(sections, tdd, notes, pins or {}),
         routes=tdd_routes(tdd.text),
         code_lines=code_lines(tdd.text) if _has_column(sections, "code") else [],
+        headings={h.title: tdd_names(h.text) for h in tdd.headings if h.level > 1},
         draft_as=draft_as,
     )
 

@@ -37,7 +37,7 @@ from agent.draft.calls import (
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
 from agent.draft.code_repair import repair_code, settle_code
-from agent.draft.markdown_reply import markdown_grammar, markdown_shape, read_markdown
+from agent.draft.markdown_reply import based_on, markdown_grammar, markdown_shape, read_markdown
 from agent.draft.plan import (
     MARKDOWN_PROMPT_ID,
     PROMPT_ID,
@@ -173,6 +173,10 @@ async def draft_section(
         on_event=on_event,
         fitted=not markdown,
     )
+    if markdown:  # its "Based on", read against the TDD's headings
+        content["tdd_refs"] = based_on(
+            content["tdd_refs"], (facts or SectionFacts()).headings, str(content)
+        )
     return _drafted(section.id, content, [*shortened, *notes], [*calls, *more], on_event)
 
 
