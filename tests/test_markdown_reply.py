@@ -4,6 +4,7 @@ reads them back into the section's fields, and a draft that goes through both.""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -324,3 +325,19 @@ def test_based_on_falls_back_to_the_headings_whose_names_the_section_uses() -> N
     content = "DeliveryService claims it; the Signer signs; RetryPolicy waits."
     assert based_on(junk, HEADINGS, content) == ["1.2 Delivery Flow"]
     assert based_on(junk, HEADINGS, "nothing named") == []
+
+
+def test_bounds_above_llama_cpps_repetition_limit_stay_bounds() -> None:
+    """llama.cpp turns `x{0,n}` with n over 2000 into `x{0,}`: such bounds come in chunks."""
+    long = Section(
+        id="notes",
+        title="Notes",
+        guidance="Notes.",
+        parts=[Part(id="body", title="Body", kind="text", guidance="All of it.", max_chars=6000)],
+    )
+    grammar = markdown_grammar(long, _schema(long))
+    counts = [int(n) for n in re.findall(r"\{(?:\d+,)?(\d+)\}", grammar)]
+    assert counts and max(counts) <= 2000
+    recognizer = Recognizer(grammar)
+    paragraph = "word " * 600  # 3,000 characters: past one chunk, within the bound
+    assert recognizer.accepts(f"### Body\n\nA {paragraph.strip()}\n\n### Based on\n\n")

@@ -36,6 +36,8 @@ from agent.core.filetree import HOLDS_CHARS, PATH_CHARS
 # `tree`: files as paths with what each holds, drawn by code (agent/core/filetree.py).
 PartKind = Literal["text", "code", "table", "list", "diagram", "tree"]
 _ID = r"^[a-z][a-z0-9_]*$"
+# A code part's intro: one or two sentences before the code.
+INTRO_CHARS = 300
 # A template is a page of YAML; anything far larger is not one.
 MAX_TEMPLATE_BYTES = 1024 * 1024
 
@@ -267,7 +269,10 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
         block = create_model(
             f"{section.id}_{part.id}_code",
             __config__=ConfigDict(extra="forbid"),
-            intro=(str, Field(description="one or two sentences before the code", max_length=300)),
+            intro=(
+                str,
+                Field(description="one or two sentences before the code", max_length=INTRO_CHARS),
+            ),
             path=(
                 str,
                 Field(description="file path the code belongs in, or empty", max_length=120),

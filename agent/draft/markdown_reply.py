@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.core.markdown import parse
-from agent.core.templates import Part, Section, column_keys, section_model
+from agent.core.templates import INTRO_CHARS, Part, Section, column_keys, section_model
 from agent.draft.prompting import CHARS_PER_LINE, lines_for
 from agent.providers.fitting import fit_schema, resolve_ref
-from agent.providers.grammar import gbnf_literal
+from agent.providers.grammar import MAX_REPEAT, gbnf_literal, repeat_rule
 
 # A bullet or numbered item at the start of a line (its indentation kept).
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,2}[.)])\s+(.*)$")
@@ -294,15 +294,12 @@ def shorten(text: str, bound: int) -> str:
 
 # --- the shape a reply is held to --------------------------------------------
 
-# Code lines a part may run to: three times the lines asked for, at least this
-# many. Qwen2.5-Coder-1.5B wrote 22-line SQLAlchemy models where 11 lines were
-# asked, stopped by a bound of twice that mid-class.
+# Code lines a part may run to: three times the lines asked for, at least this many
+# (Qwen2.5-Coder-1.5B wrote 22-line models where 11 were asked; twice cut them).
 _MIN_CODE_LINES = 12
 _CODE_LINE_CHARS = 100
-# What a line of code costs a reply's budget on average (its characters and its
-# end): fitting counts lines at this.
+# What a line of code costs a reply's budget on average: fitting counts lines at this.
 _TYPICAL_LINE = CHARS_PER_LINE + 1
-_INTRO_CHARS = 300
 _REF_CHARS = 80
 
 
@@ -394,7 +391,7 @@ def _part_rule(g: _Grammar, part: Part, node: dict[str, Any], defs: dict[str, An
     if part.kind == "code":
         inner = resolve_ref(node.get("properties", {}).get("intro", {}), defs)
         intro = g.seq(
-            "[^\\n#|`>-]", g.chars(0, int(inner.get("maxLength", _INTRO_CHARS)) - 1, "[^\\n]")
+            "[^\\n#|`>-]", g.chars(0, int(inner.get("maxLength", INTRO_CHARS)) - 1, "[^\\n]")
         )
         line = g.rule(
             "code-line",
@@ -484,11 +481,16 @@ class _Grammar:
         return f"({body})?"
 
     def chars(self, least: int, most: int, cls: str) -> str:
-        return self.rule(f"chars-{least}-{most}", f"{cls}{{{least},{max(least, most)}}}")
+        most = max(least, most)
+        if most > MAX_REPEAT:  # llama.cpp would drop the bound: chunks, as JSON grammars get
+            return repeat_rule(cls, least, most, "chars", self.rule)
+        return self.rule(f"chars-{least}-{most}", f"{cls}{{{least},{most}}}")
 
     def repeat(self, item: str, least: int, most: int) -> str:
         if most <= 0:
             return ""
+        if most > MAX_REPEAT:
+            return repeat_rule(item, least, most, f"{item}-x", self.rule)
         return self.rule(f"{item}-x", f"{item}{{{least},{most}}}")
 
     def text(self) -> str:

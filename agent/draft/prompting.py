@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import ConfigError
 from agent.core.templates import (
+    INTRO_CHARS,
     Part,
     Section,
     Template,
@@ -234,8 +235,8 @@ def describe_fields(
 def describe_markdown(section: Section, cites: bool = False) -> str:
     """The sub-headings a markdown reply must write, each with what goes under it.
 
-    The template's own bounds, stated as words and lines (`AIM`): no grammar
-    holds a markdown reply to them, and none needs fitting to a reply limit.
+    The template's own bounds, stated as words and lines (`AIM`); the grammar
+    holds the reply to looser ones (`markdown_shape`), fitted to the reply limit.
     """
     cases = load_prompt("draft_markdown").cases
     blocks: list[str] = []
@@ -243,7 +244,7 @@ def describe_markdown(section: Section, cites: bool = False) -> str:
         each = part.max_chars // part.max_items if part.kind in ("list", "table", "tree") else 0
         how = fill(
             cases[part.kind],
-            words=str(words_for(each or (300 if part.kind == "code" else part.max_chars))),
+            words=str(words_for(each or (INTRO_CHARS if part.kind == "code" else part.max_chars))),
             lines=str(lines_for(part.max_chars)),
             count=_count(part.min_items, part.max_items),
             columns=", ".join(part.columns),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from agent.providers.fitting import fit_schema
@@ -44,7 +45,7 @@ _ALLOWED = {
     "null": frozenset({"type"}),
 }
 # llama.cpp's MAX_REPETITION_THRESHOLD.
-_MAX_REPEAT = 2000
+MAX_REPEAT = 2000
 # Whitespace allowed between two tokens: enough for pretty-printed JSON a few
 # levels deep, too little to loop on.
 _MAX_WS = 20
@@ -158,6 +159,37 @@ def _count(schema: dict[str, Any], key: str, where: str) -> int | None:
     return value
 
 
+def repeat_rule(
+    item: str, lo: int, hi: int | None, hint: str, rule: Callable[[str, str], str]
+) -> str:
+    """An expression for `item{lo,hi}` (hi None: unbounded) that llama.cpp keeps.
+
+    `item` must be one symbol: a rule name, a character class or a
+    parenthesised group; `rule(hint, body)` names a rule for `body`.
+    """
+    if hi is not None and hi < lo:
+        raise ValueError(f"a maximum below the minimum ({hi} < {lo}) in {hint}")
+    if hi == 0:
+        return ""
+    if lo <= MAX_REPEAT and (hi is None or hi <= MAX_REPEAT):
+        if hi is None:
+            count = "*" if lo == 0 else "+" if lo == 1 else f"{{{lo},}}"
+        elif lo == hi:
+            count = f"{{{lo}}}"
+        else:
+            count = f"{{{lo},{hi}}}"
+        return rule(f"{hint}-{lo}-{'n' if hi is None else hi}", f"{item}{count}")
+    # Longer runs: a full chunk then the rest, or (only if `lo` allows it)
+    # a short run. The two alternatives never match the same text.
+    rest = repeat_rule(
+        item, max(lo - MAX_REPEAT, 0), None if hi is None else hi - MAX_REPEAT, hint, rule
+    )
+    body = _seq(f"{item}{{{MAX_REPEAT}}}", rest)
+    if lo < MAX_REPEAT:
+        body += f" | {item}{{{lo},{MAX_REPEAT - 1}}}"
+    return rule(f"{hint}-{lo}-{'n' if hi is None else hi}", body)
+
+
 class _Builder:
     def __init__(self, schema: dict[str, Any]) -> None:
         if not isinstance(schema, dict):
@@ -207,31 +239,7 @@ class _Builder:
         return name
 
     def _repeat(self, item: str, lo: int, hi: int | None, hint: str) -> str:
-        """An expression for `item{lo,hi}` (hi None: unbounded) that llama.cpp keeps.
-
-        `item` must be one symbol: a rule name or a parenthesised group.
-        """
-        if hi is not None and hi < lo:
-            raise ValueError(f"a maximum below the minimum ({hi} < {lo}) in {hint}")
-        if hi == 0:
-            return ""
-        if lo <= _MAX_REPEAT and (hi is None or hi <= _MAX_REPEAT):
-            if hi is None:
-                count = "*" if lo == 0 else "+" if lo == 1 else f"{{{lo},}}"
-            elif lo == hi:
-                count = f"{{{lo}}}"
-            else:
-                count = f"{{{lo},{hi}}}"
-            return self._rule(f"{hint}-{lo}-{'n' if hi is None else hi}", f"{item}{count}")
-        # Longer runs: a full chunk then the rest, or (only if `lo` allows it)
-        # a short run. The two alternatives never match the same text.
-        rest = self._repeat(
-            item, max(lo - _MAX_REPEAT, 0), None if hi is None else hi - _MAX_REPEAT, hint
-        )
-        body = _seq(f"{item}{{{_MAX_REPEAT}}}", rest)
-        if lo < _MAX_REPEAT:
-            body += f" | {item}{{{lo},{_MAX_REPEAT - 1}}}"
-        return self._rule(f"{hint}-{lo}-{'n' if hi is None else hi}", body)
+        return repeat_rule(item, lo, hi, hint, self._rule)
 
     # --- values ----------------------------------------------------------------
 
