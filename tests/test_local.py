@@ -521,3 +521,26 @@ def test_the_engine_says_when_its_port_is_taken() -> None:
         )
     assert proc.returncode == 1
     assert f"address already in use: 127.0.0.1:{port}" in proc.stdout
+
+
+def test_llama_server_prefers_a_build_with_every_cpu_variant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.providers.local.command import find_llama_server
+
+    monkeypatch.setenv("TIDSMITH_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # none on PATH
+    builds = {}
+    for name in ("0.3.36-cpu-variants", "0.3.36", "0.3.40"):
+        binary = tmp_path / "llama-server" / name / "bin" / "llama-server"
+        binary.parent.mkdir(parents=True)
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o755)
+        builds[name] = binary
+    monkeypatch.delenv("TIDSMITH_LOCAL_SERVER", raising=False)
+    assert find_llama_server() is None  # the wheel's server unless asked
+    monkeypatch.setenv("TIDSMITH_LOCAL_SERVER", "llama-server")
+    assert find_llama_server() == builds["0.3.36-cpu-variants"]
+    builds["0.3.36-cpu-variants"].unlink()
+    assert find_llama_server() == builds["0.3.40"]  # else the newest portable one

@@ -57,8 +57,9 @@ def find_llama_server() -> Path | None:
     $LLAMA_SERVER, on PATH, then where scripts/build-llama-server caches its
     build. Not the default: the xllamacpp wheel of the `local` extra holds the
     same server and installs in seconds, while llama-server is a separate
-    ~6-minute CMake build; scripts/record-cassettes uses it for its
-    process-wide grammar and its Anthropic endpoint.
+    CMake build (~6 minutes portable, ~20 with every CPU variant, on 2 idle
+    cores); scripts/record-cassettes uses it for its process-wide grammar and
+    its Anthropic endpoint.
     """
     if os.environ.get("TIDSMITH_LOCAL_SERVER") != "llama-server":
         return None
@@ -69,7 +70,15 @@ def find_llama_server() -> Path | None:
     on_path = shutil.which("llama-server")
     if on_path:
         return Path(on_path)
-    built = sorted(user_cache_dir().glob("llama-server/*/bin/llama-server"))
+    # A build with every CPU variant (`--cpu-variants`) before a portable one:
+    # it loads the variant this CPU can run, AVX-512 where there is AVX-512.
+    built = sorted(
+        user_cache_dir().glob("llama-server/*/bin/llama-server"),
+        key=lambda path: (
+            path.parent.parent.name.endswith("-cpu-variants"),
+            path.parent.parent.name,
+        ),
+    )
     return built[-1] if built else None
 
 
