@@ -532,7 +532,7 @@ def test_llama_server_prefers_a_build_with_every_cpu_variant(
     monkeypatch.delenv("LLAMA_SERVER", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # none on PATH
     builds = {}
-    for name in ("0.3.36-cpu-variants", "0.3.36", "0.3.40"):
+    for name in ("0.3.36-cpu-variants", "0.3.36", "0.3.100", "0.3.40"):
         binary = tmp_path / "llama-server" / name / "bin" / "llama-server"
         binary.parent.mkdir(parents=True)
         binary.write_text("#!/bin/sh\n")
@@ -543,4 +543,4 @@ def test_llama_server_prefers_a_build_with_every_cpu_variant(
     monkeypatch.setenv("TIDSMITH_LOCAL_SERVER", "llama-server")
     assert find_llama_server() == builds["0.3.36-cpu-variants"]
     builds["0.3.36-cpu-variants"].unlink()
-    assert find_llama_server() == builds["0.3.40"]  # else the newest portable one
+    assert find_llama_server() == builds["0.3.100"]  # else the newest portable one

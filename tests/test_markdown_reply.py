@@ -156,6 +156,29 @@ def test_a_list_item_goes_on_over_its_indented_lines() -> None:
     assert content["steps"][1] == "Claim it with `FOR UPDATE SKIP LOCKED`, then post it."
 
 
+def test_a_file_path_holding_a_hyphen_is_one_path() -> None:
+    # Read lazily up to the first dash, corpus TDD 006's tree (2026-12-04) drew
+    # `frontend/steering` holding "panel.py` - steering panel UI".
+    entries = (
+        "- `frontend/steering-panel.py` - steering panel UI\n"
+        "- backend/combined-steering-service.py: combined steering\n"
+        "- `relay/models.py` (Endpoint, Delivery)\n"
+        "- relay/db.py\n"
+    )
+    reply = REPLY.replace(
+        "- `relay/delivery/worker.py` - the arq worker\n"
+        "- `relay/delivery/service.py` - DeliveryService\n",
+        entries,
+    )
+    content, _ = read_markdown(SECTION, reply, _schema())
+    assert content["files"] == [
+        {"path": "frontend/steering-panel.py", "holds": "steering panel UI"},
+        {"path": "backend/combined-steering-service.py", "holds": "combined steering"},
+        {"path": "relay/models.py", "holds": "Endpoint, Delivery"},
+        {"path": "relay/db.py", "holds": ""},
+    ]
+
+
 def test_an_intro_that_only_names_the_file_is_its_path() -> None:
     reply = REPLY.replace(
         "The worker claims one delivery and posts it.\n\n```python\n# relay/delivery/worker.py\n",

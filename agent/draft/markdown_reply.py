@@ -1,12 +1,10 @@
 """A section reply written as markdown: the grammar holding its shape, and the code
 reading it into the section's fields (docs/embedded.md, "Sections as markdown").
 
-One sub-heading per part, and under it the part's kind (prose, list items, a
-fenced block after its intro, a pipe table, files, boxes and arrows). Strings
-longer than the schema allows end at their last whole sentence inside it,
-lists at their last allowed item, each with a note. Imports core, providers
-and the draft stage's prompting.
-"""
+One sub-heading per part, and under it the part's kind (prose, list items, a fenced
+block after its intro, a pipe table, files, boxes and arrows). Strings longer than
+the schema allows end at their last whole sentence inside it, lists at their last
+allowed item, each with a note. Imports core, providers and draft prompting."""
 
 from __future__ import annotations
 
@@ -24,9 +22,11 @@ from agent.providers.grammar import MAX_REPEAT, gbnf_literal, repeat_rule
 
 # A bullet or numbered item at the start of a line (its indentation kept).
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,2}[.)])\s+(.*)$")
-# `path` or path, then what it holds after a dash, colon or in brackets.
+# `path` or path, then what it holds after a dash, colon or in brackets. Not lazy: read
+# up to the first dash, `web/steering-panel.tsx` was `web/steering` (corpus TDD 006).
 _FILE = re.compile(
-    r"^`?(?P<path>[\w./@-]+?)`?\s*(?:[-\u2013\u2014:]\s*|\((?P<inner>[^)]*)\)\s*$|$)(?P<rest>.*)$"
+    r"^(?:`(?P<quoted>[^`\n]+)`|(?P<bare>[\w./@-]+))"
+    r"\s*(?:\((?P<inner>[^)]*)\)\s*$|[-\u2013\u2014:]?\s*(?P<rest>.*)$)"
 )
 # A diagram's flow: A -> B: label (or an arrow sign).
 _EDGE = re.compile(
@@ -226,7 +226,7 @@ def _file(item: str) -> dict[str, str]:
     if match is None:
         return {"path": item.split()[0].strip("`") if item.split() else "", "holds": ""}
     holds = (match.group("inner") or match.group("rest") or "").strip()
-    return {"path": match.group("path"), "holds": holds.rstrip(".")}
+    return {"path": match.group("quoted") or match.group("bare"), "holds": holds.rstrip(".")}
 
 
 def _diagram(body: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import sys
@@ -70,16 +71,18 @@ def find_llama_server() -> Path | None:
     on_path = shutil.which("llama-server")
     if on_path:
         return Path(on_path)
-    # A build with every CPU variant (`--cpu-variants`) before a portable one:
-    # it loads the variant this CPU can run, AVX-512 where there is AVX-512.
-    built = sorted(
-        user_cache_dir().glob("llama-server/*/bin/llama-server"),
-        key=lambda path: (
-            path.parent.parent.name.endswith("-cpu-variants"),
-            path.parent.parent.name,
-        ),
-    )
+    built = sorted(user_cache_dir().glob("llama-server/*/bin/llama-server"), key=_build_rank)
     return built[-1] if built else None
+
+
+def _build_rank(binary: Path) -> tuple[bool, tuple[int, ...]]:
+    """A build with every CPU variant (`--cpu-variants`) first: it loads the variant
+    this CPU can run, AVX-512 where there is AVX-512. Then the newest version
+    (0.3.100 after 0.3.36), from the cache folder's name."""
+    name = binary.parent.parent.name
+    version = name.removesuffix("-cpu-variants")
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version))
+    return name.endswith("-cpu-variants"), numbers
 
 
 def server_command(model: ResolvedModel, port: int, *, threads: int | None = None) -> list[str]:
