@@ -156,6 +156,19 @@ def test_a_list_item_goes_on_over_its_indented_lines() -> None:
     assert content["steps"][1] == "Claim it with `FOR UPDATE SKIP LOCKED`, then post it."
 
 
+def test_based_on_keeps_the_grammars_bound_not_a_fitted_one() -> None:
+    # Fitted to a small reply limit, the run records of 2026-12-04 held about 30
+    # "tdd_refs: shortened ..." notes a run, each ref cut before it was read
+    # against the TDD's headings; the grammar lets six of 80 characters through.
+    refs = [f"4.{i} Retry Policy and Backoff Schedule for Failed Attempts" for i in range(6)]
+    reply = REPLY.replace("- Delivery Flow\n- Data Model\n", "".join(f"- {r}\n" for r in refs))
+    schema = _schema(budget=300)
+    content, notes = read_markdown(SECTION, reply, schema)
+    assert content["tdd_refs"] == refs
+    assert not [n for n in notes if n.startswith("tdd_refs")]
+    markdown_shape(SECTION, False, 300)[0].model_validate(content)
+
+
 def test_a_file_path_holding_a_hyphen_is_one_path() -> None:
     # Read lazily up to the first dash, corpus TDD 006's tree (2026-12-04) drew
     # `frontend/steering` holding "panel.py` - steering panel UI".

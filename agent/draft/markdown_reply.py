@@ -300,7 +300,7 @@ _MIN_CODE_LINES = 12
 _CODE_LINE_CHARS = 100
 # What a line of code costs a reply's budget on average: fitting counts lines at this.
 _TYPICAL_LINE = CHARS_PER_LINE + 1
-_REF_CHARS = 80
+_REF_CHARS, _MAX_REFS = 80, 6
 
 
 def _loose(section: Section, line_chars: int) -> Section:
@@ -327,14 +327,12 @@ def markdown_shape(
     """The model a markdown reply is validated against, and the bounds its grammar holds.
 
     Only the prompt states a part's size; the grammar holds strings to twice the
-    template's bounds and code to `code_lines_bound` lines of at most 100
-    characters, so text the model ends itself is not stopped at the template's
-    bound, where a JSON string under a grammar would be. With `budget` (a
-    provider that fits replies to max_tokens, `schema_budget`), the bounds are
-    fitted as a JSON reply's are (`fit_schema`), lines counted at 41 characters,
-    so that a reply ends within max_tokens (SmolLM2 at 500 tokens fills what it
-    is given). The bounds' code is then its lines' most characters: code is
-    held by its lines, never cut by characters.
+    template's bounds and code to lines of at most 100 characters. With `budget`
+    (`schema_budget`) the bounds are fitted as a JSON reply's are, lines counted
+    at 41 characters, so a reply ends within max_tokens; code is then held by its
+    lines, never cut by characters. "Based on" keeps the grammar's own bound (6
+    items of `_REF_CHARS`, never fitted): `based_on` reads it against the TDD's
+    headings, and shortened first it lost the heading it named.
     """
     model = section_model(_loose(section, _CODE_LINE_CHARS + 1), cites)
     estimate = section_model(_loose(section, _TYPICAL_LINE), cites).model_json_schema()
@@ -345,6 +343,8 @@ def markdown_shape(
             node = resolve_ref(bounds["properties"][part.id], defs)["properties"]["code"]
             lines = max(4, int(node["maxLength"]) // _TYPICAL_LINE)
             node["maxLength"] = lines * (_CODE_LINE_CHARS + 1)
+    refs = bounds["properties"]["tdd_refs"]
+    refs["maxItems"], refs["items"]["maxLength"] = _MAX_REFS, _REF_CHARS
     return model, bounds
 
 
@@ -369,8 +369,8 @@ def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = Fal
         g.seq(gbnf_literal(f"### {p.title}\n\n"), _part_rule(g, p, props.get(p.id, {}), defs))
         for p in section.parts
     ]
-    refs = g.repeat(g.rule("ref", g.seq('"- "', g.chars(1, _REF_CHARS, "[^\\n]"), '"\\n"')), 0, 6)
-    bodies.append(g.seq(gbnf_literal("### Based on\n\n"), refs))
+    ref = g.rule("ref", g.seq('"- "', g.chars(1, _REF_CHARS, "[^\\n]"), '"\\n"'))
+    bodies.append(g.seq(gbnf_literal("### Based on\n\n"), g.repeat(ref, 0, _MAX_REFS)))
     del cites  # the ids of research notes are items of "Based on" like the TDD's headings
     g.rules["root"] = ' "\\n" '.join(bodies)
     return g.text()
