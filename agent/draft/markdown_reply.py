@@ -23,7 +23,7 @@ from agent.providers.grammar import MAX_REPEAT, gbnf_literal, repeat_rule
 # A bullet or numbered item at the start of a line (its indentation kept).
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,2}[.)])\s+(.*)$")
 # `path` or path, then what it holds after a dash, colon or in brackets. Not lazy: read
-# up to the first dash, `web/steering-panel.tsx` was `web/steering` (corpus TDD 006).
+# to the first dash, `frontend/steering-panel.py` was `frontend/steering` (TDD 006).
 _FILE = re.compile(
     r"^(?:`(?P<quoted>[^`\n]+)`|(?P<bare>[\w./@-]+))"
     r"\s*(?:\((?P<inner>[^)]*)\)\s*$|[-\u2013\u2014:]?\s*(?P<rest>.*)$)"

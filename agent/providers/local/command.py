@@ -58,9 +58,9 @@ def find_llama_server() -> Path | None:
     $LLAMA_SERVER, on PATH, then where scripts/build-llama-server caches its
     build. Not the default: the xllamacpp wheel of the `local` extra holds the
     same server and installs in seconds, while llama-server is a separate
-    CMake build (~6 minutes portable, ~20 with every CPU variant, on 2 idle
-    cores); scripts/record-cassettes uses it for its process-wide grammar and
-    its Anthropic endpoint.
+    CMake build (~6 minutes portable on 2 idle cores; with every CPU variant,
+    36 minutes on 2 cores busy with another run); scripts/record-cassettes uses
+    it for its process-wide grammar and its Anthropic endpoint.
     """
     if os.environ.get("TIDSMITH_LOCAL_SERVER") != "llama-server":
         return None
