@@ -300,7 +300,6 @@ _MIN_CODE_LINES = 12
 _CODE_LINE_CHARS = 100
 # What a line of code costs a reply's budget on average: fitting counts lines at this.
 _TYPICAL_LINE = CHARS_PER_LINE + 1
-_REF_CHARS, _MAX_REFS = 80, 6
 
 
 def _loose(section: Section, line_chars: int) -> Section:
@@ -330,8 +329,8 @@ def markdown_shape(
     template's bounds and code to lines of at most 100 characters. With `budget`
     (`schema_budget`) the bounds are fitted as a JSON reply's are, lines counted
     at 41 characters, so a reply ends within max_tokens; code is then held by its
-    lines, never cut by characters. "Based on" keeps the grammar's own bound (6
-    items of `_REF_CHARS`, never fitted): `based_on` reads it against the TDD's
+    lines, never cut by characters. "Based on" keeps the section model's bound
+    (`section_model`, never fitted): `based_on` reads it against the TDD's
     headings, and shortened first it lost the heading it named.
     """
     model = section_model(_loose(section, _CODE_LINE_CHARS + 1), cites)
@@ -343,8 +342,7 @@ def markdown_shape(
             node = resolve_ref(bounds["properties"][part.id], defs)["properties"]["code"]
             lines = max(4, int(node["maxLength"]) // _TYPICAL_LINE)
             node["maxLength"] = lines * (_CODE_LINE_CHARS + 1)
-    refs = bounds["properties"]["tdd_refs"]
-    refs["maxItems"], refs["items"]["maxLength"] = _MAX_REFS, _REF_CHARS
+    bounds["properties"]["tdd_refs"] = copy.deepcopy(estimate["properties"]["tdd_refs"])
     return model, bounds
 
 
@@ -369,8 +367,9 @@ def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = Fal
         g.seq(gbnf_literal(f"### {p.title}\n\n"), _part_rule(g, p, props.get(p.id, {}), defs))
         for p in section.parts
     ]
-    ref = g.rule("ref", g.seq('"- "', g.chars(1, _REF_CHARS, "[^\\n]"), '"\\n"'))
-    bodies.append(g.seq(gbnf_literal("### Based on\n\n"), g.repeat(ref, 0, _MAX_REFS)))
+    refs, most = props["tdd_refs"], int(props["tdd_refs"]["maxItems"])
+    ref = g.seq('"- "', g.chars(1, int(refs["items"]["maxLength"]), "[^\\n]"), '"\\n"')
+    bodies.append(g.seq(gbnf_literal("### Based on\n\n"), g.repeat(g.rule("ref", ref), 0, most)))
     del cites  # the ids of research notes are items of "Based on" like the TDD's headings
     g.rules["root"] = ' "\\n" '.join(bodies)
     return g.text()
