@@ -11,9 +11,9 @@ import pytest
 
 from agent.core.templates import Part, Section, get_template
 from agent.draft.calls import MarkdownReply, read_reply
+from agent.draft.code_reply import CODE_LINE_CHARS, code_lines_bound
 from agent.draft.markdown_reply import (
     based_on,
-    code_lines_bound,
     markdown_grammar,
     markdown_shape,
     read_markdown,
@@ -333,7 +333,8 @@ def test_a_small_reply_limit_fits_the_grammar_as_a_json_reply_is_fitted() -> Non
     roomy, tight = _schema(), _schema(budget=750)
     worker = SECTION.parts[3]
     lines = {
-        name: int(s["$defs"]["integration_worker_code"]["properties"]["code"]["maxLength"]) // 101
+        name: int(s["$defs"]["integration_worker_code"]["properties"]["code"]["maxLength"])
+        // (CODE_LINE_CHARS + 1)
         for name, s in (("roomy", roomy), ("tight", tight))
     }
     assert lines["roomy"] == code_lines_bound(worker)

@@ -45,9 +45,15 @@ from agent.document.mend import (
     restore_code,
     says_something,
 )
-from agent.draft.calls import structured_call
+from agent.draft.calls import MarkdownReply, structured_call
+from agent.draft.code_reply import (
+    CODE_LINE_CHARS,
+    code_reply_grammar,
+    code_reply_lines,
+    read_code_reply,
+)
 from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt
-from agent.providers.base import Message, Provider, fitted_schema
+from agent.providers.base import Message, Provider, fitted_schema, schema_budget
 
 REPAIR_PROMPT_ID = "repair_code"
 WRITE_PROMPT_ID = "write_code"
@@ -75,17 +81,32 @@ async def _code_call(
     *,
     max_tokens: int,
     on_event: Progress,
+    markdown: bool,
     **values: str,
 ) -> tuple[str, str, list[CallRecord]]:
     """One call asking for a block of `language` again: the code it gave (unfenced,
     mechanical slips undone; "" for none), why there is none, and the calls.
 
     The prompt gets `values`, the language, the part's title, the section's
-    heading, and the block's size as `limit` and `lines`.
+    heading, the block's size as `lines`, and how to reply (`replies`): a JSON
+    string of at most `limit` characters, or, `markdown`, one fenced block held
+    to lines by a grammar, so nothing in it is JSON-escaped.
     """
-    model = repair_model(max_chars)
-    schema = model.model_json_schema()
-    limit = int(fitted_schema(provider, schema, max_tokens)["properties"]["code"]["maxLength"])
+    reading: MarkdownReply | None = None
+    if markdown:
+        lines, held = code_reply_lines(max_chars, schema_budget(provider, max_tokens))
+        model = repair_model(held * (CODE_LINE_CHARS + 1))
+        reading = MarkdownReply(
+            grammar=code_reply_grammar(language, held),
+            read=lambda text: {"code": read_code_reply(text)},
+        )
+        reply = fill(prompt.replies["markdown"], language=language)
+    else:
+        model = repair_model(max_chars)
+        fitted = fitted_schema(provider, model.model_json_schema(), max_tokens)
+        held = int(fitted["properties"]["code"]["maxLength"])
+        lines = lines_for(held)
+        reply = fill(prompt.replies["json"], limit=str(held))
     ask = Message(
         role="user",
         content=fill(
@@ -93,8 +114,8 @@ async def _code_call(
             language=language,
             part_title=part.title,
             section_heading=heading,
-            limit=str(limit),
-            lines=str(lines_for(limit)),
+            lines=str(lines),
+            reply=reply,
             **values,
         ),
     )
@@ -106,14 +127,16 @@ async def _code_call(
         label=f"{section.id}.{part.id}",
         schema_name="repaired_code",
         max_tokens=max_tokens,
-        json_schema=schema,
+        json_schema=model.model_json_schema(),
         on_event=on_event,
+        markdown=reading,
     )
     raw = str(getattr(parsed, "code", "")) if parsed else ""
     code = unfence(raw).strip("\n")
     # A reply can make the same slips as the draft (one line, a path line).
     code = restore_code(language, code) or code
-    if stopped_at(len(raw), limit):  # maybe on a piece of a name, which parses
+    # Stopped at its bound (lines, or characters), maybe on a piece of a name, which parses.
+    if (raw.count("\n") + 1 >= held) if markdown else stopped_at(len(raw), held):
         code = without_last_line(language, code)
     return code, why or "no code", calls
 
@@ -138,6 +161,7 @@ async def _repair_block(
     *,
     max_tokens: int,
     on_event: Progress,
+    markdown: bool,
 ) -> tuple[str, str | None, list[CallRecord]]:
     """One repair call for one block: the code it gave, what is still wrong (None: it
     parses), and the calls."""
@@ -157,6 +181,7 @@ async def _repair_block(
         2 * part.max_chars,
         max_tokens=max_tokens,
         on_event=on_event,
+        markdown=markdown,
         error=block.error,
         code=_unmarked(block.code).strip("\n"),
         first_line=first_line(block.code),
@@ -177,6 +202,7 @@ async def write_hollow(
     max_tokens: int,
     on_event: Progress = quiet,
     only: set[str] | None = None,
+    markdown: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code parts with no code of their own get one call for the code they should show.
 
@@ -208,6 +234,7 @@ async def write_hollow(
             part.max_chars,
             max_tokens=max_tokens,
             on_event=on_event,
+            markdown=markdown,
             found=fill(
                 prompt.cases[found.found],
                 language=part.language,
@@ -290,6 +317,7 @@ async def repair_code(
     *,
     max_tokens: int,
     on_event: Progress = quiet,
+    markdown: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code that does not parse gets one repair call per block; still broken, it is dropped.
 
@@ -327,6 +355,7 @@ async def repair_code(
             block,
             max_tokens=max_tokens,
             on_event=on_event,
+            markdown=markdown,
         )
         calls += more
         notes.append(_settle(content, block, fixed, still))
@@ -411,6 +440,7 @@ async def settle_code(
     *,
     max_tokens: int,
     on_event: Progress = quiet,
+    markdown: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code parts with no code of their own written (`write_hollow`), then code that
     does not parse repaired or dropped (`repair_code`): the content, notes and calls.
@@ -433,9 +463,17 @@ async def settle_code(
             max_tokens=max_tokens,
             on_event=on_event,
             only=only,
+            markdown=markdown,
         )
         content, repaired, more = await repair_code(
-            provider, template, section, system, content, max_tokens=max_tokens, on_event=on_event
+            provider,
+            template,
+            section,
+            system,
+            content,
+            max_tokens=max_tokens,
+            on_event=on_event,
+            markdown=markdown,
         )
         return content, [*written, *repaired], [*calls, *more]
 

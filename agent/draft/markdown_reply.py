@@ -16,9 +16,15 @@ from pydantic import BaseModel
 
 from agent.core.markdown import parse
 from agent.core.templates import INTRO_CHARS, Part, Section, column_keys, section_model
-from agent.draft.prompting import CHARS_PER_LINE, lines_for
+from agent.draft.code_reply import (
+    CODE_LINE_CHARS,
+    TYPICAL_LINE,
+    code_lines_bound,
+    fenced,
+    rejoined,
+)
 from agent.providers.fitting import fit_schema, resolve_ref
-from agent.providers.grammar import MAX_REPEAT, gbnf_literal, repeat_rule
+from agent.providers.grammar import GrammarRules, gbnf_literal
 
 # A bullet or numbered item at the start of a line (its indentation kept).
 _ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,2}[.)])\s+(.*)$")
@@ -186,7 +192,7 @@ def _code(part: Part, body: str) -> dict[str, str]:
         return {"intro": " ".join(body.split()), "path": "", "code": ""}
     lines = body.splitlines()
     intro = " ".join(" ".join(lines[: fences[0].line]).split())
-    blocks = [f.code.strip("\n") for f in fences]
+    blocks = [rejoined(f.code.strip("\n")) for f in fences]
     path = ""
     if len(blocks) == 1:
         first, _, rest = blocks[0].partition("\n")
@@ -294,13 +300,6 @@ def shorten(text: str, bound: int) -> str:
 
 # --- the shape a reply is held to --------------------------------------------
 
-# Code lines a part may run to: three times the lines asked for, at least this many
-# (Qwen2.5-Coder-1.5B wrote 22-line models where 11 were asked; twice cut them).
-_MIN_CODE_LINES = 12
-_CODE_LINE_CHARS = 100
-# What a line of code costs a reply's budget on average: fitting counts lines at this.
-_TYPICAL_LINE = CHARS_PER_LINE + 1
-
 
 def _loose(section: Section, line_chars: int) -> Section:
     """`section` with twice each part's characters, and code at `line_chars` a line."""
@@ -315,33 +314,28 @@ def _loose(section: Section, line_chars: int) -> Section:
     return section.model_copy(update={"parts": parts})
 
 
-def code_lines_bound(part: Part) -> int:
-    """The most lines a markdown reply's code block may run to, before any fitting."""
-    return max(_MIN_CODE_LINES, 3 * lines_for(part.max_chars))
-
-
 def markdown_shape(
     section: Section, cites: bool, budget: int | None
 ) -> tuple[type[BaseModel], dict[str, Any]]:
     """The model a markdown reply is validated against, and the bounds its grammar holds.
 
     Only the prompt states a part's size; the grammar holds strings to twice the
-    template's bounds and code to lines of at most 100 characters. With `budget`
+    template's bounds and code to lines of at most 200 characters. With `budget`
     (`schema_budget`) the bounds are fitted as a JSON reply's are, lines counted
     at 41 characters, so a reply ends within max_tokens; code is then held by its
     lines, never cut by characters. "Based on" keeps the section model's bound
     (`section_model`, never fitted): `based_on` reads it against the TDD's
     headings, and shortened first it lost the heading it named.
     """
-    model = section_model(_loose(section, _CODE_LINE_CHARS + 1), cites)
-    estimate = section_model(_loose(section, _TYPICAL_LINE), cites).model_json_schema()
+    model = section_model(_loose(section, CODE_LINE_CHARS + 1), cites)
+    estimate = section_model(_loose(section, TYPICAL_LINE), cites).model_json_schema()
     bounds = copy.deepcopy(fit_schema(estimate, budget) if budget is not None else estimate)
     defs = bounds.get("$defs", {})
     for part in section.parts:
         if part.kind == "code":
             node = resolve_ref(bounds["properties"][part.id], defs)["properties"]["code"]
-            lines = max(4, int(node["maxLength"]) // _TYPICAL_LINE)
-            node["maxLength"] = lines * (_CODE_LINE_CHARS + 1)
+            lines = max(4, int(node["maxLength"]) // TYPICAL_LINE)
+            node["maxLength"] = lines * (CODE_LINE_CHARS + 1)
     bounds["properties"]["tdd_refs"] = copy.deepcopy(estimate["properties"]["tdd_refs"])
     return model, bounds
 
@@ -349,7 +343,7 @@ def markdown_shape(
 def _code_lines(schema: dict[str, Any], part: Part) -> int:
     """The lines the bounds let `part`'s code run to."""
     node = resolve_ref(schema["properties"][part.id], schema.get("$defs", {}))
-    return int(node["properties"]["code"]["maxLength"]) // (_CODE_LINE_CHARS + 1)
+    return int(node["properties"]["code"]["maxLength"]) // (CODE_LINE_CHARS + 1)
 
 
 def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = False) -> str:
@@ -360,7 +354,7 @@ def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = Fal
     to `schema`'s bounds (`markdown_shape`'s), and leaves code as lines of
     plain text: nothing JSON-escaped. For llama.cpp servers (`--structured grammar`).
     """
-    g = _Grammar()
+    g = GrammarRules()
     defs = schema.get("$defs", {})
     props = schema.get("properties", {})
     bodies = [
@@ -375,7 +369,7 @@ def markdown_grammar(section: Section, schema: dict[str, Any], cites: bool = Fal
     return g.text()
 
 
-def _part_rule(g: _Grammar, part: Part, node: dict[str, Any], defs: dict[str, Any]) -> str:
+def _part_rule(g: GrammarRules, part: Part, node: dict[str, Any], defs: dict[str, Any]) -> str:
     node = resolve_ref(node, defs)
     least = int(node.get("minItems", part.min_items))
     most = int(node.get("maxItems", part.max_items))
@@ -392,16 +386,8 @@ def _part_rule(g: _Grammar, part: Part, node: dict[str, Any], defs: dict[str, An
         intro = g.seq(
             "[^\\n#|`>-]", g.chars(0, int(inner.get("maxLength", INTRO_CHARS)) - 1, "[^\\n]")
         )
-        line = g.rule(
-            "code-line",
-            g.seq(
-                g.optional(g.seq("[^`\\n]", g.chars(0, _CODE_LINE_CHARS - 1, "[^\\n]"))), '"\\n"'
-            ),
-        )
-        fence = gbnf_literal(f"```{part.language}\n")
         lines = int(resolve_ref(node.get("properties", {}).get("code", {}), defs)["maxLength"])
-        lines //= _CODE_LINE_CHARS + 1
-        return g.seq(intro, '"\\n\\n"', fence, g.repeat(line, 1, lines), '"```\\n"')
+        return g.seq(intro, '"\\n\\n"', fenced(g, part.language, lines // (CODE_LINE_CHARS + 1)))
     if part.kind == "table":
         row_node = resolve_ref(node.get("items", {}), defs)
         cells = [
@@ -432,7 +418,7 @@ def _part_rule(g: _Grammar, part: Part, node: dict[str, Any], defs: dict[str, An
     return _diagram_rule(g, node, defs)
 
 
-def _diagram_rule(g: _Grammar, node: dict[str, Any], defs: dict[str, Any]) -> str:
+def _diagram_rule(g: GrammarRules, node: dict[str, Any], defs: dict[str, Any]) -> str:
     props = node.get("properties", {})
     boxes = resolve_ref(props.get("components", {}), defs)
     arrows = resolve_ref(props.get("edges", {}), defs)
@@ -453,47 +439,3 @@ def _diagram_rule(g: _Grammar, node: dict[str, Any], defs: dict[str, Any]) -> st
         '"\\nFlows:\\n"',
         g.repeat(edge, int(arrows.get("minItems", 0)), int(arrows.get("maxItems", 7))),
     )
-
-
-class _Grammar:
-    """Named GBNF rules; every counted repetition a rule of its own (llama.cpp's limits,
-    `agent.providers.grammar`)."""
-
-    def __init__(self) -> None:
-        self.rules: dict[str, str] = {}
-
-    def rule(self, name: str, body: str) -> str:
-        for existing, text in self.rules.items():
-            if text == body:
-                return existing
-        unique, n = name, 1
-        while unique in self.rules:
-            n += 1
-            unique = f"{name}-{n}"
-        self.rules[unique] = body
-        return unique
-
-    def seq(self, *parts: str) -> str:
-        return " ".join(p for p in parts if p)
-
-    def optional(self, body: str) -> str:
-        return f"({body})?"
-
-    def chars(self, least: int, most: int, cls: str) -> str:
-        most = max(least, most)
-        if most > MAX_REPEAT:  # llama.cpp would drop the bound: chunks, as JSON grammars get
-            return repeat_rule(cls, least, most, "chars", self.rule)
-        return self.rule(f"chars-{least}-{most}", f"{cls}{{{least},{most}}}")
-
-    def repeat(self, item: str, least: int, most: int) -> str:
-        if most <= 0:
-            return ""
-        if most > MAX_REPEAT:
-            return repeat_rule(item, least, most, f"{item}-x", self.rule)
-        return self.rule(f"{item}-x", f"{item}{{{least},{most}}}")
-
-    def text(self) -> str:
-        root = self.rules.pop("root")
-        return (
-            "\n".join([f"root ::= {root}", *(f"{k} ::= {v}" for k, v in self.rules.items())]) + "\n"
-        )

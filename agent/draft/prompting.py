@@ -69,6 +69,8 @@ class PromptFile(BaseModel):
     names: str = ""
     # Named texts the caller picks one of and fills in (write_code: what was found).
     cases: dict[str, str] = Field(default_factory=dict)
+    # How the reply is asked for, by reply format ("json", "markdown"): the code calls.
+    replies: dict[str, str] = Field(default_factory=dict)
 
 
 @cache

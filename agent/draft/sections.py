@@ -171,7 +171,7 @@ async def draft_section(
         facts or SectionFacts(),
         max_tokens=max_tokens,
         on_event=on_event,
-        fitted=not markdown,
+        markdown=markdown,
     )
     if markdown:  # its "Based on", read against the TDD's headings
         content["tdd_refs"] = based_on(
@@ -246,11 +246,12 @@ async def _made_whole(
     *,
     max_tokens: int,
     on_event: Progress,
-    fitted: bool = True,
+    markdown: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """A validated reply with no cut text (`uncut`), no code that is only comments or
     does not parse (`settle_code`), completed and checked (`with_facts`): content,
-    notes, calls."""
+    notes, calls. `markdown`: drafted as markdown, so its bounds are the grammar's
+    own (not fitted again) and its code calls reply as one fenced block too."""
     content, notes, calls = await uncut(
         provider,
         section,
@@ -259,10 +260,17 @@ async def _made_whole(
         schema=schema,
         max_tokens=max_tokens,
         on_event=on_event,
-        fitted=fitted,
+        fitted=not markdown,
     )
     content, code_notes, more = await settle_code(
-        provider, template, section, messages[0], content, max_tokens=max_tokens, on_event=on_event
+        provider,
+        template,
+        section,
+        messages[0],
+        content,
+        max_tokens=max_tokens,
+        on_event=on_event,
+        markdown=markdown,
     )
     content, fact_notes = with_facts(section, content, facts)
     return content, [*notes, *code_notes, *fact_notes], [*calls, *more]

@@ -423,3 +423,47 @@ def union_gbnf(schemas: list[dict[str, Any]], max_chars: int) -> str:
             defs[name] = node
         branches.append({k: v for k, v in fitted.items() if k != "$defs"})
     return json_schema_to_gbnf({"anyOf": branches, "$defs": defs})
+
+
+class GrammarRules:
+    """Named GBNF rules built by hand (markdown replies): every counted repetition a
+    rule of its own, rules with the same body shared (llama.cpp's limits, above)."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+
+    def rule(self, name: str, body: str) -> str:
+        for existing, text in self.rules.items():
+            if text == body:
+                return existing
+        unique, n = name, 1
+        while unique in self.rules:
+            n += 1
+            unique = f"{name}-{n}"
+        self.rules[unique] = body
+        return unique
+
+    def seq(self, *parts: str) -> str:
+        return " ".join(p for p in parts if p)
+
+    def optional(self, body: str) -> str:
+        return f"({body})?"
+
+    def chars(self, least: int, most: int, cls: str) -> str:
+        most = max(least, most)
+        if most > MAX_REPEAT:  # llama.cpp would drop the bound: chunks, as JSON grammars get
+            return repeat_rule(cls, least, most, "chars", self.rule)
+        return self.rule(f"chars-{least}-{most}", f"{cls}{{{least},{most}}}")
+
+    def repeat(self, item: str, least: int, most: int) -> str:
+        if most <= 0:
+            return ""
+        if most > MAX_REPEAT:
+            return repeat_rule(item, least, most, f"{item}-x", self.rule)
+        return self.rule(f"{item}-x", f"{item}{{{least},{most}}}")
+
+    def text(self) -> str:
+        root = self.rules.pop("root")
+        return (
+            "\n".join([f"root ::= {root}", *(f"{k} ::= {v}" for k, v in self.rules.items())]) + "\n"
+        )
