@@ -5,9 +5,6 @@ before 2026-12-04: `print(f"` closed the JSON string, 4 of 5 writes did not pars
 
 from __future__ import annotations
 
-import asyncio
-
-from agent.core.templates import get_template
 from agent.draft.code_reply import (
     CODE_LINE_CHARS,
     code_reply_grammar,
@@ -15,13 +12,10 @@ from agent.draft.code_reply import (
     read_code_reply,
 )
 from agent.draft.markdown_reply import read_markdown
-from agent.draft.plan import SectionDraft, SectionFacts
 from agent.draft.prompting import load_prompt
-from agent.draft.sections import draft_section
-from agent.providers.base import Message
 from agent.providers.fake import FakeProvider
 from tests.test_grammar import Recognizer
-from tests.test_markdown_reply import REPLY, SECTION, _schema
+from tests.test_markdown_reply import REPLY, SECTION, _schema, draft_markdown
 
 WORKER = '    await ctx["service"].deliver(delivery_id)'
 # Code with double quotes in it: the kind a JSON string closed early.
@@ -30,21 +24,6 @@ WRITTEN = (
     '    print(f"posting {delivery_id}")\n'
     '    await ctx["service"].deliver(delivery_id)'
 )
-
-
-def _draft(provider: FakeProvider) -> SectionDraft:
-    messages = [Message(role="system", content="TDD"), Message(role="user", content="Write it.")]
-    return asyncio.run(
-        draft_section(
-            provider,
-            get_template("tid"),
-            SECTION,
-            messages,
-            max_tokens=1600,
-            facts=SectionFacts(),
-            markdown=True,
-        )
-    )
 
 
 def test_the_grammar_holds_one_fenced_block_of_counted_lines() -> None:
@@ -77,7 +56,7 @@ def test_code_written_for_a_markdown_section_comes_back_as_a_fenced_block() -> N
     comments = REPLY.replace(WORKER, "    # post the delivery")
     comments = comments.replace("async def deliver(ctx: dict, delivery_id: int) -> None:\n", "")
     provider = FakeProvider([comments, f"```python\n{WRITTEN}\n```\n"])
-    result = _draft(provider)
+    result = draft_markdown(provider)
     [_, write] = provider.requests
     assert write.prompt_id == "write_code" and write.reply_format == "markdown"
     _, held = code_reply_lines(SECTION.parts[3].max_chars, None)
@@ -90,7 +69,7 @@ def test_code_written_for_a_markdown_section_comes_back_as_a_fenced_block() -> N
 def test_code_that_does_not_parse_is_repaired_as_a_fenced_block() -> None:
     broken = REPLY.replace(WORKER, '    print(f"posting {delivery_id}"')
     provider = FakeProvider([broken, f"```python\n{WRITTEN}\n```\n"])
-    result = _draft(provider)
+    result = draft_markdown(provider)
     [_, repair] = provider.requests
     assert repair.prompt_id == "repair_code" and repair.reply_format == "markdown"
     assert "JSON" not in repair.messages[-1].content
@@ -105,7 +84,7 @@ def test_a_fenced_reply_that_reached_its_lines_loses_the_last_one() -> None:
     _, held = code_reply_lines(SECTION.parts[3].max_chars, None)
     lines = [f"x{i} = {i}" for i in range(held - 1)] + ["is_act"]
     provider = FakeProvider([comments, "```python\n" + "\n".join(lines) + "\n```\n"])
-    result = _draft(provider)
+    result = draft_markdown(provider)
     assert result.content["worker"]["code"] == "\n".join(lines[:-1])
 
 

@@ -19,7 +19,7 @@ from agent.draft.markdown_reply import (
     read_markdown,
     shorten,
 )
-from agent.draft.plan import SectionFacts
+from agent.draft.plan import SectionDraft, SectionFacts
 from agent.draft.sections import draft_section
 from agent.providers.anthropic import AnthropicProvider
 from agent.providers.base import Message, Reply, Request, with_schema_in_text
@@ -278,19 +278,26 @@ def test_llama_cpp_parses_markdown_grammars() -> None:
     assert _llama_parses([*grammars, "root ::= missing-rule\n"]) == [True] * len(grammars) + [False]
 
 
-def test_a_markdown_draft_asks_with_its_grammar_and_no_schema() -> None:
-    provider = FakeProvider(replies=[REPLY])
+def draft_markdown(provider: FakeProvider, facts: SectionFacts | None = None) -> SectionDraft:
+    """`SECTION` drafted as markdown from `provider`'s replies."""
     messages = [Message(role="system", content="TDD"), Message(role="user", content="Write it.")]
-    draft = asyncio.run(
+    return asyncio.run(
         draft_section(
             provider,
             get_template("tid"),
             SECTION,
             messages,
             max_tokens=1600,
-            facts=SectionFacts(headings={"2. Delivery Flow": [], "4. Data Model": []}),
+            facts=facts or SectionFacts(),
             markdown=True,
         )
+    )
+
+
+def test_a_markdown_draft_asks_with_its_grammar_and_no_schema() -> None:
+    provider = FakeProvider(replies=[REPLY])
+    draft = draft_markdown(
+        provider, SectionFacts(headings={"2. Delivery Flow": [], "4. Data Model": []})
     )
     [request] = provider.requests
     assert request.reply_format == "markdown" and request.grammar.startswith("root ::= ")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -69,20 +70,28 @@ def repair_model(max_chars: int) -> type[BaseModel]:
     )
 
 
+@dataclass(frozen=True)
+class CodeAsks:
+    """What every code call of one section shares: the provider, the section and its
+    template, its system message (the prefix every call reuses), the reply limit,
+    progress, and whether code comes back as one fenced block (`markdown`: the
+    section was drafted as markdown) or as a JSON string."""
+
+    provider: Provider
+    template: Template
+    section: Section
+    system: Message
+    max_tokens: int
+    on_event: Progress = quiet
+    markdown: bool = False
+
+    @property
+    def heading(self) -> str:
+        return section_heading(self.template, self.section)
+
+
 async def _code_call(
-    provider: Provider,
-    prompt: PromptFile,
-    section: Section,
-    heading: str,
-    part: Part,
-    language: str,
-    system: Message,
-    max_chars: int,
-    *,
-    max_tokens: int,
-    on_event: Progress,
-    markdown: bool,
-    **values: str,
+    asks: CodeAsks, prompt: PromptFile, part: Part, language: str, max_chars: int, **values: str
 ) -> tuple[str, str, list[CallRecord]]:
     """One call asking for a block of `language` again: the code it gave (unfenced,
     mechanical slips undone; "" for none), why there is none, and the calls.
@@ -92,8 +101,9 @@ async def _code_call(
     string of at most `limit` characters, or, `markdown`, one fenced block held
     to lines by a grammar, so nothing in it is JSON-escaped.
     """
+    provider, max_tokens = asks.provider, asks.max_tokens
     reading: MarkdownReply | None = None
-    if markdown:
+    if asks.markdown:
         lines, held = code_reply_lines(max_chars, schema_budget(provider, max_tokens))
         model = repair_model(held * (CODE_LINE_CHARS + 1))
         reading = MarkdownReply(
@@ -113,7 +123,7 @@ async def _code_call(
             prompt.user,
             language=language,
             part_title=part.title,
-            section_heading=heading,
+            section_heading=asks.heading,
             lines=str(lines),
             reply=reply,
             **values,
@@ -123,12 +133,12 @@ async def _code_call(
         provider,
         prompt,
         model,
-        [system, ask],
-        label=f"{section.id}.{part.id}",
+        [asks.system, ask],
+        label=f"{asks.section.id}.{part.id}",
         schema_name="repaired_code",
         max_tokens=max_tokens,
         json_schema=model.model_json_schema(),
-        on_event=on_event,
+        on_event=asks.on_event,
         markdown=reading,
     )
     raw = str(getattr(parsed, "code", "")) if parsed else ""
@@ -136,7 +146,7 @@ async def _code_call(
     # A reply can make the same slips as the draft (one line, a path line).
     code = restore_code(language, code) or code
     # Stopped at its bound (lines, or characters), maybe on a piece of a name, which parses.
-    if (raw.count("\n") + 1 >= held) if markdown else stopped_at(len(raw), held):
+    if (raw.count("\n") + 1 >= held) if asks.markdown else stopped_at(len(raw), held):
         code = without_last_line(language, code)
     return code, why or "no code", calls
 
@@ -152,36 +162,23 @@ def _unmarked(code: str) -> str:
 
 
 async def _repair_block(
-    provider: Provider,
-    prompt: PromptFile,
-    section: Section,
-    heading: str,
-    system: Message,
-    block: BrokenCode,
-    *,
-    max_tokens: int,
-    on_event: Progress,
-    markdown: bool,
+    asks: CodeAsks, prompt: PromptFile, block: BrokenCode
 ) -> tuple[str, str | None, list[CallRecord]]:
     """One repair call for one block: the code it gave, what is still wrong (None: it
     parses), and the calls."""
     part = block.part
-    on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {block.error}; repairing"))
+    asks.on_event(
+        Event(kind="retry", section=asks.section.id, detail=f"{part.id}: {block.error}; repairing")
+    )
     # Twice the part's bound: a block cut at its bound, asked to be whole in the
     # same room, was cut again (Qwen2.5-Coder-1.5B: 6 of 8 repairs dropped).
     # The fit still holds the reply within max_tokens.
     fixed, why, calls = await _code_call(
-        provider,
+        asks,
         prompt,
-        section,
-        heading,
         part,
         block.language,
-        system,
         2 * part.max_chars,
-        max_tokens=max_tokens,
-        on_event=on_event,
-        markdown=markdown,
         error=block.error,
         code=_unmarked(block.code).strip("\n"),
         first_line=first_line(block.code),
@@ -193,16 +190,7 @@ async def _repair_block(
 
 
 async def write_hollow(
-    provider: Provider,
-    template: Template,
-    section: Section,
-    system: Message,
-    content: dict[str, Any],
-    *,
-    max_tokens: int,
-    on_event: Progress = quiet,
-    only: set[str] | None = None,
-    markdown: bool = False,
+    asks: CodeAsks, content: dict[str, Any], only: set[str] | None = None
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code parts with no code of their own get one call for the code they should show.
 
@@ -215,6 +203,7 @@ async def write_hollow(
     """
     notes: list[str] = []
     calls: list[CallRecord] = []
+    section = asks.section
     hollow = [h for h in hollow_parts(section, content) if only is None or h.part.id in only]
     content = copy.deepcopy(content) if hollow else content
     prompt = load_prompt(WRITE_PROMPT_ID)
@@ -222,19 +211,13 @@ async def write_hollow(
         part = found.part
         shown = _unmarked(unfence(str(content[part.id].get("code", "")))).strip("\n") or "(empty)"
         what = _FOUND[found.found]
-        on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {what}"))
+        asks.on_event(Event(kind="retry", section=section.id, detail=f"{part.id}: {what}"))
         code, _, more = await _code_call(
-            provider,
+            asks,
             prompt,
-            section,
-            section_heading(template, section),
             part,
             part.language,
-            system,
             part.max_chars,
-            max_tokens=max_tokens,
-            on_event=on_event,
-            markdown=markdown,
             found=fill(
                 prompt.cases[found.found],
                 language=part.language,
@@ -309,15 +292,7 @@ def _stands_for(original: str, fixed: str) -> bool:
 
 
 async def repair_code(
-    provider: Provider,
-    template: Template,
-    section: Section,
-    system: Message,
-    content: dict[str, Any],
-    *,
-    max_tokens: int,
-    on_event: Progress = quiet,
-    markdown: bool = False,
+    asks: CodeAsks, content: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code that does not parse gets one repair call per block; still broken, it is dropped.
 
@@ -333,30 +308,19 @@ async def repair_code(
     code, and carries a `dropped` note the document shows in its place; a
     dropped block in text becomes that note.
     """
-    broken = broken_code(section, content)
+    broken = broken_code(asks.section, content)
     if not broken:
         return content, [], []
     prompt = load_prompt(REPAIR_PROMPT_ID)
     notes: list[str] = []
     calls: list[CallRecord] = []
     content = copy.deepcopy(content)
-    heading = section_heading(template, section)
     for block in broken:
         mended = _mend_without_call(content, block)
         if mended is not None:
             notes.append(mended)
             continue
-        fixed, still, more = await _repair_block(
-            provider,
-            prompt,
-            section,
-            heading,
-            system,
-            block,
-            max_tokens=max_tokens,
-            on_event=on_event,
-            markdown=markdown,
-        )
+        fixed, still, more = await _repair_block(asks, prompt, block)
         calls += more
         notes.append(_settle(content, block, fixed, still))
     return content, notes, calls
@@ -432,15 +396,7 @@ def _kept_prefix(block: BrokenCode, fixed: str) -> str | None:
 
 
 async def settle_code(
-    provider: Provider,
-    template: Template,
-    section: Section,
-    system: Message,
-    content: dict[str, Any],
-    *,
-    max_tokens: int,
-    on_event: Progress = quiet,
-    markdown: bool = False,
+    asks: CodeAsks, content: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
     """Code parts with no code of their own written (`write_hollow`), then code that
     does not parse repaired or dropped (`repair_code`): the content, notes and calls.
@@ -454,29 +410,11 @@ async def settle_code(
     async def settle(
         content: dict[str, Any], only: set[str] | None
     ) -> tuple[dict[str, Any], list[str], list[CallRecord]]:
-        content, written, calls = await write_hollow(
-            provider,
-            template,
-            section,
-            system,
-            content,
-            max_tokens=max_tokens,
-            on_event=on_event,
-            only=only,
-            markdown=markdown,
-        )
-        content, repaired, more = await repair_code(
-            provider,
-            template,
-            section,
-            system,
-            content,
-            max_tokens=max_tokens,
-            on_event=on_event,
-            markdown=markdown,
-        )
+        content, written, calls = await write_hollow(asks, content, only)
+        content, repaired, more = await repair_code(asks, content)
         return content, [*written, *repaired], [*calls, *more]
 
+    section = asks.section
     asked = {h.part.id for h in hollow_parts(section, content)}
     content, notes, calls = await settle(content, None)
     again = {h.part.id for h in hollow_parts(section, content)} - asked

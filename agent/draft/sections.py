@@ -36,7 +36,7 @@ from agent.draft.calls import (
     structured_call,
 )
 from agent.draft.checkpoint import SectionCheckpoint, draft_key
-from agent.draft.code_repair import repair_code, settle_code
+from agent.draft.code_repair import CodeAsks, repair_code, settle_code
 from agent.draft.markdown_reply import based_on, markdown_grammar, markdown_shape, read_markdown
 from agent.draft.plan import (
     MARKDOWN_PROMPT_ID,
@@ -262,16 +262,8 @@ async def _made_whole(
         on_event=on_event,
         fitted=not markdown,
     )
-    content, code_notes, more = await settle_code(
-        provider,
-        template,
-        section,
-        messages[0],
-        content,
-        max_tokens=max_tokens,
-        on_event=on_event,
-        markdown=markdown,
-    )
+    asks = CodeAsks(provider, template, section, messages[0], max_tokens, on_event, markdown)
+    content, code_notes, more = await settle_code(asks, content)
     content, fact_notes = with_facts(section, content, facts)
     return content, [*notes, *code_notes, *fact_notes], [*calls, *more]
 
