@@ -10,6 +10,7 @@ from agent.draft.code_reply import (
     code_reply_grammar,
     code_reply_lines,
     read_code_reply,
+    rejoined,
 )
 from agent.draft.markdown_reply import read_markdown
 from agent.draft.prompting import load_prompt
@@ -102,9 +103,15 @@ def test_a_line_the_grammar_ended_at_its_bound_is_joined_to_the_next() -> None:
     line = url + "h" * (CODE_LINE_CHARS - len(url) - 9) + 'ost:5432/relay")'
     forced = line[:CODE_LINE_CHARS] + "\n" + line[CODE_LINE_CHARS:]
     block = f"```python\nimport os\n\n\nclass Settings:\n{forced}\n    x = 1\n```\n"
-    assert read_code_reply(block) == f"import os\n\n\nclass Settings:\n{line}\n    x = 1"
+    assert rejoined(read_code_reply(block)) == f"import os\n\n\nclass Settings:\n{line}\n    x = 1"
     section = REPLY.replace(WORKER, forced)
     content, _ = read_markdown(SECTION, section, _schema())
     assert line in content["worker"]["code"].split("\n")
     # A line shorter than the bound ends where the model ended it.
-    assert read_code_reply("```python\nx = (1,\n     2)\n```\n") == "x = (1,\n     2)"
+    assert rejoined("x = (1,\n     2)") == "x = (1,\n     2)"
+    # Written for a code call: joined too, and its lines counted before joining.
+    comments = REPLY.replace(WORKER, "    # post the delivery")
+    comments = comments.replace("async def deliver(ctx: dict, delivery_id: int) -> None:\n", "")
+    written = f"async def deliver(ctx, delivery_id):\n{forced}\n    return DATABASE_URL"
+    provider = FakeProvider([comments, f"```python\n{written}\n```\n"])
+    assert line in draft_markdown(provider).content["worker"]["code"].split("\n")

@@ -52,6 +52,7 @@ from agent.draft.code_reply import (
     code_reply_grammar,
     code_reply_lines,
     read_code_reply,
+    rejoined,
 )
 from agent.draft.prompting import PromptFile, fill, lines_for, load_prompt
 from agent.providers.base import Message, Provider, fitted_schema, schema_budget
@@ -142,7 +143,8 @@ async def _code_call(
         markdown=reading,
     )
     raw = str(getattr(parsed, "code", "")) if parsed else ""
-    code = unfence(raw).strip("\n")
+    # Lines as the grammar counted them, for the bound; then as the model wrote them.
+    code = rejoined(raw) if asks.markdown else unfence(raw).strip("\n")
     # A reply can make the same slips as the draft (one line, a path line).
     code = restore_code(language, code) or code
     # Stopped at its bound (lines, or characters), maybe on a piece of a name, which parses.

@@ -2,7 +2,7 @@
 holds code in (a section's code parts, and the code calls of a section drafted as
 markdown), its bounds in lines, and the code read back out of it.
 
-Imports draft prompting and the providers' grammar tools."""
+Imports core templates, draft prompting and the providers' grammar tools."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def code_reply_grammar(language: str, lines: int) -> str:
 
 
 def read_code_reply(text: str) -> str:
-    """The code of a reply asked for as one fenced block.
+    """The code of a reply asked for as one fenced block, its lines as the grammar
+    counted them (`rejoined` puts back the lines it ended at their bound).
 
     The first fenced block (to its closing fence, or to the end of a reply cut
     before it); a reply with no fence is all code. Servers without a grammar
@@ -71,7 +72,7 @@ def read_code_reply(text: str) -> str:
         lines = lines[opening + 1 :]
         closing = next((i for i, line in enumerate(lines) if line.strip() == "```"), len(lines))
         lines = lines[:closing]
-    return rejoined("\n".join(lines).strip("\n"))
+    return "\n".join(lines).strip("\n")
 
 
 def rejoined(code: str) -> str:

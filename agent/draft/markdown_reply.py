@@ -4,7 +4,8 @@ reading it into the section's fields (docs/embedded.md, "Sections as markdown").
 One sub-heading per part, and under it the part's kind (prose, list items, a fenced
 block after its intro, a pipe table, files, boxes and arrows). Strings longer than
 the schema allows end at their last whole sentence inside it, lists at their last
-allowed item, each with a note. Imports core, providers and draft prompting."""
+allowed item, each with a note. Imports core, providers and the draft stage's code
+replies (`code_reply`)."""
 
 from __future__ import annotations
 
