@@ -77,7 +77,11 @@ def read_code_reply(text: str) -> str:
 
 def rejoined(code: str) -> str:
     """Code without the line breaks the grammar forced: a line at `CODE_LINE_CHARS`
-    was ended by the bound, and the model wrote on after it on the next line."""
+    was ended by the bound, and the model wrote on after it on the next line.
+
+    Without a grammar (a cloud model asked for markdown) a line of exactly that
+    length is the model's own, and would be joined wrongly: rare enough to leave.
+    """
     lines: list[str] = []
     glue = False
     for line in code.split("\n"):
