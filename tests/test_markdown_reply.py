@@ -139,7 +139,7 @@ def test_the_grammar_accepts_the_shape_it_asks_for_and_nothing_else() -> None:
 
 def test_the_grammar_bounds_code_by_lines() -> None:
     worker = SECTION.parts[3]
-    lines = code_lines_bound(worker)
+    lines = code_lines_bound(worker.max_chars)
     recognizer = Recognizer(markdown_grammar(SECTION, _schema()))
     body = "\n".join(f"    x{i} = {i}" for i in range(lines - 2))
     fits = REPLY.replace('    await ctx["service"].deliver(delivery_id)', body)
@@ -344,7 +344,7 @@ def test_a_small_reply_limit_fits_the_grammar_as_a_json_reply_is_fitted() -> Non
         // (CODE_LINE_CHARS + 1)
         for name, s in (("roomy", roomy), ("tight", tight))
     }
-    assert lines["roomy"] == code_lines_bound(worker)
+    assert lines["roomy"] == code_lines_bound(worker.max_chars)
     assert 4 <= lines["tight"] < lines["roomy"]
     assert tight["properties"]["summary"]["maxLength"] < roomy["properties"]["summary"]["maxLength"]
     # A reply within the fitted bounds still validates against the model.

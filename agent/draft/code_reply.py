@@ -2,11 +2,11 @@
 holds code in (a section's code parts, and the code calls of a section drafted as
 markdown), its bounds in lines, and the code read back out of it.
 
-Imports core templates, draft prompting and the providers' grammar tools."""
+Imports core markdown, draft prompting and the providers' grammar tools."""
 
 from __future__ import annotations
 
-from agent.core.templates import Part
+from agent.core.markdown import parse
 from agent.draft.prompting import CHARS_PER_LINE, lines_for
 from agent.providers.grammar import GrammarRules, gbnf_literal
 
@@ -21,14 +21,20 @@ CODE_LINE_CHARS = 200
 TYPICAL_LINE = CHARS_PER_LINE + 1
 
 
-def code_lines_bound(part: Part) -> int:
-    """The most lines a markdown reply's code block may run to, before any fitting."""
-    return max(MIN_CODE_LINES, 3 * lines_for(part.max_chars))
+def code_lines_bound(max_chars: int) -> int:
+    """The most lines a markdown reply's code block asked for at `max_chars` may run
+    to, before any fitting: three times the lines asked for, 12 at least."""
+    return max(MIN_CODE_LINES, 3 * lines_for(max_chars))
+
+
+def fitted_lines(chars: int) -> int:
+    """The lines a fitted bound of `chars` holds, at 41 characters a line (4 at least)."""
+    return max(4, chars // TYPICAL_LINE)
 
 
 def fenced(g: GrammarRules, language: str, lines: int) -> str:
-    """One fenced block of `language`: 1 to `lines` lines of at most 200 characters, none
-    starting with a backtick (the fence ends it)."""
+    """One fenced block of `language`: 1 to `lines` lines of at most `CODE_LINE_CHARS`,
+    none starting with a backtick (the fence ends it)."""
     line = g.rule(
         "code-line",
         g.seq(g.optional(g.seq("[^`\\n]", g.chars(0, CODE_LINE_CHARS - 1, "[^\\n]"))), '"\\n"'),
@@ -44,11 +50,10 @@ def code_reply_lines(max_chars: int, budget: int | None) -> tuple[int, int]:
     section's code is, to three times that (12 at least), fitted to `budget`
     at 41 characters a line so the reply ends within max_tokens.
     """
-    asked = lines_for(max_chars)
-    held = max(MIN_CODE_LINES, 3 * asked)
+    held = code_lines_bound(max_chars)
     if budget is not None:
-        held = min(held, max(4, budget // TYPICAL_LINE))
-    return min(asked, held), held
+        held = min(held, fitted_lines(budget))
+    return min(lines_for(max_chars), held), held
 
 
 def code_reply_grammar(language: str, lines: int) -> str:
@@ -63,16 +68,11 @@ def read_code_reply(text: str) -> str:
     counted them (`rejoined` puts back the lines it ended at their bound).
 
     The first fenced block (to its closing fence, or to the end of a reply cut
-    before it); a reply with no fence is all code. Servers without a grammar
-    let prose in around the block: it is not code.
+    before it, as markdown reads one); a reply with no fence is all code.
+    Servers without a grammar let prose in around the block: it is not code.
     """
-    lines = text.strip("\n").split("\n")
-    opening = next((i for i, line in enumerate(lines) if line.startswith("```")), None)
-    if opening is not None:
-        lines = lines[opening + 1 :]
-        closing = next((i for i, line in enumerate(lines) if line.strip() == "```"), len(lines))
-        lines = lines[:closing]
-    return "\n".join(lines).strip("\n")
+    fences = parse(text).fences
+    return (fences[0].code if fences else text).strip("\n")
 
 
 def rejoined(code: str) -> str:

@@ -22,6 +22,7 @@ from agent.draft.code_reply import (
     TYPICAL_LINE,
     code_lines_bound,
     fenced,
+    fitted_lines,
     rejoined,
 )
 from agent.providers.fitting import fit_schema, resolve_ref
@@ -306,7 +307,7 @@ def _loose(section: Section, line_chars: int) -> Section:
     """`section` with twice each part's characters, and code at `line_chars` a line."""
     parts = [
         p.model_copy(
-            update={"max_chars": code_lines_bound(p) * line_chars}
+            update={"max_chars": code_lines_bound(p.max_chars) * line_chars}
             if p.kind == "code"
             else {"max_chars": p.max_chars * 2}
         )
@@ -335,7 +336,7 @@ def markdown_shape(
     for part in section.parts:
         if part.kind == "code":
             node = resolve_ref(bounds["properties"][part.id], defs)["properties"]["code"]
-            lines = max(4, int(node["maxLength"]) // TYPICAL_LINE)
+            lines = fitted_lines(int(node["maxLength"]))
             node["maxLength"] = lines * (CODE_LINE_CHARS + 1)
     bounds["properties"]["tdd_refs"] = copy.deepcopy(estimate["properties"]["tdd_refs"])
     return model, bounds
