@@ -89,7 +89,7 @@ def test_known_sections_render_to_known_markdown() -> None:
         "Exports invoices.\n\n"
         "## 1. Code Structure\n\n"
         "### Directory Structure\n\n"
-        "The package:\nFile: `billing/`\n\n"
+        "The package:\n\nFile: `billing/`\n\n"
         "```text\nbilling/\n  export.py\n```\n\n"
         "### Steps\n\n"
         "- Write the model\n- Add the endpoint\n\n"

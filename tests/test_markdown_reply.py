@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.core.templates import Part, Section, get_template
+from agent.core.models import run_defaults
+from agent.core.templates import INTRO_CHARS, Part, Section, get_template
 from agent.draft.calls import MarkdownReply, read_reply
 from agent.draft.code_reply import CODE_LINE_CHARS, code_lines_bound
 from agent.draft.markdown_reply import (
@@ -24,6 +25,8 @@ from agent.draft.sections import draft_section
 from agent.providers.anthropic import AnthropicProvider
 from agent.providers.base import Message, Reply, Request, with_schema_in_text
 from agent.providers.fake import FakeProvider
+from agent.providers.fitting import char_budget, resolve_ref
+from agent.providers.local.catalog import chars_per_token
 from agent.providers.openai import OpenAIProvider
 from tests.test_grammar import HAS_LLAMA, Recognizer, _llama_parses
 
@@ -154,6 +157,34 @@ def test_a_list_item_goes_on_over_its_indented_lines() -> None:
     reply = REPLY.replace("`FOR UPDATE SKIP LOCKED`, then", "`FOR UPDATE SKIP LOCKED`,\n  then")
     content, _ = read_markdown(SECTION, reply, _schema())
     assert content["steps"][1] == "Claim it with `FOR UPDATE SKIP LOCKED`, then post it."
+
+
+@pytest.mark.parametrize("name", ["tid", "spec"])
+def test_a_code_intro_has_room_for_what_its_ask_states(name: str) -> None:
+    # The ask states words_for(INTRO_CHARS), two thirds of the template's bound;
+    # the grammar must let that through at the embedded default's reply limit.
+    # Held to their fitted bound, the README's runs of 2026-12-04 had 3 and 9
+    # intros cut at 162-202 characters and trimmed.
+    budget = char_budget(run_defaults("local").max_tokens, chars_per_token("local"))
+    for section in get_template(name).sections:
+        schema = _schema(section, budget)
+        defs = schema.get("$defs", {})
+        for part in section.parts:
+            if part.kind == "code":
+                node = resolve_ref(schema["properties"][part.id], defs)["properties"]["intro"]
+                room = int(resolve_ref(node, defs)["maxLength"])
+                assert room >= INTRO_CHARS, (section.id, part.id, room)
+
+
+def test_an_intro_past_the_templates_bound_is_read_whole_and_valid() -> None:
+    # Held to twice the template's bound, as every other string of a markdown reply.
+    intro = ("The worker claims one delivery and posts it to its endpoint. " * 7).strip()
+    assert INTRO_CHARS < len(intro) < 2 * INTRO_CHARS
+    reply = REPLY.replace("The worker claims one delivery and posts it.", intro)
+    content, notes = read_markdown(SECTION, reply, _schema())
+    assert content["worker"]["intro"] == intro
+    assert not [n for n in notes if "intro" in n]
+    markdown_shape(SECTION, False, None)[0].model_validate(content)
 
 
 def test_based_on_keeps_the_grammars_bound_not_a_fitted_one() -> None:

@@ -254,7 +254,7 @@ def table_rows(
             yield part, [r for r in rows if isinstance(r, dict)]  # pyright: ignore[reportUnknownVariableType]
 
 
-def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
+def _part_type(section: Section, part: Part, intro_chars: int) -> tuple[Any, Any]:
     desc = f"{part.title}: {part.guidance}"
     limit = part.max_chars
     if part.kind == "text":
@@ -271,7 +271,7 @@ def _part_type(section: Section, part: Part) -> tuple[Any, Any]:
             __config__=ConfigDict(extra="forbid"),
             intro=(
                 str,
-                Field(description="one or two sentences before the code", max_length=INTRO_CHARS),
+                Field(description="one or two sentences before the code", max_length=intro_chars),
             ),
             path=(
                 str,
@@ -361,7 +361,9 @@ def _tree_type(section: Section, part: Part, desc: str) -> tuple[Any, Any]:
     )
 
 
-def section_model(section: Section, cites: bool = False) -> type[BaseModel]:
+def section_model(
+    section: Section, cites: bool = False, intro_chars: int = INTRO_CHARS
+) -> type[BaseModel]:
     """The pydantic model one section's LLM call must return.
 
     One field per template part, in template order, plus `tdd_refs`: the TDD
@@ -369,7 +371,7 @@ def section_model(section: Section, cites: bool = False) -> type[BaseModel]:
     the research notes it used, which the References appendix lists. Every list
     and string is bounded so small models cannot loop until max_tokens.
     """
-    fields: dict[str, Any] = {p.id: _part_type(section, p) for p in section.parts}
+    fields: dict[str, Any] = {p.id: _part_type(section, p, intro_chars) for p in section.parts}
     fields["tdd_refs"] = (
         list[Annotated[str, Field(max_length=80)]],
         Field(

@@ -76,7 +76,9 @@ def render_part(part: Part, value: Any) -> str:
             lines += ["", f"> **Note:** {dropped}"] if lines else [f"> **Note:** {dropped}"]
             return "\n".join(lines)
         if path:
-            lines.append(f"File: `{path}`")
+            # A line of its own: written under the intro, markdown ran the two
+            # into one paragraph ("... as follows: File: relay/worker.py").
+            lines += ["", f"File: `{path}`"] if lines else [f"File: `{path}`"]
         if lines:
             lines.append("")
         lines.append(f"{fence}{part.language}\n{code}\n{fence}")
