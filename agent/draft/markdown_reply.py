@@ -324,9 +324,9 @@ def markdown_shape(
     Only the prompt states a part's size; the grammar holds strings to twice the
     template's bounds and code to lines of at most 200 characters. With `budget`
     (`schema_budget`) the bounds are fitted as a JSON reply's are, lines counted
-    at 41 characters and intros at the template's bound, so a reply ends within
-    max_tokens; code is then held by its lines, never cut by characters, and an
-    intro to twice its fitted bound. "Based on" keeps the section model's bound
+    at 41 characters and intros at the template's bound, so a typical reply ends
+    within max_tokens; code is then held by its lines, never cut by characters,
+    and an intro to twice its fitted bound. "Based on" keeps the section model's bound
     (`section_model`, never fitted): `based_on` reads it against the TDD's
     headings, and shortened first it lost the heading it named.
     """
@@ -340,10 +340,10 @@ def markdown_shape(
             lines = fitted_lines(int(fields["code"]["maxLength"]))
             fields["code"]["maxLength"] = lines * (CODE_LINE_CHARS + 1)
             # An intro is fitted at the template's bound (half again the words
-            # its ask states), then given twice that, as every other string:
-            # held to the fitted bound itself, 162-244 characters, 3 to 9
-            # intros a run were cut there and trimmed. Doubled before the fit,
-            # it took table rows and code lines from the rest of the section.
+            # its ask states), then held to twice its fitted bound. Held to the
+            # fitted bound itself, 162-244 characters, 3 to 9 intros a run were
+            # cut there and trimmed; doubled before the fit, as the other
+            # strings are, it took table rows and code lines from the section.
             fields["intro"]["maxLength"] = 2 * int(fields["intro"]["maxLength"])
     bounds["properties"]["tdd_refs"] = copy.deepcopy(estimate["properties"]["tdd_refs"])
     return model, bounds
