@@ -171,8 +171,8 @@ def test_a_code_intro_has_room_for_what_its_ask_states(name: str) -> None:
         defs = schema.get("$defs", {})
         for part in section.parts:
             if part.kind == "code":
-                node = resolve_ref(schema["properties"][part.id], defs)["properties"]["intro"]
-                room = int(resolve_ref(node, defs)["maxLength"])
+                intro = resolve_ref(schema["properties"][part.id], defs)["properties"]["intro"]
+                room = int(intro["maxLength"])
                 assert room >= INTRO_CHARS, (section.id, part.id, room)
 
 

@@ -69,20 +69,16 @@ def render_part(part: Part, value: Any) -> str:
         path = str(value.get("path", "")).strip().replace("`", "'")
         code = unfence(str(value.get("code", ""))).strip("\n")
         fence = code_fence(code)
-        lines = [intro] if intro else []
+        paragraphs = [intro] if intro else []
         dropped = str(value.get("dropped", "")).strip()
         if dropped:
             # Drafting left out code that did not parse: say so, never ship it broken.
-            lines += ["", f"> **Note:** {dropped}"] if lines else [f"> **Note:** {dropped}"]
-            return "\n".join(lines)
+            return "\n\n".join([*paragraphs, f"> **Note:** {dropped}"])
         if path:
-            # A line of its own: written under the intro, markdown ran the two
-            # into one paragraph ("... as follows: File: relay/worker.py").
-            lines += ["", f"File: `{path}`"] if lines else [f"File: `{path}`"]
-        if lines:
-            lines.append("")
-        lines.append(f"{fence}{part.language}\n{code}\n{fence}")
-        return "\n".join(lines)
+            # A paragraph of its own: written on the line under the intro,
+            # markdown ran the two together ("... as follows: File: relay/worker.py").
+            paragraphs.append(f"File: `{path}`")
+        return "\n\n".join([*paragraphs, f"{fence}{part.language}\n{code}\n{fence}"])
     if part.kind == "diagram":
         return render_markdown(Diagram.model_validate(value))
     if part.kind == "tree":
